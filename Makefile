@@ -1,0 +1,49 @@
+# omnipianist — two commands on a fresh machine:
+#   make demo   create .venv, install the pinned dependencies, run the main job
+#   make test   same set-up, then the whole test suite (in a private network namespace)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.omnipianist-installed
+PYTEST_ARGS ?=
+
+.PHONY: all setup demo test test-fast bench lock lint clean
+all: test
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock setup.py setup.cfg package.xml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/omnipianist demo
+
+# The whole suite, slow tier included, inside a private network namespace with only loopback up.
+test: setup
+	tests/isolated.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the slow tier.
+test-fast: setup
+	tests/isolated.sh $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/omnipianist bench sim --json
+
+# Re-resolve requirements.txt into requirements.lock (needs the package registries).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements.txt
+	.venv-lock/bin/pip freeze --all | grep -v -E '^(-e|pip==|omnipianist)' \
+	  | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements.lock
+	rm -rf .venv-lock
+
+lint: setup
+	$(VENV)/bin/ruff check . || true
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,178 @@
+"""The ``omnipianist`` command line. Every command a script may call has ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omnipianist import __version__
+from omnipianist.cliutil import add_dataclass_args, dataclass_from_args, emit, progress
+from omnipianist.errors import OmnipianistError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_common(p: argparse.ArgumentParser, embodiment: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    if embodiment:
+        p.add_argument("--embodiment", default="shadow", choices=["shadow", "leap"],
+                       help="hand model (default: %(default)s)")
+        p.add_argument("--action-set", default="reduced", choices=["reduced", "full"],
+                       help="commanded joints: RP1M's reduced set or every actuator (default: %(default)s)")
+        p.add_argument("--forearm-z", action="store_true", help="add a vertical forearm slide (PianoMime)")
+
+
+# ---------------------------------------------------------------------------------------- info
+def cmd_info(args: argparse.Namespace) -> int:
+    from sim_training.env.observation import ObservationLayout
+    from sim_training.models.embodiment import embodiment_names, get_embodiment
+    from sim_training.models.scene import build_scene
+
+    out: dict[str, Any] = {"version": __version__, "embodiments": {}}
+    for name in embodiment_names():
+        emb = get_embodiment(name, args.action_set, args.forearm_z)
+        scene = build_scene(emb)
+        layout = ObservationLayout.for_embodiment(emb)
+        out["embodiments"][emb.key] = {
+            "model": scene.sizes(), "action_dim": emb.action_dim, "observation_dim": layout.size,
+            "fingertips": emb.n_fingertips, "hand_joints": len(emb.all_joint_names),
+            "observation_fields": {f.name: f.size for f in layout.fields},
+        }
+    lines = [f"omnipianist {__version__}"]
+    for key, v in out["embodiments"].items():
+        lines.append(f"  {key:8s} obs {v['observation_dim']:5d}  action {v['action_dim']:3d}  "
+                     f"fingertips {v['fingertips']:2d}  model {v['model']}")
+    emit(out, args.json, "\n".join(lines))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- sim
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Play a piece with a baseline policy (hold the home posture, or random actions)."""
+    import numpy as np
+
+    from sim_training.env.piano_env import EnvConfig, PianoEnv
+    from sim_training.metrics import onset_prf
+    from sim_training.models.embodiment import get_embodiment
+
+    emb = get_embodiment(args.embodiment, args.action_set, args.forearm_z)
+    env = PianoEnv(args.piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=args.stretch),
+                   render_mode="rgb_array" if args.video else None)
+    obs, _ = env.reset(seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    home = env.scene.ctrl_to_action(env.scene.home_ctrl)
+    frames = []
+    t0 = time.perf_counter()
+    ret = 0.0
+    for _ in progress(range(env.n_piece_steps), desc=f"{args.policy} on {args.piece}", disable=args.json):
+        action = home if args.policy == "home" else rng.uniform(-1, 1, emb.action_dim)
+        obs, r, term, trunc, _ = env.step(action)
+        ret += r
+        if args.video:
+            frames.append(env.render())
+        if term or trunc:
+            break
+    wall = time.perf_counter() - t0
+    m = env.episode_metrics()
+    active, *_ = env.episode_log()
+    onset = onset_prf(active, env.roll)
+    result = {"piece": args.piece, "embodiment": emb.key, "policy": args.policy, **m,
+              "onset_f1": onset.f1, "return": ret, "steps_per_s": m["steps"] / wall}
+    if args.video:
+        from omnipianist.media import write_video
+
+        result["video"] = write_video(frames, args.video, fps=env.metadata["render_fps"])
+    env.close()
+    emit(result, args.json, _format_play(result))
+    return 0
+
+
+def _format_play(r: dict[str, Any]) -> str:
+    return (f"{r['piece']} ({r['embodiment']}, {r['policy']}): F1 {r['f1']:.3f} "
+            f"(P {r['precision']:.3f} R {r['recall']:.3f}; note steps {r['note_step_f1']:.3f}; "
+            f"onset F1 {r['onset_f1']:.3f}; do-nothing F1 {r['do_nothing_f1']:.3f}) "
+            f"{r['steps']} steps at {r['steps_per_s']:.0f} steps/s")
+
+
+# ---------------------------------------------------------------------------------------- bench
+def cmd_bench_sim(args: argparse.Namespace) -> int:
+    from sim_training.env.bench import SimBenchConfig, run_sim_bench
+
+    result = run_sim_bench(dataclass_from_args(SimBenchConfig, args))
+    human = (f"sim bench ({result['embodiment']}, {result['model']}):\n"
+             f"  env      {result['env_steps_per_s']:8.1f} control steps/s\n"
+             f"  raw      {result['raw_mj_step_control_steps_per_s']:8.1f} control steps/s  "
+             f"env/raw {result['env_over_raw']:.3f} (target >= {result['targets']['env_over_raw']})\n"
+             f"  batched  {result['batched_steps_per_s']:8.1f} control steps/s  "
+             f"({result['batched_envs']} envs, {result['batched_threads']} threads) "
+             f"x{result['batched_over_single']:.2f} (target >= {result['targets']['batched_over_single']})\n"
+             f"  {'OK' if result['ok'] else 'MISSED TARGET'}")
+    emit(result, args.json, human)
+    return 0 if result["ok"] else 1
+
+
+# ---------------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from omnipianist.demo import run_demo
+
+    return run_demo(args)
+
+
+# ---------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnipianist", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Sim-to-real piano playing with two dexterous hands.")
+    parser.add_argument("--version", action="version", version=f"omnipianist {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="embodiments, model sizes and observation layouts")
+    _add_common(p, embodiment=False)
+    p.add_argument("--action-set", default="reduced", choices=["reduced", "full"])
+    p.add_argument("--forearm-z", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("sim", help="play a piece in the simulator with a baseline policy")
+    p.add_argument("piece", help="built-in piece name or a MIDI file")
+    _add_common(p)
+    p.add_argument("--policy", default="home", choices=["home", "random"],
+                   help="baseline: hold the home posture, or uniform random actions (default: %(default)s)")
+    p.add_argument("--stretch", type=float, default=1.0, help="time stretch (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--video", default=None, help="write an MP4 of the hands to this path")
+    p.set_defaults(func=cmd_sim)
+
+    bench = sub.add_parser("bench", help="benchmarks (print JSON with --json; exit 1 when a target is missed)")
+    bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    from sim_training.env.bench import SimBenchConfig
+
+    p = bsub.add_parser("sim", help="env vs raw mj_step control-steps/s, and batched speed-up")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_dataclass_args(p, SimBenchConfig)
+    p.set_defaults(func=cmd_bench_sim)
+
+    p = sub.add_parser("demo", help="the main job: what `make demo` runs")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", default="runs", help="output folder (default: %(default)s)")
+    p.add_argument("--piece", default="twinkle", help="piece to play (default: %(default)s)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except OmnipianistError as exc:
+        print(f"omnipianist: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("omnipianist: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""CLI helpers: flags generated from dataclass configs, JSON output, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _base_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0]) if len(args) == 1 else str
+    if origin is typing.Literal:
+        return type(typing.get_args(tp)[0])
+    return tp
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one ``--flag`` per scalar field of dataclass ``cls`` (default = the field's default)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        base = _base_type(tp)
+        if f.default is dataclasses.MISSING or base not in (int, float, str, bool):
+            continue
+        flag = "--" + (prefix + f.name).replace("_", "-")
+        doc = f.metadata.get("help", "")
+        if base is bool:
+            parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction,
+                                default=f.default, help=f"{doc} (default: %(default)s)")
+        else:
+            choices = typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
+            parser.add_argument(flag, dest=prefix + f.name, type=base, default=f.default, choices=choices,
+                                help=f"{doc} (default: %(default)s)")
+
+
+def dataclass_from_args(cls: type[T], args: argparse.Namespace, prefix: str = "", **overrides: Any) -> T:
+    """Build ``cls`` from the flags :func:`add_dataclass_args` added (plus explicit overrides)."""
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if hasattr(args, prefix + f.name):
+            values[f.name] = getattr(args, prefix + f.name)
+    values.update(overrides)
+    return cls(**values)
+
+
+def emit(result: dict[str, Any], as_json: bool, human: str | None = None) -> None:
+    """Print ``result`` as one JSON object (``--json``) or as readable text."""
+    if as_json:
+        json.dump(result, sys.stdout, default=_jsonable)
+        sys.stdout.write("\n")
+    else:
+        print(human if human is not None else json.dumps(result, indent=2, default=_jsonable))
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.asdict(x)
+    return str(x)
+
+
+def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", disable: bool = False) -> Any:
+    """A tqdm progress bar on stderr (disabled when stderr is not a terminal or when asked)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=disable or not sys.stderr.isatty(),
+                file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,20 @@
+"""Videos and images users look at (MP4 through imageio-ffmpeg, which ships its own ffmpeg)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20) -> str:
+    """Write RGB frames (H, W, 3) uint8 to an MP4 (H.264) and return the path."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8) as w:
+        for f in frames:
+            w.append_data(np.asarray(f))
+    return str(path)

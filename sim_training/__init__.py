@@ -1,0 +1,1 @@
+"""Simulation, fingering, experts, datasets and imitation learning for omnipianist."""
