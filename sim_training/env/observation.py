@@ -18,7 +18,8 @@ hand_joints           n_hand_joints              slides (m) + hand joints (rad),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,14 +37,13 @@ class ObsField:
     offset: int
     shape: tuple[int, ...]
     unit: str
+    size: int = field(init=False)
+    slice: slice = field(init=False)
 
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def slice(self) -> slice:
-        return slice(self.offset, self.offset + self.size)
+    def __post_init__(self) -> None:
+        size = math.prod(self.shape)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "slice", slice(self.offset, self.offset + size))
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,8 @@ def build_observation(
     obs = np.empty(layout.size, dtype=np.float32) if out is None else out
     parts = (goal, key_state, sustain_state, fingertip_xyz, hand_joints)
     for f, value in zip(layout.fields, parts):
-        arr = np.asarray(value, dtype=np.float32).reshape(-1)
+        arr = np.ravel(value)
         if arr.size != f.size:
             raise ValueError(f"observation field {f.name!r}: got {arr.size} values, layout expects {f.size}")
-        obs[f.slice] = arr
+        obs[f.slice] = arr  # float32 cast on assignment (same rounding as np.float32(value))
     return obs

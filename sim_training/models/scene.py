@@ -106,15 +106,13 @@ def build_spec(embodiment: Embodiment) -> mujoco.MjSpec:
     add_piano(spec)
 
     hand = embodiment.hand
-    off = np.asarray(hand.mount_to_home_fingertips_m, dtype=float)
     half_len = KEY_GEOMETRY.keyboard_length_m / 2
     total_mass = FOREARM_MASS_KG + 0.8
     kv = 2.0 * RAIL_DAMPING_RATIO * np.sqrt(RAIL_KP_N_PER_M * total_mass)
     for side in HAND_SIDES:
         p = SIDE_PREFIX[side]
-        # Mirror the fingertip offset's x for the left hand (the hand model mirrors itself).
-        off_x = off[0] if side == "right" else -off[0]
-        home = np.array([_home_x(HOME_PITCH[side], off_x), HOME_FINGERTIP_Y_M - off[1],
+        off = np.asarray(hand.home_fingertips_in_mount(side), dtype=float)
+        home = np.array([_home_x(HOME_PITCH[side], off[0]), HOME_FINGERTIP_Y_M - off[1],
                          pg.WHITE_KEY_HEIGHT_M + HOVER_ABOVE_WHITE_TOP_M - off[2]])
         carriage = spec.worldbody.add_body(name=p + "forearm", pos=home.tolist())
         carriage.add_geom(name=p + "forearm_geom", type=mujoco.mjtGeom.mjGEOM_CAPSULE,

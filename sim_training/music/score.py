@@ -212,6 +212,7 @@ def _parse(mid: mido.MidiFile, path: Path) -> Score:
     for ti, events in enumerate(timed):
         sounding: dict[tuple[int, int], tuple[float, int]] = {}
         pedal_down: dict[int, float] = {}
+        restruck: dict[tuple[int, int], int] = {}  # key -> tick of a re-strike of a sounding note
         for tick, msg in events:
             if msg.type not in ("note_on", "note_off", "control_change"):
                 continue
@@ -225,12 +226,16 @@ def _parse(mid: mido.MidiFile, path: Path) -> Score:
                     pedal.append((pedal_down.pop(msg.channel), t))
                 continue
             key = (msg.channel, msg.note)
+            is_on = msg.type == "note_on" and msg.velocity > 0
+            if not is_on and restruck.pop(key, None) == tick:
+                continue  # on-before-off at one tick: this off closed the note the on just ended
             if key in sounding:  # note_off, or a re-strike that ends the sounding note here
                 start, vel = sounding.pop(key)
-                is_duplicate = msg.type == "note_on" and msg.velocity > 0 and t == start
-                if not is_duplicate:
+                if not (is_on and t == start):  # the same pitch struck twice at once is one note
                     raw.append((ti, msg.channel, msg.note, start, t, vel))
-            if msg.type == "note_on" and msg.velocity > 0:
+                if is_on:
+                    restruck[key] = tick
+            if is_on:
                 sounding[key] = (t, msg.velocity)
         for (channel, pitch), (start, vel) in sounding.items():  # never closed
             raw.append((ti, channel, pitch, start, max(start, end_of_piece), vel))

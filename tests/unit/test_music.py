@@ -122,6 +122,13 @@ def test_overlapping_same_pitch_notes(tmp_path: Path) -> None:
     assert _close(_spans(score), [(60, 0.0, 0.5), (60, 0.5, 0.75)])
 
 
+def test_restrike_written_on_before_off_at_one_tick(tmp_path: Path) -> None:
+    # some writers put the new note_on before the old note_off at the same tick
+    events = [(0, _on(60)), (480, _on(60)), (480, _off(60)), (960, _off(60))]
+    score = load_midi(_write(tmp_path / "onoff.mid", [_track(events)]))
+    assert _close(_spans(score), [(60, 0.0, 0.5), (60, 0.5, 1.0)])
+
+
 def test_unclosed_notes_end_at_last_event(tmp_path: Path) -> None:
     events = [(0, _on(60)), (480, _on(67)), (960, _off(67)), (1920, _cc64(0))]
     score = load_midi(_write(tmp_path / "open.mid", [_track(events)]))

@@ -188,3 +188,14 @@ def test_total_reward_sums_weighted_terms() -> None:
         "energy",
         "total",
     }
+
+
+def test_fast_gaussian_path_equals_tolerance() -> None:
+    from sim_training.env.rewards import _gaussian_tolerance
+
+    x = np.linspace(-1.0, 1.5, 501)
+    np.testing.assert_allclose(
+        _gaussian_tolerance(x, 0.0, 0.05, 0.5),
+        tolerance(x, bounds=(0.0, 0.05), margin=0.5, sigmoid="gaussian"),
+        rtol=1e-12,
+    )

@@ -114,9 +114,7 @@ class HandBuilder:
     frame (which is the mount frame for bodies that are not rotated).
     """
 
-    def __init__(
-        self, spec: mujoco.MjSpec, side: str, prefix: str, *, visual: bool = True
-    ) -> None:
+    def __init__(self, spec: mujoco.MjSpec, side: str, prefix: str, *, visual: bool = True) -> None:
         check_side(side)
         self.spec = spec
         self.side = side
@@ -165,9 +163,12 @@ class HandBuilder:
         joint.pos = mirror_point(pos, self.side)
         joint.axis = mirror_axis(axis, self.side)
         joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE
-        joint.range = range_rad
+        # MjSpec reads joint ranges in degrees unless compiler.degree is False (the default is
+        # True, as in MJCF); follow whatever the caller's spec says.
+        scale = 180.0 / math.pi if self.spec.compiler.degree else 1.0
+        joint.range = (range_rad[0] * scale, range_rad[1] * scale)
         joint.armature = gains.armature
-        joint.damping = (gains.damping, 0.0, 0.0)  # 3.17: [linear, higher-order terms]
+        joint.damping = (gains.damping, 0.0, 0.0)  # 3.17 takes a 3-vector; linear term first
         return joint
 
     def _collision(self, geom: mujoco.MjsGeom, contype: int, conaffinity: int) -> None:
@@ -219,9 +220,7 @@ class HandBuilder:
         geom.rgba = HAND_RGBA
         return geom
 
-    def visual_box(
-        self, body: mujoco.MjsBody, pos: Sequence[float], half_m: Sequence[float]
-    ) -> mujoco.MjsGeom | None:
+    def visual_box(self, body: mujoco.MjsBody, pos: Sequence[float], half_m: Sequence[float]) -> mujoco.MjsGeom | None:
         """A visual-only box (no contact, no mass), skipped when visuals are off."""
         if not self.visual:
             return None
@@ -265,9 +264,7 @@ class HandBuilder:
         site.rgba = (0.9, 0.2, 0.2, 1.0)
         return site
 
-    def _actuator(
-        self, name: str, gains: JointGains, ctrl_range: tuple[float, float]
-    ) -> mujoco.MjsActuator:
+    def _actuator(self, name: str, gains: JointGains, ctrl_range: tuple[float, float]) -> mujoco.MjsActuator:
         act = self.spec.add_actuator()
         act.name = self.name(name)
         act.set_to_position(kp=gains.kp, kv=gains.kv)

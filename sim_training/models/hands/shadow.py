@@ -116,9 +116,7 @@ ACTUATOR_JOINTS: dict[str, tuple[str, ...]] = {
 """Actuators in the Menagerie / RoboPianist order, with the joints each one commands (sum)."""
 
 ACTUATOR_NAMES: tuple[str, ...] = tuple(ACTUATOR_JOINTS)
-REDUCED_ACTUATOR_NAMES: tuple[str, ...] = tuple(
-    a for a in ACTUATOR_NAMES if a not in ("THJ5", "THJ1", "LFJ5")
-)
+REDUCED_ACTUATOR_NAMES: tuple[str, ...] = tuple(a for a in ACTUATOR_NAMES if a not in ("THJ5", "THJ1", "LFJ5"))
 """RP1M's reduced action set (17): THJ5, THJ1 and LFJ5 held at home."""
 
 FINGERTIP_SITES: tuple[str, ...] = ("th_tip", "ff_tip", "mf_tip", "rf_tip", "lf_tip")
@@ -127,13 +125,14 @@ HOME_FINGER_RAD = {"J3": 0.5, "J2": 0.55, "J1": 0.55}
 """Pianist's curl: knuckle 29 deg, middle and distal 32 deg each, so the distal points down."""
 HOME_JOINT_ANGLES_RAD: dict[str, float] = {
     **{f"{f}{j}": v for f in FINGERS for j, v in HOME_FINGER_RAD.items()},
-    "THJ5": 0.55,
-    "THJ4": 1.1,
-    "THJ3": 0.0,
-    "THJ2": -0.25,
-    "THJ1": 0.4,
+    "THJ5": 0.59,
+    "THJ4": 0.77,
+    "THJ3": 0.03,
+    "THJ2": -0.12,
+    "THJ1": 0.2,
 }
-"""Hover posture: wrist level, fingers curled down, thumb tucked under the index knuckle."""
+"""Hover posture: wrist level, fingers curled down; thumb tip one key left of the index tip,
+4 cm nearer the player, at the same height (found by a small least-squares fit of THJ5..THJ2)."""
 
 
 def _finger(b: HandBuilder, parent: mujoco.MjsBody, f: str, pos: tuple[float, ...]) -> None:
@@ -209,9 +208,7 @@ def _thumb(b: HandBuilder, palm: mujoco.MjsBody) -> None:
         inertia=rod_inertia(TH_DISTAL_KG, TH_DISTAL_M, TH_DISTAL_R_M),
     )
     b.hinge(dist, "THJ1", (-1.0, 0.0, 0.0), THJ1_RANGE, THUMB_GAINS)
-    b.capsule(
-        dist, (0.0, 0.0, 0.0), (0.0, TH_DISTAL_M - TH_DISTAL_R_M, 0.0), TH_DISTAL_R_M, tip=True
-    )
+    b.capsule(dist, (0.0, 0.0, 0.0), (0.0, TH_DISTAL_M - TH_DISTAL_R_M, 0.0), TH_DISTAL_R_M, tip=True)
     b.site(dist, "th_tip", (0.0, TH_DISTAL_M, 0.0))
 
 
@@ -257,12 +254,30 @@ def build(b: HandBuilder, mount: mujoco.MjsBody) -> None:
         if len(joints) == 2:
             b.coupled_tendon_actuator(name, joints, COUPLED_GAINS, J0_RANGE)
             continue
-        joint = b.spec.joint(b.name(joints[0]))
-        gains = _gains_for(name)
-        b.joint_actuator(name, joints[0], gains, tuple(joint.range))
+        b.joint_actuator(name, joints[0], _gains_for(name), _range_for(joints[0]))
+
+
+def _range_for(joint: str) -> tuple[float, float]:
+    """The range (rad) of `joint`."""
+    if joint in _NAMED_RANGES:
+        return _NAMED_RANGES[joint]
+    return {"J4": J4_RANGE, "J3": J3_RANGE, "J2": J2_RANGE, "J1": J1_RANGE}[joint[2:]]
+
+
+_NAMED_RANGES = {
+    "WRJ2": WRJ2_RANGE,
+    "WRJ1": WRJ1_RANGE,
+    "LFJ5": LFJ5_RANGE,
+    "THJ5": THJ5_RANGE,
+    "THJ4": THJ4_RANGE,
+    "THJ3": THJ3_RANGE,
+    "THJ2": THJ2_RANGE,
+    "THJ1": THJ1_RANGE,
+}
 
 
 def _gains_for(actuator: str) -> JointGains:
+    """The gains of the single-joint actuator `actuator`."""
     if actuator == "WRJ2":
         return WRJ2_GAINS
     if actuator == "WRJ1":
