@@ -42,7 +42,7 @@ class BatchedPianoEnv:
               ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         seeds = seeds if seeds is not None else [None] * self.n_envs
         options = options if options is not None else [None] * self.n_envs
-        out = [env.reset(seed=s, options=o) for env, s, o in zip(self.envs, seeds, options)]
+        out = [env.reset(seed=s, options=o) for env, s, o in zip(self.envs, seeds, options, strict=True)]
         return np.stack([o for o, _ in out]), [i for _, i in out]
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
@@ -61,7 +61,7 @@ class BatchedPianoEnv:
         else:
             for fut in [self._pool.submit(run, g) for g in self._groups]:
                 fut.result()
-        obs, rew, term, trunc, infos = zip(*results)  # type: ignore[misc]
+        obs, rew, term, trunc, infos = zip(*results, strict=True)  # type: ignore[misc]
         return (np.stack(obs), np.asarray(rew), np.asarray(term), np.asarray(trunc), list(infos))
 
     def close(self) -> None:

@@ -130,7 +130,7 @@ def build_observation(
     """
     obs = np.empty(layout.size, dtype=np.float32) if out is None else out
     parts = (goal, key_state, sustain_state, fingertip_xyz, hand_joints)
-    for f, value in zip(layout.fields, parts):
+    for f, value in zip(layout.fields, parts, strict=True):
         arr = np.ravel(value)
         if arr.size != f.size:
             raise ValueError(f"observation field {f.name!r}: got {arr.size} values, layout expects {f.size}")

@@ -18,8 +18,15 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from sim_training.constants import (CLIP_STEPS, CONTROL_DT_S, GOAL_WIDTH, KEY_ACTIVE_TOLERANCE_RAD,
-                                    LOOKAHEAD_STEPS, NUM_KEYS, SUSTAIN_ACTIVE_THRESHOLD)
+from sim_training.constants import (
+    CLIP_STEPS,
+    CONTROL_DT_S,
+    GOAL_WIDTH,
+    KEY_ACTIVE_TOLERANCE_RAD,
+    LOOKAHEAD_STEPS,
+    NUM_KEYS,
+    SUSTAIN_ACTIVE_THRESHOLD,
+)
 from sim_training.env import rewards
 from sim_training.env.observation import ObservationLayout, build_observation
 from sim_training.fingering.assignment import assign_fingers

@@ -21,17 +21,17 @@ from typing import Literal
 
 import numpy as np
 import ot
+from scipy.optimize import linear_sum_assignment
+
+from sim_training.constants import NUM_KEYS
+
+__all__ = ["Assignment", "assign_fingers", "hand_side_mask"]
 
 try:  # POT's C++ network-simplex wrapper (what ot.emd calls after its checks)
     from ot.lp.emd_wrap import emd_c as _emd_c
 except ImportError:  # pragma: no cover - depends on the POT release
     _emd_c = None
 _EMD_MAX_ITER = 100_000
-from scipy.optimize import linear_sum_assignment
-
-from sim_training.constants import NUM_KEYS
-
-__all__ = ["Assignment", "assign_fingers", "hand_side_mask"]
 
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
 _EMPTY_FLOAT = np.zeros(0, dtype=np.float64)
