@@ -38,8 +38,7 @@ bench: setup
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet -r requirements.txt
-	.venv-lock/bin/pip freeze --all | grep -v -E '^(-e|pip==|omnipianist)' \
-	  | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements.lock
+	.venv-lock/bin/pip freeze --all | $(PYTHON) .ci/lock_filter.py > requirements.lock
 	rm -rf .venv-lock
 
 lint: setup
