@@ -7,8 +7,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE="$here/omnipianist/dds/fastdds_loopback.xml
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}"
-export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
-export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-osmesa}"
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export RAY_USAGE_STATS_ENABLED=0
 if [ "${OMNIPIANIST_NO_NETNS:-0}" = "1" ]; then
   exec "$@"

@@ -43,6 +43,7 @@ import random
 import re
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -521,15 +522,35 @@ def _part_notes(m21: Any, part: Any) -> list[tuple[float, float, int, int]]:
     return out
 
 
+def _parse_work(m21: Any, abs_path: str) -> Any:
+    """Parse a corpus file into one score.
+
+    An opus whose scores all have one title (the voices of one piece, as in the Josquin ABC
+    files) becomes one score with a part per voice; of any other opus the first score is used.
+    """
+    parsed = m21.converter.parse(abs_path)
+    if not isinstance(parsed, m21.stream.Opus):
+        return parsed
+    scores = list(parsed.scores)
+    titles = {sc.metadata.title if sc.metadata is not None else None for sc in scores}
+    if len(scores) < 2 or len(titles) != 1:
+        return scores[0]
+    merged = m21.stream.Score()
+    for sc in scores:
+        for part in sc.parts if sc.hasPartLikeStreams() else [sc]:
+            merged.insert(0, part)
+    return merged
+
+
 def _process_work(job: tuple[str, str, float, str]) -> _WorkResult:
     """Parse one corpus work and turn it into clips (worker-process entry point)."""
     source, abs_path, clip_s, piece_prefix = job
     res = _WorkResult(source=source)
     try:
         m21 = _import_music21()
-        parsed = m21.converter.parse(abs_path)
-        if isinstance(parsed, m21.stream.Opus):
-            parsed = parsed.scores[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # music21's notes on overfull measures and the like
+            parsed = _parse_work(m21, abs_path)
         parts = list(parsed.parts) if parsed.hasPartLikeStreams() else [parsed]
         staves = [p for p in parts if isinstance(p, m21.stream.PartStaff)]
         raw: list[tuple[float, float, int, int, str]] = []

@@ -1,0 +1,253 @@
+"""The OT/IK prior: a controller that plays from the score with no training.
+
+Every control step, from the observation alone (so the ROS node can run the same code):
+
+1. **Hands.** The keys due in the planning window (now + ``plan_steps``) go to the hand whose
+   reach covers them best (nearest hand centre, hands kept apart).
+2. **Forearms.** Each carriage target is the position closest to where it is now that puts every
+   key of its hand within the fingers' lateral span (the keys due soonest win when not all fit).
+3. **Fingers (OT).** Keys due now, and keys due next, are assigned to that hand's fingertips by
+   optimal transport (POT), the cost being the squared lateral distance from each finger's slot
+   at the planned carriage position (squared cost on a line ⇒ no finger crossing); a key held on
+   from the last step keeps its finger (temporal term).
+4. **Targets.** Fingers on keys due now press (below the key top); fingers on keys due next hover
+   just above them; free fingers lift. A finger descends only when laterally within
+   ``descend_gate_m`` of its key.
+5. **IK.** Damped least squares on the fingertip sites (:mod:`sim_training.fingering.ik`)
+   gives the hand actuator commands; the action is those plus the carriage targets and the
+   sustain pedal from the goal.
+
+Units: metres, radians, world frame (see ``sim_training.models.piano.geometry``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim_training.constants import HAND_SIDES, NUM_KEYS
+from sim_training.env.observation import ObservationLayout
+from sim_training.fingering.assignment import assign_fingers
+from sim_training.fingering.ik import FingertipIK, IKConfig
+from sim_training.models.embodiment import SIDE_PREFIX
+from sim_training.models.piano import KEY_GEOMETRY
+from sim_training.models.piano import geometry as pg
+from sim_training.models.scene import Scene
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """The prior's knobs (defaults chosen on the built-in pieces; per-piece search tunes them)."""
+
+    plan_steps: int = 4
+    """Future control steps the carriage planner looks at (the rail settles in ~3)."""
+    press_depth_m: float = 0.014
+    """Fingertip target below the key top when pressing (the key travel there is ~8.5 mm)."""
+    black_press_extra_m: float = 0.004
+    black_forward_m: float = 0.012
+    """Black keys are pressed this much further into the piano than their nominal target."""
+    hover_m: float = 0.006
+    """Height above the key top for a finger whose key is due next."""
+    lift_m: float = 0.022
+    """Height above the white key tops for free fingers."""
+    descend_gate_m: float = 0.008
+    """A finger presses only when laterally this close to its key; else it hovers."""
+    reach_margin_m: float = 0.012
+    """Lateral reach of the outer fingers beyond their home slot (abduction)."""
+    min_carriage_gap_m: float = 0.16
+    """Minimum distance between the two carriages (forearms must not collide)."""
+    lead_steps: int = 0
+    """Press keys this many steps before they are due (0: on time)."""
+    free_weight: float = 0.3
+    """IK weight of free fingers relative to pressing ones."""
+    ik: IKConfig = field(default_factory=IKConfig)
+
+
+@dataclass
+class PriorStats:
+    steps: int = 0
+    dropped_keys: int = 0
+    """Due keys that no finger could take (more keys than fingers in a hand)."""
+    gated_presses: int = 0
+    """Presses held back because the finger was not yet over its key."""
+
+
+class OTIKPrior:
+    """Plays from observations; ``act(obs)`` returns an action in the env's action space."""
+
+    def __init__(self, scene: Scene, config: PriorConfig | None = None, lookahead: int | None = None) -> None:
+        self.cfg = config or PriorConfig()
+        self.scene = scene
+        emb = scene.embodiment
+        self.layout = ObservationLayout.for_embodiment(emb) if lookahead is None else \
+            ObservationLayout.for_embodiment(emb, lookahead)
+        self.ik = FingertipIK(scene, self.cfg.ik)
+        m = scene.model
+        self.n_f = len(emb.hand.fingertip_site_names)
+        # Carriage geometry: world x of each carriage at slide 0, and each finger's home slot.
+        self.carriage_home_x = np.array([m.body(SIDE_PREFIX[s] + "forearm").pos[0] for s in HAND_SIDES])
+        u_home = [scene.home_ctrl[h.act_ids] for h in self.ik.hands]
+        tips = self.ik.fingertips(scene.home_qpos[scene.hand_qpos_adr], u_home)
+        self.slot_x = np.stack([tips[: self.n_f, 0] - self.carriage_home_x[0],
+                                tips[self.n_f:, 0] - self.carriage_home_x[1]])
+        self.home_tip_y = tips[:, 1].reshape(2, self.n_f)
+        self.home_u = u_home
+        self.tx_slot = np.array([emb.actuator_names(s).index(SIDE_PREFIX[s] + "forearm_tx") for s in HAND_SIDES])
+        self.n_act_side = len(emb.actuator_names("left"))
+        self.tx_range = np.stack([scene.action_ctrl_low, scene.action_ctrl_high])[:, [
+            self.tx_slot[0], self.n_act_side + self.tx_slot[1]]]
+        jn = emb.all_joint_names
+        self.tx_q_index = np.array([jn.index(SIDE_PREFIX[s] + "forearm_tx") for s in HAND_SIDES])
+        self.key_x = KEY_GEOMETRY.target_xyz_m[:, 0]
+        self.key_y = KEY_GEOMETRY.target_xyz_m[:, 1] + np.where(KEY_GEOMETRY.is_black, self.cfg.black_forward_m, 0)
+        self.key_top = KEY_GEOMETRY.target_xyz_m[:, 2]
+        self.press_z = self.key_top - self.cfg.press_depth_m - np.where(
+            KEY_GEOMETRY.is_black, self.cfg.black_press_extra_m, 0.0)
+        self.stats = PriorStats()
+        self.reset()
+
+    def reset(self) -> None:
+        self._u = [u.copy() for u in self.home_u]
+        self._carriage = self.carriage_home_x.copy()
+        self._held: dict[int, tuple[int, int]] = {}  # key -> (hand, finger) pressed last step
+        self.stats = PriorStats()
+        self.last_targets: np.ndarray | None = None
+        self.last_fingering: dict[int, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------------------------------------
+    def _split_hands(self, keys: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """0/1 hand of each key: nearest hand centre; keys below the left-most key of the right
+        hand never go right (keeps hands uncrossed)."""
+        if keys.size == 0:
+            return np.zeros(0, dtype=int)
+        x = self.key_x[keys]
+        hand = (np.abs(x - centres[1]) < np.abs(x - centres[0])).astype(int)
+        order = np.argsort(x)
+        # enforce monotone split: everything left of the first right-hand key is left hand
+        h_sorted = hand[order]
+        if h_sorted.any():
+            first_right = int(np.argmax(h_sorted))
+            h_sorted[:first_right] = 0
+            h_sorted[first_right:] = 1
+        hand[order] = h_sorted
+        return hand
+
+    def _carriage_target(self, h: int, rows_keys: list[np.ndarray]) -> float:
+        """Closest carriage x to the current target that keeps the due keys in reach."""
+        c = self._carriage[h]
+        smin = self.slot_x[h].min() - self.cfg.reach_margin_m
+        smax = self.slot_x[h].max() + self.cfg.reach_margin_m
+        lo, hi = -np.inf, np.inf
+        for keys in rows_keys:
+            if keys.size == 0:
+                continue
+            x = self.key_x[keys]
+            new_lo, new_hi = max(lo, x.max() - smax), min(hi, x.min() - smin)
+            if new_lo > new_hi:
+                if np.isinf(lo):  # the first row alone does not fit: centre on it
+                    return float(0.5 * (x.max() - smax + x.min() - smin))
+                break
+            lo, hi = new_lo, new_hi
+        return float(np.clip(c, lo, hi))
+
+    def _assign(self, h: int, keys: np.ndarray, carriage: float, tips_x: np.ndarray) -> dict[int, int]:
+        """OT of one hand's keys to its fingers; returns key -> finger index within the hand."""
+        if keys.size == 0:
+            return {}
+        slots = (carriage + self.slot_x[h])[:, None]
+        # squared lateral cost via the Euclidean assignment on a 1-D embedding: pass x only
+        pts = np.zeros((self.n_f, 3))
+        pts[:, 0] = slots[:, 0]
+        tgt = np.zeros((keys.size, 3))
+        tgt[:, 0] = self.key_x[keys]
+        prev = [(k, f) for k, (hh, f) in self._held.items() if hh == h and k in set(keys.tolist())]
+        out: dict[int, int] = {}
+        free = np.ones(self.n_f, dtype=bool)
+        for k, f in prev:  # held keys keep their finger
+            out[k] = f
+            free[f] = False
+        rest = np.array([k for k in keys if k not in out], dtype=int)
+        if rest.size:
+            idx = np.flatnonzero(free)
+            a = assign_fingers(pts[idx], tgt[[int(np.flatnonzero(keys == k)[0]) for k in rest]], rest,
+                               check=False)
+            self.stats.dropped_keys += int(a.dropped_keys.size)
+            for k, f in zip(a.key_idx, a.finger_idx, strict=True):
+                out[int(k)] = int(idx[f])
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The prior's action for observation ``obs`` (layout of the embodiment)."""
+        cfg = self.cfg
+        lay = self.layout
+        goal = obs[lay.field("goal").slice].reshape(lay.lookahead + 1, NUM_KEYS + 1)
+        tips = obs[lay.field("fingertip_xyz").slice].reshape(-1, 3).astype(np.float64)
+        hand_q = obs[lay.field("hand_joints").slice].astype(np.float64)
+        carriage_now = self.carriage_home_x + hand_q[self.tx_q_index]
+        lead = cfg.lead_steps
+        rows = [np.flatnonzero(goal[min(r + lead, lay.lookahead), :NUM_KEYS] > 0.5)
+                for r in range(min(cfg.plan_steps, lay.lookahead - lead) + 1)]
+
+        centres = self._carriage + self.slot_x.mean(axis=1)
+        window = np.unique(np.concatenate(rows)) if rows else np.zeros(0, dtype=int)
+        hand_of = dict(zip(window.tolist(), self._split_hands(window, centres).tolist(), strict=True))
+        for k, (h, _) in self._held.items():  # a key held on stays with its hand
+            if k in hand_of:
+                hand_of[k] = h
+        per_hand_rows = [[np.array([k for k in r if hand_of[int(k)] == h], dtype=int) for r in rows]
+                         for h in (0, 1)]
+        target = np.array([self._carriage_target(h, per_hand_rows[h]) for h in (0, 1)])
+        # keep the forearms apart (the hand with the earlier keys keeps its target)
+        if target[1] - target[0] < cfg.min_carriage_gap_m:
+            mid = 0.5 * (target[0] + target[1])
+            target = np.array([mid - cfg.min_carriage_gap_m / 2, mid + cfg.min_carriage_gap_m / 2])
+        target = np.clip(target, self.carriage_home_x + self.tx_range[0], self.carriage_home_x + self.tx_range[1])
+        self._carriage = target
+
+        targets, weights, fingering = [], [], {}
+        for h in (0, 1):
+            tips_h = tips[h * self.n_f:(h + 1) * self.n_f]
+            now = self._assign(h, per_hand_rows[h][0], target[h], tips_h[:, 0])
+            used = set(now.values())
+            nxt_keys = per_hand_rows[h][1] if len(per_hand_rows[h]) > 1 else np.zeros(0, dtype=int)
+            nxt_keys = np.array([k for k in nxt_keys if k not in now], dtype=int)
+            saved_held = self._held
+            self._held = {}
+            nxt = {k: f for k, f in self._assign(h, nxt_keys, target[h], tips_h[:, 0]).items() if f not in used}
+            self._held = saved_held
+            t = np.zeros((self.n_f, 3))
+            w = np.full(self.n_f, cfg.free_weight)
+            # free fingers: lifted over their slot at the carriage's current position
+            t[:, 0] = carriage_now[h] + self.slot_x[h]
+            t[:, 1] = self.home_tip_y[h]
+            t[:, 2] = pg.WHITE_KEY_HEIGHT_M + cfg.lift_m
+            for k, f in nxt.items():
+                t[f] = (self.key_x[k], self.key_y[k], self.key_top[k] + cfg.hover_m)
+                w[f] = 1.0
+            for k, f in now.items():
+                aligned = abs(tips_h[f, 0] - self.key_x[k]) <= cfg.descend_gate_m
+                z = self.press_z[k] if aligned else self.key_top[k] + cfg.hover_m
+                if not aligned:
+                    self.stats.gated_presses += 1
+                t[f] = (self.key_x[k], self.key_y[k], z)
+                w[f] = 1.0
+                fingering[k] = (h, f)
+            targets.append(t)
+            weights.append(w)
+        self._held = fingering
+        self.last_fingering = fingering
+        self.last_targets = np.concatenate(targets)
+        self._u = self.ik.solve(hand_q, self._u, targets, weights)
+
+        ctrl = np.zeros(self.scene.model.nu)
+        action = np.zeros(self.scene.embodiment.action_dim)
+        for h, side in enumerate(HAND_SIDES):
+            ctrl[self.ik.hands[h].act_ids] = self._u[h]
+            ctrl[self.scene.model.actuator(SIDE_PREFIX[side] + "forearm_tx").id] = target[h] - self.carriage_home_x[h]
+            ty = self.scene.model.actuator(SIDE_PREFIX[side] + "forearm_ty").id
+            ctrl[ty] = 0.0
+        action[:] = self.scene.ctrl_to_action(ctrl, 1.0 if goal[0, NUM_KEYS] > 0.5 else -1.0)
+        self.stats.steps += 1
+        return np.clip(action, -1.0, 1.0)
