@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from omnipianist.dds import use_loopback
+
+    use_loopback()  # before anything can start DDS (rclpy) in this process or its children
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

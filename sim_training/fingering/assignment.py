@@ -179,6 +179,8 @@ def assign_fingers(
     previous: Assignment | None = None,
     switch_penalty_m: float = 0.0,
     check: bool = True,
+    exponent: float = 1.0,
+    finger_penalty: np.ndarray | None = None,
 ) -> Assignment:
     """Assign fingertips to the keys due now by minimum-cost bipartite matching (OT).
 
@@ -194,6 +196,10 @@ def assign_fingers(
             finger ``j`` held in ``previous`` costs ``switch_penalty_m`` extra for every finger
             ``i != j``.
         switch_penalty_m: temporal switch penalty in metres (>= 0).
+        exponent: the cost is ``distance ** exponent`` (1: the OT reward's cost; 2 on a line
+            gives non-crossing assignments, used by the prior's planner).
+        finger_penalty: optional ``(F,)`` cost added to every key a finger takes (in cost units),
+            e.g. to use a weak finger only when no other can take the key.
         check: validate the inputs (default). Callers that build the arrays themselves every
             control step (the env) pass ``False`` to skip ~15 us of checks.
 
@@ -233,14 +239,16 @@ def assign_fingers(
     diff = tips[:, None, :] - targets[None, :, :]
     dist = np.sqrt((diff * diff).sum(axis=2))  # (F, K) metres
 
-    cost = dist
+    cost = dist if exponent == 1.0 else dist**exponent
+    if finger_penalty is not None:
+        cost = cost + np.asarray(finger_penalty, dtype=np.float64)[:, None]
     if previous is not None and switch_penalty_m > 0.0 and previous.key_idx.size:
         match = previous.key_idx[None, :] == keys[:, None]  # (K, A_prev)
         held = match.any(axis=1)
         if held.any():
             holder = previous.finger_idx[match.argmax(axis=1)]  # (K,), valid where held
             pays = (np.arange(n_f)[:, None] != holder[None, :]) & held[None, :]
-            cost = dist + switch_penalty_m * pays
+            cost = cost + switch_penalty_m * pays
 
     if ok is None:
         masked = cost

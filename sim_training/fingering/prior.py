@@ -59,6 +59,8 @@ class PriorConfig:
     """Minimum distance between the two carriages (forearms must not collide)."""
     lead_steps: int = 0
     """Press keys this many steps before they are due (0: on time)."""
+    thumb_penalty_m2: float = 4e-4
+    """Assignment cost added when the thumb takes a key (m^2; 4e-4 = 2 cm of extra reach)."""
     free_weight: float = 0.3
     """IK weight of free fingers relative to pressing ones."""
     ik: IKConfig = field(default_factory=IKConfig)
@@ -104,6 +106,8 @@ class OTIKPrior:
         self.key_top = KEY_GEOMETRY.target_xyz_m[:, 2]
         self.press_z = self.key_top - self.cfg.press_depth_m - np.where(
             KEY_GEOMETRY.is_black, self.cfg.black_press_extra_m, 0.0)
+        self.finger_penalty = np.zeros(self.n_f)
+        self.finger_penalty[0] = self.cfg.thumb_penalty_m2  # fingertip order: thumb first
         self.stats = PriorStats()
         self.reset()
 
@@ -156,7 +160,7 @@ class OTIKPrior:
         if keys.size == 0:
             return {}
         slots = (carriage + self.slot_x[h])[:, None]
-        # squared lateral cost via the Euclidean assignment on a 1-D embedding: pass x only
+        # lateral positions only; squared cost (exponent 2) on a line never crosses fingers
         pts = np.zeros((self.n_f, 3))
         pts[:, 0] = slots[:, 0]
         tgt = np.zeros((keys.size, 3))
@@ -171,7 +175,7 @@ class OTIKPrior:
         if rest.size:
             idx = np.flatnonzero(free)
             a = assign_fingers(pts[idx], tgt[[int(np.flatnonzero(keys == k)[0]) for k in rest]], rest,
-                               check=False)
+                               check=False, exponent=2.0, finger_penalty=self.finger_penalty[idx])
             self.stats.dropped_keys += int(a.dropped_keys.size)
             for k, f in zip(a.key_idx, a.finger_idx, strict=True):
                 out[int(k)] = int(idx[f])
