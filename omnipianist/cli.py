@@ -97,7 +97,83 @@ def _format_play(r: dict[str, Any]) -> str:
             f"{r['steps']} steps at {r['steps_per_s']:.0f} steps/s")
 
 
+# ---------------------------------------------------------------------------------------- prior
+def _prior_run(args: argparse.Namespace, video: bool = False) -> Any:
+    from sim_training.fingering.piece import play_with_prior
+    from sim_training.fingering.prior import PriorConfig
+    from sim_training.models.embodiment import get_embodiment
+
+    emb = get_embodiment(args.embodiment, args.action_set, args.forearm_z)
+    return play_with_prior(args.piece, emb, dataclass_from_args(PriorConfig, args), video=video,
+                           stretch=args.stretch)
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    """Play a piece with the zero-training OT/IK prior and report F1."""
+    run = _prior_run(args, video=bool(args.video))
+    m = run.metrics
+    result: dict[str, Any] = {
+        "piece": args.piece, **run.summary(),
+        "f1": m["f1"], "precision": m["precision"], "recall": m["recall"], "onset_f1": m["onset_f1"],
+        "steps": int(m["steps"]),
+    }
+    if args.video:
+        from omnipianist.media import write_video
+
+        result["video"] = write_video(run.frames, args.video, fps=20)
+    if args.plot:
+        from omnipianist.plots import plot_piano_roll
+
+        result["plot"] = plot_piano_roll(run.roll, run.active, args.plot, fingering=run.notes,
+                                         title=f"{args.piece} — OT/IK prior ({run.embodiment}) F1 {m['f1']:.3f}")
+    human = (f"{args.piece} ({run.embodiment}, OT/IK prior): F1 {m['f1']:.3f} (P {m['precision']:.3f} "
+             f"R {m['recall']:.3f}; note steps {m['note_step_f1']:.3f}; onset F1 {m['onset_f1']:.3f}; "
+             f"do-nothing F1 {m['do_nothing_f1']:.3f}); {int(m['steps'])} steps, "
+             f"{result['steps_per_s']:.0f} steps/s, prior step p99 {result['prior_step_ms_p99']:.2f} ms")
+    emit(result, args.json, human)
+    return 0
+
+
+def cmd_fingering(args: argparse.Namespace) -> int:
+    """A finger (hand, digit) for every note of a piece, from the prior playing it in simulation."""
+    from collections import Counter
+
+    from sim_training.fingering.piece import write_fingering_csv
+
+    run = _prior_run(args)
+    notes = run.notes
+    out_csv = args.out
+    if out_csv:
+        write_fingering_csv(notes, out_csv)
+    png = args.plot or (str(out_csv).rsplit(".", 1)[0] + ".png" if out_csv else None)
+    if png:
+        from omnipianist.plots import plot_piano_roll
+
+        plot_piano_roll(run.roll, run.active, png, fingering=notes, title=f"{args.piece} — fingering ({run.embodiment})")
+    counts = Counter(f"{n.hand[0].upper()}{n.digit}" if n.hand else "dropped" for n in notes)
+    result = {"piece": args.piece, "embodiment": run.embodiment, "notes": len(notes),
+              "dropped": sum(n.hand is None for n in notes), "played": sum(n.played for n in notes),
+              "by_finger": dict(sorted(counts.items())), "csv": out_csv, "png": png,
+              "fingering": [n.__dict__ for n in notes] if args.json and not out_csv else None}
+    human = "\n".join([f"{args.piece}: {len(notes)} notes, {result['played']} played, {result['dropped']} dropped",
+                        *(f"  {n.onset_s:7.2f}s  pitch {n.pitch:3d}  "
+                          f"{(n.hand or '-'):5s} {n.digit or '-'}  {'played' if n.played else 'MISSED'}"
+                          for n in notes[: args.show]),
+                        *([f"  ... ({len(notes) - args.show} more; --out F.csv for all)"] if len(notes) > args.show else []),
+                        *([f"  wrote {out_csv}"] if out_csv else []), *([f"  wrote {png}"] if png else [])])
+    emit(result, args.json, human)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- bench
+def cmd_bench_prior(args: argparse.Namespace) -> int:
+    from sim_training.fingering.bench import PriorBenchConfig, run_prior_bench
+
+    result = run_prior_bench(dataclass_from_args(PriorBenchConfig, args))
+    emit(result, args.json)
+    return 0 if result["ok"] else 1
+
+
 def cmd_bench_sim(args: argparse.Namespace) -> int:
     from sim_training.env.bench import SimBenchConfig, run_sim_bench
 
@@ -145,6 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=None, help="write an MP4 of the hands to this path")
     p.set_defaults(func=cmd_sim)
 
+    from sim_training.fingering.prior import PriorConfig
+
+    for name, func, helptext in (("prior", cmd_prior, "play a piece with the zero-training OT/IK prior"),
+                                 ("fingering", cmd_fingering, "a finger for every note of a piece (CSV + PNG)")):
+        p = sub.add_parser(name, help=helptext, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.add_argument("piece", help="built-in piece name or a MIDI file")
+        _add_common(p)
+        p.add_argument("--stretch", type=float, default=1.0, help="time stretch")
+        p.add_argument("--plot", default=None, help="write a PNG piano roll (score vs played, by finger)")
+        if name == "prior":
+            p.add_argument("--video", default=None, help="write an MP4 of the hands playing")
+        else:
+            p.add_argument("--out", default=None, help="write the fingering CSV here (PNG beside it)")
+            p.add_argument("--show", type=int, default=20, help="notes to print")
+        add_dataclass_args(p, PriorConfig)
+        p.set_defaults(func=func)
+
     bench = sub.add_parser("bench", help="benchmarks (print JSON with --json; exit 1 when a target is missed)")
     bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     from sim_training.env.bench import SimBenchConfig
@@ -153,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_dataclass_args(p, SimBenchConfig)
     p.set_defaults(func=cmd_bench_sim)
+
+    from sim_training.fingering.bench import PriorBenchConfig
+
+    p = bsub.add_parser("prior", help="prior F1 on built-in and corpus pieces; OT and prior step p99")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_dataclass_args(p, PriorBenchConfig)
+    p.set_defaults(func=cmd_bench_prior)
 
     p = sub.add_parser("demo", help="the main job: what `make demo` runs")
     p.add_argument("--json", action="store_true", help="print one JSON object")

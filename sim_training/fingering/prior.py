@@ -47,11 +47,11 @@ class PriorConfig:
     black_press_extra_m: float = 0.004
     black_forward_m: float = 0.012
     """Black keys are pressed this much further into the piano than their nominal target."""
-    hover_m: float = 0.006
+    hover_m: float = 0.002
     """Height above the key top for a finger whose key is due next."""
     lift_m: float = 0.022
     """Height above the white key tops for free fingers."""
-    descend_gate_m: float = 0.008
+    descend_gate_m: float = 0.03
     """A finger presses only when laterally this close to its key; else it hovers."""
     reach_margin_m: float = 0.012
     """Lateral reach of the outer fingers beyond their home slot (abduction)."""

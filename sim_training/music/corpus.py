@@ -88,7 +88,11 @@ DEFAULT_VELOCITY: int = 64
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 """Split names, in order."""
 
+MIN_NOTE_S: float = 0.01
+"""Notes of a clip shortened below this many seconds (by a cut) are left out."""
+
 _EPS_Q = 1e-6  # quarter lengths: tolerance of time comparisons
+_EPS_S = 1e-4  # seconds: tolerance of time comparisons when cutting clips
 _MIN_NOTE_Q = 1e-3  # a note shortened below this many quarter lengths is dropped
 
 # Collections of the bundled corpus used by the build: top folder -> most works taken (None = all).
@@ -435,7 +439,8 @@ def cut_clips(
 
     Cuts fall on the latest bar line that keeps the clip within ``clip_s`` (on the latest note
     onset when no bar line does, else at ``clip_s``). Each clip starts at its first onset (times
-    shifted to 0); notes sounding past a cut are shortened to it.
+    shifted to 0); notes sounding past a cut are shortened to it, and left out if that leaves
+    less than :data:`MIN_NOTE_S` seconds.
     """
     if not notes:
         return []
@@ -449,15 +454,17 @@ def cut_clips(
         if end_all <= limit + 1e-9:
             cut = end_all + 1.0
         else:
-            cands = [b for b in bars if start + 1e-9 < b <= limit + 1e-9]
+            cands = [b for b in bars if start + MIN_NOTE_S < b <= limit + 1e-9]
             if not cands:
-                cands = [o for o in onsets if start + 1e-9 < o <= limit + 1e-9]
+                cands = [o for o in onsets if start + MIN_NOTE_S < o <= limit + 1e-9]
             cut = max(cands) if cands else limit
         clip = [
-            (s - start, min(e, cut) - start, p, v, h) for s, e, p, v, h in notes if start - 1e-9 <= s < cut - 1e-9
+            (s - start, min(e, cut) - start, p, v, h)
+            for s, e, p, v, h in notes
+            if start - _EPS_S <= s < cut - _EPS_S and min(e, cut) - s >= MIN_NOTE_S
         ]
         clips.append(clip)
-        later = [o for o in onsets if o >= cut - 1e-9]
+        later = [o for o in onsets if o >= cut - _EPS_S]
         if not later:
             break
         start = later[0]
