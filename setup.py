@@ -35,12 +35,12 @@ setup(
     python_requires=">=3.10",
     packages=python_packages,
     package_dir={"omnipianist_ros": "ros2_ws/src/omnipianist_ros"},
-    package_data={"omnipianist": ["dds/*.xml"]},
+    package_data={"omnipianist": ["dds/*.xml"], "sim_training.music": ["corpus_data/*.mid", "corpus_data/*.json"]},
     data_files=[d for d in data_files if d[1]],
     zip_safe=False,
     # Runtime dependencies are pinned in requirements.lock (installed by `make`); colcon users get
     # the ROS ones from package.xml.
     install_requires=[],
-    extras_require={"corpus": ["music21"]},
+    extras_require={"corpus": ["music21==10.5.1"]},
     entry_points={"console_scripts": ["omnipianist = omnipianist.cli:main"]},
 )

@@ -1,0 +1,406 @@
+"""A Dynamixel Protocol 2.0 bus over pyserial: one port, up to 253 servos, bounded retries.
+
+Every transaction is: flush input, write one instruction, collect the expected status packet(s) through
+a resynchronising :class:`PacketParser` until they are all in or the attempt's deadline passes, then
+retry (at most ``retries`` times) what is still missing. A call therefore blocks at most
+``(1 + retries) * timeout_s`` plus the write time. Failures raise :class:`BusTimeout`,
+:class:`CRCError` or :class:`ServoError`, each naming the port and the servo id.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import serial
+
+from omnipianist.hardware.dynamixel import protocol as p
+from omnipianist.hardware.dynamixel import tables as t
+from omnipianist.hardware.errors import (
+    BusConnectionError,
+    BusError,
+    BusTimeout,
+    CRCError,
+    ProtocolError,
+    ServoError,
+)
+
+ItemLike = str | t.ControlItem
+SpanLike = str | t.ControlItem | t.Span | Sequence[str | t.ControlItem]
+
+
+@dataclass
+class ServoStats:
+    """Per-servo link counters (cumulative since the bus was created).
+
+    Attributes:
+        tx: instructions addressed to this servo (broadcasts count once per listed servo).
+        rx_ok: valid status packets (or Fast Sync Read blocks) received from it.
+        timeouts: attempts in which its reply did not arrive in time.
+        crc_errors: replies attributed to it that failed the CRC.
+        servo_errors: status packets with a non-zero error byte.
+        last_error: description of the most recent problem, ``None`` if none yet.
+    """
+
+    tx: int = 0
+    rx_ok: int = 0
+    timeouts: int = 0
+    crc_errors: int = 0
+    servo_errors: int = 0
+    last_error: str | None = None
+
+
+class DynamixelBus:
+    """One Protocol 2.0 bus (one LEAP Hand: 16 XC330-M288 on one USB serial adapter).
+
+    Args:
+        port: device path or pyserial URL (``/dev/ttyUSB0``, a pty name, ``loop://``).
+        baudrate: line rate [bit/s] (the LEAP Hand runs at 4_000_000).
+        timeout_s: budget of one attempt [s] (write + all replies of that attempt).
+        retries: extra attempts after a timeout or CRC error (servo errors are not retried).
+        raise_on_alert: raise :class:`ServoError` when a reply carries the hardware-alert bit (the data
+            is still valid; set ``False`` to only record it in :attr:`stats`).
+        low_latency: ask the driver for ASYNC_LOW_LATENCY (FTDI: latency timer 16 ms -> 1 ms); ignored
+            where unsupported (ptys).
+    """
+
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = 4_000_000,
+        *,
+        timeout_s: float = 0.02,
+        retries: int = 2,
+        raise_on_alert: bool = True,
+        low_latency: bool = True,
+    ) -> None:
+        if timeout_s <= 0 or retries < 0:
+            raise ValueError(f"timeout_s must be > 0 and retries >= 0 (got {timeout_s}, {retries})")
+        self.port = port
+        self.baudrate = baudrate
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.raise_on_alert = raise_on_alert
+        self.low_latency = low_latency
+        self.low_latency_enabled = False
+        self.stats: dict[int, ServoStats] = {}
+        self.parser = p.PacketParser()
+        self._serial: serial.SerialBase | None = None
+        self._fileno: int | None = None
+
+    # --- connection -------------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._serial is not None and self._serial.is_open
+
+    def connect(self) -> None:
+        """Open the port (8N1, non-blocking reads); raises BusConnectionError naming the port."""
+        if self.is_connected:
+            return
+        try:
+            ser = serial.serial_for_url(
+                self.port, baudrate=self.baudrate, timeout=0, write_timeout=self.timeout_s, exclusive=True
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise BusConnectionError(f"cannot open serial port: {exc}", port=self.port) from exc
+        self._serial = ser
+        try:
+            self._fileno = ser.fileno()
+        except (AttributeError, NotImplementedError, OSError, serial.SerialException):
+            self._fileno = None
+        if self.low_latency and hasattr(ser, "set_low_latency_mode"):
+            try:
+                ser.set_low_latency_mode(True)
+                self.low_latency_enabled = True
+            except (OSError, ValueError, serial.SerialException):
+                self.low_latency_enabled = False
+
+    def disconnect(self, disable_torque: bool = True, ids: Iterable[int] | None = None) -> None:
+        """Optionally turn torque off (``ids`` or every servo seen so far), then close the port.
+
+        Torque-off failures are swallowed so that the port is always closed.
+        """
+        if not self.is_connected:
+            return
+        if disable_torque:
+            targets = list(ids) if ids is not None else sorted(self.stats)
+            if targets:
+                try:
+                    self.disable_torque(targets)
+                except BusError:
+                    pass
+        assert self._serial is not None
+        self._serial.close()
+        self._serial = None
+        self._fileno = None
+
+    def __enter__(self) -> DynamixelBus:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    # --- public operations ------------------------------------------------------------------------
+
+    def ping(self, servo_id: int) -> int:
+        """Ping one servo; return its model number."""
+        reply = self._request(servo_id, p.encode_ping(servo_id), expect_len=3)
+        return int.from_bytes(reply[:2], "little")
+
+    def read(self, servo_id: int, item: ItemLike) -> int:
+        """Read one control-table item from one servo (signed items decoded as such)."""
+        it = t.item(item)
+        reply = self._request(servo_id, p.encode_read(servo_id, it.address, it.size), expect_len=it.size)
+        return it.decode(reply)
+
+    def write(self, servo_id: int, item: ItemLike, value: int) -> None:
+        """Write one item on one servo and wait for its status (raises ServoError on e.g. access error)."""
+        it = t.item(item)
+        self._request(servo_id, p.encode_write(servo_id, it.address, it.encode(value)), expect_len=0)
+
+    def reboot(self, servo_id: int) -> None:
+        """Reboot one servo (clears a latched hardware error; torque comes back off)."""
+        self._request(servo_id, p.encode_reboot(servo_id), expect_len=0)
+
+    def sync_write(self, item: ItemLike, values: Mapping[int, int]) -> None:
+        """Write ``values[id]`` to ``item`` on every listed servo in one broadcast packet (no reply)."""
+        it = t.item(item)
+        if not values:
+            return
+        packet = p.encode_sync_write(it.address, it.size, {i: it.encode(v) for i, v in values.items()})
+        for servo_id in values:
+            self._stat(servo_id).tx += 1
+        self._write(packet, servo_id=None)
+
+    def sync_read(self, item_or_span: SpanLike, ids: Sequence[int]) -> dict[int, int] | dict[int, tuple[int, ...]]:
+        """Sync Read (0x82): one status packet per servo. Returns ``{id: value}`` (or ``{id: tuple}`` for a
+        span of several items). Retries only the servos that have not answered."""
+        sp = t.as_span(item_or_span)
+        ids = list(ids)
+        raw: dict[int, bytes] = {}
+        missing = list(ids)
+        deadline_total = time.monotonic() + (1 + self.retries) * self.timeout_s
+        last: BusError | None = None
+        for _attempt in range(1 + self.retries):
+            if not missing:
+                break
+            for servo_id in missing:
+                self._stat(servo_id).tx += 1
+            got, last = self._transact(
+                p.encode_sync_read(sp.address, sp.size, missing), missing, sp.size, fast=False,
+                deadline_total=deadline_total,
+            )
+            raw.update(got)
+            missing = [i for i in missing if i not in raw]
+        if missing:
+            assert last is not None
+            raise last
+        return self._decode_span(sp, {i: raw[i] for i in ids})
+
+    def fast_sync_read(
+        self, item_or_span: SpanLike, ids: Sequence[int]
+    ) -> dict[int, int] | dict[int, tuple[int, ...]]:
+        """Fast Sync Read (0x8A): one combined reply for all servos (X330 firmware >= 46).
+
+        Returns ``{id: value}`` (or ``{id: tuple}`` for a span). The reply is all-or-nothing, so a retry
+        asks every servo again; a timeout names every requested id since the silent one is unknown.
+        """
+        sp = t.as_span(item_or_span)
+        ids = list(ids)
+        deadline_total = time.monotonic() + (1 + self.retries) * self.timeout_s
+        last: BusError | None = None
+        for _attempt in range(1 + self.retries):
+            for servo_id in ids:
+                self._stat(servo_id).tx += 1
+            got, last = self._transact(
+                p.encode_fast_sync_read(sp.address, sp.size, ids), ids, sp.size, fast=True,
+                deadline_total=deadline_total,
+            )
+            if len(got) == len(ids):
+                return self._decode_span(sp, {i: got[i] for i in ids})
+        assert last is not None
+        raise last
+
+    def enable_torque(self, ids: Iterable[int]) -> None:
+        """Torque Enable = 1 on every listed servo (one Sync Write)."""
+        self.sync_write("torque_enable", {i: 1 for i in ids})
+
+    def disable_torque(self, ids: Iterable[int]) -> None:
+        """Torque Enable = 0 on every listed servo (one Sync Write)."""
+        self.sync_write("torque_enable", {i: 0 for i in ids})
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _stat(self, servo_id: int) -> ServoStats:
+        stats = self.stats.get(servo_id)
+        if stats is None:
+            stats = self.stats[servo_id] = ServoStats()
+        return stats
+
+    @staticmethod
+    def _decode_span(sp: t.Span, raw: dict[int, bytes]) -> dict[int, int] | dict[int, tuple[int, ...]]:
+        if len(sp.items) == 1:
+            only = sp.items[0]
+            return {i: only.decode(data) for i, data in raw.items()}
+        return {i: sp.decode(data) for i, data in raw.items()}
+
+    def _require_serial(self) -> serial.SerialBase:
+        if self._serial is None or not self._serial.is_open:
+            raise BusConnectionError("bus is not connected (call connect())", port=self.port)
+        return self._serial
+
+    def _write(self, packet: bytes, servo_id: int | None) -> None:
+        ser = self._require_serial()
+        try:
+            ser.reset_input_buffer()
+            ser.write(packet)
+        except serial.SerialTimeoutException as exc:
+            raise BusTimeout(f"write of {len(packet)} bytes timed out", port=self.port, servo_id=servo_id) from exc
+        except (serial.SerialException, OSError) as exc:
+            raise BusConnectionError(f"write failed: {exc}", port=self.port, servo_id=servo_id) from exc
+
+    def _read_some(self, deadline: float) -> bytes:
+        """Bytes available before ``deadline`` (possibly none); never blocks past it."""
+        ser = self._require_serial()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b""
+        try:
+            if self._fileno is not None:
+                ready, _, _ = select.select([self._fileno], [], [], remaining)
+                if not ready:
+                    return b""
+                return ser.read(max(1, ser.in_waiting))
+            ser.timeout = remaining
+            return ser.read(max(1, ser.in_waiting))
+        except (serial.SerialException, OSError) as exc:
+            raise BusConnectionError(f"read failed: {exc}", port=self.port) from exc
+
+    def _request(self, servo_id: int, packet: bytes, expect_len: int) -> bytes:
+        """Unicast instruction -> the servo's status params (``expect_len`` bytes), with retries."""
+        deadline_total = time.monotonic() + (1 + self.retries) * self.timeout_s
+        last: BusError | None = None
+        for _attempt in range(1 + self.retries):
+            self._stat(servo_id).tx += 1
+            got, last = self._transact(packet, [servo_id], expect_len, fast=False, deadline_total=deadline_total)
+            if servo_id in got:
+                return got[servo_id]
+        assert last is not None
+        raise last
+
+    def _transact(
+        self,
+        packet: bytes,
+        ids: Sequence[int],
+        expect_len: int,
+        *,
+        fast: bool,
+        deadline_total: float,
+    ) -> tuple[dict[int, bytes], BusError | None]:
+        """One attempt: send ``packet``, collect replies from ``ids``.
+
+        Returns the replies received (``{id: params}``) and, if some are missing, the error describing why
+        (timeout or CRC). Servo errors are raised immediately: retrying cannot fix them.
+        """
+        self.parser.reset()
+        self._write(packet, servo_id=ids[0] if len(ids) == 1 else None)
+        deadline = min(time.monotonic() + self.timeout_s, deadline_total)
+        pending = set(ids)
+        got: dict[int, bytes] = {}
+        crc_failures = 0
+        expected_packets = 1 if fast else len(ids)
+        while pending:
+            packets = self.parser.feed(self._read_some(deadline))
+            if time.monotonic() >= deadline and not packets:
+                packets = self.parser.flush()
+            for packet_ in packets:
+                if fast:
+                    self._accept_fast(packet_, ids, expect_len, pending, got)
+                else:
+                    self._accept(packet_, expect_len, pending, got)
+            rejected = [r for r in self.parser.pop_rejected() if r.reason == "crc"]
+            for r in rejected:
+                crc_failures += 1
+                target = r.servo_id if r.servo_id in pending else None
+                if target is not None:
+                    self._stat(target).crc_errors += 1
+                    self._stat(target).last_error = "CRC mismatch"
+            # every expected packet is accounted for (received or corrupted): stop waiting
+            if crc_failures and (len(ids) - len(pending)) // (len(ids) if fast else 1) + crc_failures >= (
+                expected_packets
+            ):
+                break
+            if time.monotonic() >= deadline:
+                break
+        if not pending:
+            return got, None
+        missing = sorted(pending)
+        if crc_failures:
+            cause = f"reply failed the CRC check ({crc_failures} corrupted packet(s); missing ids {missing})"
+            error: BusError = CRCError(cause, port=self.port, servo_id=missing[0] if len(missing) == 1 else None)
+            if len(missing) > 1:
+                error = CRCError(cause, port=self.port, servo_id=missing[0])
+        else:
+            what = "Fast Sync Read reply" if fast else "status packet"
+            cause = (
+                f"timeout: no {what} within {self.timeout_s * 1e3:.1f} ms from servo id(s) {missing}"
+            )
+            error = BusTimeout(cause, port=self.port, servo_id=missing[0])
+            for servo_id in missing:
+                self._stat(servo_id).timeouts += 1
+                self._stat(servo_id).last_error = "timeout"
+        return got, error
+
+    def _check_error(self, servo_id: int, error: int) -> None:
+        if not error:
+            return
+        stats = self._stat(servo_id)
+        stats.servo_errors += 1
+        description = p.describe_status_error(error)
+        stats.last_error = description
+        if (error & 0x7F) or self.raise_on_alert:
+            raise ServoError(
+                f"status error 0x{error:02X}: {description}", error=error, port=self.port, servo_id=servo_id
+            )
+
+    def _accept(self, packet: p.Packet, expect_len: int, pending: set[int], got: dict[int, bytes]) -> None:
+        if not packet.is_status or packet.servo_id not in pending:
+            return  # an echo, a stale reply, or another servo's
+        if len(packet.params) != expect_len and not packet.error:
+            raise ProtocolError(
+                f"status carries {len(packet.params)} bytes, expected {expect_len}",
+                port=self.port,
+                servo_id=packet.servo_id,
+            )
+        pending.discard(packet.servo_id)
+        self._stat(packet.servo_id).rx_ok += 1
+        self._check_error(packet.servo_id, packet.error)
+        got[packet.servo_id] = packet.params
+
+    def _accept_fast(
+        self, packet: p.Packet, ids: Sequence[int], expect_len: int, pending: set[int], got: dict[int, bytes]
+    ) -> None:
+        if not packet.is_fast_reply:
+            return
+        blocks = p.decode_fast_sync_read(packet, expect_len)
+        if [b.servo_id for b in blocks] != list(ids):
+            raise ProtocolError(
+                f"fast sync read reply lists ids {[b.servo_id for b in blocks]}, expected {list(ids)}",
+                port=self.port,
+            )
+        for block in blocks:
+            self._stat(block.servo_id).rx_ok += 1
+        for block in blocks:
+            self._check_error(block.servo_id, block.error)
+        for block in blocks:
+            pending.discard(block.servo_id)
+            got[block.servo_id] = block.data
+
+
+def wire_time_s(n_bytes: int, baudrate: int = 4_000_000, bits_per_byte: int = 10) -> float:
+    """Time [s] to shift ``n_bytes`` over a UART at ``baudrate`` (8N1 = 10 bits per byte)."""
+    return n_bytes * bits_per_byte / baudrate
