@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_args(p, PriorConfig)
         p.set_defaults(func=func)
 
+    from sim_training.music import corpus as corpus_mod
+
+    p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")
+    corpus_mod.build_parser(p)
+    p.set_defaults(func=lambda a: corpus_mod.run(a, sys.argv[2:]))
+
     bench = sub.add_parser("bench", help="benchmarks (print JSON with --json; exit 1 when a target is missed)")
     bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     from sim_training.env.bench import SimBenchConfig

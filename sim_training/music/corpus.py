@@ -816,7 +816,11 @@ def _summary(m: Manifest) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``build --out DIR [--max-pieces N] [--clip-s S] [--json]`` or ``list [--split S] [--json]``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(args_list)
+    return run(build_parser().parse_args(args_list), args_list)
+
+
+def run(args: argparse.Namespace, args_list: Sequence[str] = ()) -> int:
+    """Carry out parsed ``build``/``list`` arguments (the ``omnipianist corpus`` command calls this)."""
     try:
         if args.corpus_cmd == "build":
             m = build_corpus(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import serial
 
+from omnipianist.errors import ConfigError
 from omnipianist.hardware.dynamixel import protocol as p
 from omnipianist.hardware.dynamixel import tables as t
 from omnipianist.hardware.errors import (
@@ -63,7 +64,9 @@ class DynamixelBus:
         raise_on_alert: raise :class:`ServoError` when a reply carries the hardware-alert bit (the data
             is still valid; set ``False`` to only record it in :attr:`stats`).
         low_latency: ask the driver for ASYNC_LOW_LATENCY (FTDI: latency timer 16 ms -> 1 ms); ignored
-            where unsupported (ptys).
+            where unsupported (ptys). :attr:`low_latency_enabled` says whether it took.
+
+    Not thread-safe: one thread owns a bus (the hand driver's control loop).
     """
 
     def __init__(
@@ -77,7 +80,7 @@ class DynamixelBus:
         low_latency: bool = True,
     ) -> None:
         if timeout_s <= 0 or retries < 0:
-            raise ValueError(f"timeout_s must be > 0 and retries >= 0 (got {timeout_s}, {retries})")
+            raise ConfigError(f"DynamixelBus({port}): timeout_s must be > 0 and retries >= 0 (got {timeout_s}, {retries})")
         self.port = port
         self.baudrate = baudrate
         self.timeout_s = timeout_s
@@ -191,7 +194,10 @@ class DynamixelBus:
             for servo_id in missing:
                 self._stat(servo_id).tx += 1
             got, last = self._transact(
-                p.encode_sync_read(sp.address, sp.size, missing), missing, sp.size, fast=False,
+                p.encode_sync_read(sp.address, sp.size, missing),
+                missing,
+                sp.size,
+                fast=False,
                 deadline_total=deadline_total,
             )
             raw.update(got)
@@ -201,9 +207,7 @@ class DynamixelBus:
             raise last
         return self._decode_span(sp, {i: raw[i] for i in ids})
 
-    def fast_sync_read(
-        self, item_or_span: SpanLike, ids: Sequence[int]
-    ) -> dict[int, int] | dict[int, tuple[int, ...]]:
+    def fast_sync_read(self, item_or_span: SpanLike, ids: Sequence[int]) -> dict[int, int] | dict[int, tuple[int, ...]]:
         """Fast Sync Read (0x8A): one combined reply for all servos (X330 firmware >= 46).
 
         Returns ``{id: value}`` (or ``{id: tuple}`` for a span). The reply is all-or-nothing, so a retry
@@ -217,7 +221,10 @@ class DynamixelBus:
             for servo_id in ids:
                 self._stat(servo_id).tx += 1
             got, last = self._transact(
-                p.encode_fast_sync_read(sp.address, sp.size, ids), ids, sp.size, fast=True,
+                p.encode_fast_sync_read(sp.address, sp.size, ids),
+                ids,
+                sp.size,
+                fast=True,
                 deadline_total=deadline_total,
             )
             if len(got) == len(ids):
@@ -303,59 +310,72 @@ class DynamixelBus:
     ) -> tuple[dict[int, bytes], BusError | None]:
         """One attempt: send ``packet``, collect replies from ``ids``.
 
-        Returns the replies received (``{id: params}``) and, if some are missing, the error describing why
-        (timeout or CRC). Servo errors are raised immediately: retrying cannot fix them.
+        Returns the replies received (``{id: params}``) and, if some are missing, the error saying why
+        (timeout or CRC). A servo error is raised once the attempt is over (so no reply of this attempt
+        is left in flight to be mistaken for the next one's): retrying cannot fix it.
         """
         self.parser.reset()
         self._write(packet, servo_id=ids[0] if len(ids) == 1 else None)
         deadline = min(time.monotonic() + self.timeout_s, deadline_total)
         pending = set(ids)
         got: dict[int, bytes] = {}
-        crc_failures = 0
+        servo_errors: list[ServoError] = []
         expected_packets = 1 if fast else len(ids)
-        while pending:
-            packets = self.parser.feed(self._read_some(deadline))
-            if time.monotonic() >= deadline and not packets:
-                packets = self.parser.flush()
+        suspect: int | None = None
+        received_packets = 0
+        crc_failures = 0
+        while pending and received_packets + crc_failures < expected_packets:
+            chunk = self._read_some(deadline)
+            expired = time.monotonic() >= deadline
+            packets = self.parser.feed(chunk)
+            if expired:
+                if fast and pending:
+                    suspect = self._fast_reply_cut_at(ids, expect_len)
+                packets += self.parser.flush()
             for packet_ in packets:
-                if fast:
-                    self._accept_fast(packet_, ids, expect_len, pending, got)
-                else:
-                    self._accept(packet_, expect_len, pending, got)
-            rejected = [r for r in self.parser.pop_rejected() if r.reason == "crc"]
-            for r in rejected:
+                accept = self._accept_fast if fast else self._accept
+                if accept(packet_, ids, expect_len, pending, got, servo_errors):
+                    received_packets += 1
+            for rejected in self.parser.pop_rejected():
+                if rejected.reason != "crc":
+                    continue
                 crc_failures += 1
-                target = r.servo_id if r.servo_id in pending else None
-                if target is not None:
-                    self._stat(target).crc_errors += 1
-                    self._stat(target).last_error = "CRC mismatch"
-            # every expected packet is accounted for (received or corrupted): stop waiting
-            if crc_failures and (len(ids) - len(pending)) // (len(ids) if fast else 1) + crc_failures >= (
-                expected_packets
-            ):
+                if rejected.servo_id in pending:
+                    self._stat(rejected.servo_id).crc_errors += 1
+                    self._stat(rejected.servo_id).last_error = "CRC mismatch"
+            if expired:
                 break
-            if time.monotonic() >= deadline:
-                break
+        if servo_errors:
+            raise servo_errors[0]
         if not pending:
             return got, None
         missing = sorted(pending)
         if crc_failures:
-            cause = f"reply failed the CRC check ({crc_failures} corrupted packet(s); missing ids {missing})"
-            error: BusError = CRCError(cause, port=self.port, servo_id=missing[0] if len(missing) == 1 else None)
-            if len(missing) > 1:
-                error = CRCError(cause, port=self.port, servo_id=missing[0])
+            cause = f"reply failed the CRC check ({crc_failures} corrupted packet(s)); no valid reply from {missing}"
+            return got, CRCError(cause, port=self.port, servo_id=missing[0])
+        if fast:
+            cause = f"timeout: no complete Fast Sync Read reply within {self.timeout_s * 1e3:.1f} ms for ids {missing}"
+            if suspect is not None:
+                cause += f"; the reply stopped at servo id {suspect} (it, or its cable, is the likely fault)"
+            blamed = [suspect] if suspect is not None else missing
+            culprit = suspect if suspect is not None else (missing[0] if len(missing) == 1 else None)
         else:
-            what = "Fast Sync Read reply" if fast else "status packet"
-            cause = (
-                f"timeout: no {what} within {self.timeout_s * 1e3:.1f} ms from servo id(s) {missing}"
-            )
-            error = BusTimeout(cause, port=self.port, servo_id=missing[0])
-            for servo_id in missing:
-                self._stat(servo_id).timeouts += 1
-                self._stat(servo_id).last_error = "timeout"
-        return got, error
+            cause = f"timeout: no status packet within {self.timeout_s * 1e3:.1f} ms from servo id(s) {missing}"
+            blamed, culprit = missing, missing[0]
+        for servo_id in blamed:
+            self._stat(servo_id).timeouts += 1
+            self._stat(servo_id).last_error = "timeout"
+        return got, BusTimeout(cause, port=self.port, servo_id=culprit)
 
-    def _check_error(self, servo_id: int, error: int) -> None:
+    def _fast_reply_cut_at(self, ids: Sequence[int], expect_len: int) -> int | None:
+        """The id whose block is missing from a cut-short Fast Sync Read reply left in the parser, if any."""
+        buf = self.parser.pending()
+        if len(buf) < 8 or not buf.startswith(p.HEADER) or buf[4] != p.BROADCAST_ID or buf[7] != p.INST_STATUS:
+            return None
+        complete = (len(buf) - 8) // (expect_len + 4)
+        return ids[complete] if complete < len(ids) else None
+
+    def _check_error(self, servo_id: int, error: int, servo_errors: list[ServoError]) -> None:
         if not error:
             return
         stats = self._stat(servo_id)
@@ -363,42 +383,54 @@ class DynamixelBus:
         description = p.describe_status_error(error)
         stats.last_error = description
         if (error & 0x7F) or self.raise_on_alert:
-            raise ServoError(
-                f"status error 0x{error:02X}: {description}", error=error, port=self.port, servo_id=servo_id
+            servo_errors.append(
+                ServoError(f"status error 0x{error:02X}: {description}", error=error, port=self.port, servo_id=servo_id)
             )
 
-    def _accept(self, packet: p.Packet, expect_len: int, pending: set[int], got: dict[int, bytes]) -> None:
+    def _accept(
+        self,
+        packet: p.Packet,
+        ids: Sequence[int],
+        expect_len: int,
+        pending: set[int],
+        got: dict[int, bytes],
+        servo_errors: list[ServoError],
+    ) -> bool:
         if not packet.is_status or packet.servo_id not in pending:
-            return  # an echo, a stale reply, or another servo's
-        if len(packet.params) != expect_len and not packet.error:
-            raise ProtocolError(
-                f"status carries {len(packet.params)} bytes, expected {expect_len}",
-                port=self.port,
-                servo_id=packet.servo_id,
-            )
+            return False  # an echo, a stale reply, or another servo's
+        if len(packet.params) != expect_len and not (packet.error & 0x7F):
+            # most likely a late reply to an earlier, different request: ignore it
+            self._stat(packet.servo_id).last_error = f"ignored status with {len(packet.params)} bytes (expected {expect_len})"
+            return False
         pending.discard(packet.servo_id)
         self._stat(packet.servo_id).rx_ok += 1
-        self._check_error(packet.servo_id, packet.error)
+        self._check_error(packet.servo_id, packet.error, servo_errors)
         got[packet.servo_id] = packet.params
+        return True
 
     def _accept_fast(
-        self, packet: p.Packet, ids: Sequence[int], expect_len: int, pending: set[int], got: dict[int, bytes]
-    ) -> None:
+        self,
+        packet: p.Packet,
+        ids: Sequence[int],
+        expect_len: int,
+        pending: set[int],
+        got: dict[int, bytes],
+        servo_errors: list[ServoError],
+    ) -> bool:
         if not packet.is_fast_reply:
-            return
-        blocks = p.decode_fast_sync_read(packet, expect_len)
+            return False
+        try:
+            blocks = p.decode_fast_sync_read(packet, expect_len)
+        except ProtocolError:
+            return False  # a late reply to an earlier fast read of another span
         if [b.servo_id for b in blocks] != list(ids):
-            raise ProtocolError(
-                f"fast sync read reply lists ids {[b.servo_id for b in blocks]}, expected {list(ids)}",
-                port=self.port,
-            )
+            return False
         for block in blocks:
             self._stat(block.servo_id).rx_ok += 1
-        for block in blocks:
-            self._check_error(block.servo_id, block.error)
-        for block in blocks:
+            self._check_error(block.servo_id, block.error, servo_errors)
             pending.discard(block.servo_id)
             got[block.servo_id] = block.data
+        return True
 
 
 def wire_time_s(n_bytes: int, baudrate: int = 4_000_000, bits_per_byte: int = 10) -> float:

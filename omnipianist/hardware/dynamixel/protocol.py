@@ -406,6 +406,10 @@ class PacketParser:
         """Bytes held waiting for the rest of a packet."""
         return len(self._buf)
 
+    def pending(self) -> bytes:
+        """Copy of the buffered, not yet complete bytes (for diagnostics such as a cut-short Fast Sync Read)."""
+        return bytes(self._buf)
+
     def pop_rejected(self) -> list[Rejected]:
         """Candidates dropped since the last call (CRC failures, truncations, malformed status)."""
         out, self._rejected = self._rejected, []

@@ -205,9 +205,7 @@ def span(names: Iterable[str | ControlItem], table: dict[str, ControlItem] = X_S
         raise ControlTableError("empty span")
     for a, b in zip(items, items[1:], strict=False):
         if a.end != b.address:
-            raise ControlTableError(
-                f"span is not contiguous: {a.name} ends at {a.end}, {b.name} starts at {b.address}"
-            )
+            raise ControlTableError(f"span is not contiguous: {a.name} ends at {a.end}, {b.name} starts at {b.address}")
     return Span(items)
 
 

@@ -75,16 +75,23 @@ ACTUATOR_JOINTS: dict[str, tuple[str, ...]] = {j: (j,) for j in JOINT_NAMES}
 
 FINGERTIP_SITES: tuple[str, ...] = ("th_tip", "if_tip", "mf_tip", "rf_tip")
 
+HOME_FINGER_RAD = {"mcp": -0.15, "pip": 1.6, "dip": 0.6}
+"""Fingers curled tight (-0.15 + 1.6 + 0.6 rad: the distal hangs ~vertical, tilted back) so the
+tip sits 7 cm below and only 3.5 cm ahead of the MCP axis: flexing the MCP then moves the tip
+mostly straight down, with > 4 cm of travel before the 13.7 cm finger straightens out. (The old
+0.6/0.7/0.3 curl left the finger hanging almost straight down, 11 cm below the MCP: only 1.2 cm
+of downward travel, so no white key could be pressed.)"""
 HOME_JOINT_ANGLES_RAD: dict[str, float] = {
-    **{f"{f}_{j}": v for f in FINGERS for j, v in (("mcp", 0.6), ("pip", 0.7), ("dip", 0.3))},
-    "th_cmc": 1.22,
-    "th_axl": 0.0,
-    "th_mcp": 0.74,
-    "th_ipl": 0.0,
+    **{f"{f}_{j}": v for f in FINGERS for j, v in HOME_FINGER_RAD.items()},
+    "th_cmc": -0.03,
+    "th_axl": 0.7,
+    "th_mcp": 1.27,
+    "th_ipl": 0.6,
 }
-"""Hover posture: fingers curled so the distal phalanges point down (0.6 + 0.7 + 0.3 rad); the
-thumb swung under the palm (cmc) and bent forward (mcp): its tip hangs 3 cm to the thumb side
-of the index tip, 6 mm above the fingertips (as low as the short thumb reaches, fitted)."""
+"""Hover posture: fingers as above; the thumb turned about its length (axl) and bent forward (mcp,
+ipl) so its tip hangs level with the fingertips, ~2 cm to the thumb side of the index tip and
+3.3 cm nearer the player, with >= 3.5 cm of straight-down and >= 2 cm of straight-up travel
+(fitted with the scene's fingertip IK; see tests/unit/test_reach.py)."""
 
 
 def _finger(b: HandBuilder, palm: mujoco.MjsBody, f: str) -> None:

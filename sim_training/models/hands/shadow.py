@@ -121,18 +121,29 @@ REDUCED_ACTUATOR_NAMES: tuple[str, ...] = tuple(a for a in ACTUATOR_NAMES if a n
 
 FINGERTIP_SITES: tuple[str, ...] = ("th_tip", "ff_tip", "mf_tip", "rf_tip", "lf_tip")
 
-HOME_FINGER_RAD = {"J3": 0.5, "J2": 0.55, "J1": 0.55}
-"""Pianist's curl: knuckle 29 deg, middle and distal 32 deg each, so the distal points down."""
+HOME_FINGER_RAD = {"J3": 0.3, "J2": 0.8, "J1": 0.8}
+"""Pianist's curl on the raised wrist: with WRJ1 = -0.4 the proximal phalanx is about level
+(0.3 - 0.4 rad), the middle slopes down 0.7 rad and the distal hangs ~vertical (1.5 rad)."""
+HOME_WRIST_RAD = {"WRJ2": 0.0, "WRJ1": -0.4}
+"""Wrist extended 23 deg (hand tip up), knuckles arched above the fingertips: the fingertips then
+hang level with the wrist (forearm at fingertip height, as a pianist's), which is what lets the
+short, far-back thumb reach a key. With the wrist level and the old curl (J3 0.5, J1 = J2 0.55)
+the thumb tip could not get more than ~1 cm below the fingertip row anywhere within 5 cm behind
+it, whatever THJ1..THJ5; flatter fingers on a level wrist need it 6-7 cm behind."""
 HOME_JOINT_ANGLES_RAD: dict[str, float] = {
+    **HOME_WRIST_RAD,
     **{f"{f}{j}": v for f in FINGERS for j, v in HOME_FINGER_RAD.items()},
-    "THJ5": 0.59,
-    "THJ4": 0.77,
-    "THJ3": 0.03,
-    "THJ2": -0.12,
-    "THJ1": 0.2,
+    "THJ5": 0.35,
+    "THJ4": 0.55,
+    "THJ3": 0.15,
+    "THJ2": 0.55,
+    "THJ1": 0.0,
 }
-"""Hover posture: wrist level, fingers curled down; thumb tip one key left of the index tip,
-4 cm nearer the player, at the same height (found by a small least-squares fit of THJ5..THJ2)."""
+"""Hover posture: wrist raised, fingers curled down; the thumb tip ~1.8 cm to the thumb side of
+the index tip, 2.9 cm nearer the player, at the fingertips' height. THJ5 and THJ1 (held at these
+values in the reduced action set) are chosen so THJ4/THJ3/THJ2 alone move the tip ~3.4 cm
+straight down (to 1.2 cm below a white key top) and 2.5 cm up, within 3 mm of its home x/y
+(fitted with the scene's fingertip IK; see tests/unit/test_reach.py)."""
 
 
 def _finger(b: HandBuilder, parent: mujoco.MjsBody, f: str, pos: tuple[float, ...]) -> None:
