@@ -33,7 +33,7 @@ RAIL_Y_RANGE_M = (-0.05, 0.08)
 RAIL_Z_RANGE_M = (-0.04, 0.06)
 HOVER_ABOVE_WHITE_TOP_M = 0.02
 """Home posture: fingertips this far above the white key tops ..."""
-HOME_FINGERTIP_Y_M = 0.03
+HOME_FINGERTIP_Y_M = 0.045
 """... and this far behind the white key front edge."""
 HOME_PITCH: dict[str, int] = {"left": 48, "right": 67}
 """MIDI pitch under each hand's fingertip centroid at home (C3 and G4)."""
