@@ -73,7 +73,7 @@ class ExpertTrainConfig:
     seed: int = 0
     use_prior: bool = True
     """Residual on the OT/IK prior; False (CLI --no-prior) = plain DroQ on the plain observation."""
-    obs_mode: ObsMode = "full"
+    obs_mode: ObsMode = "compact"
     """Policy input: ``full`` env observation or ``compact`` (see sim_training.experts.residual)."""
     buffer_size: int = 200_000
     """Replay capacity in transitions (preallocated lazily: memory grows with use)."""
@@ -380,7 +380,8 @@ def _train(cfg: ExpertTrainConfig) -> dict[str, Any]:
                 c["rounds"] += 1
             c["update_s"] += time.perf_counter() - t1
 
-        if c["env_steps"] - c["last_eval_steps"] >= cfg.eval_every_steps:
+        learning = c["env_steps"] >= dq.learning_starts  # no evals in warm-up: the policy has not changed
+        if learning and c["env_steps"] - c["last_eval_steps"] >= cfg.eval_every_steps:
             run_eval()
             save_last()
             last_ckpt = time.perf_counter()

@@ -51,17 +51,22 @@ class PriorConfig:
     """Height above the key top for a finger whose key is due next."""
     lift_m: float = 0.022
     """Height above the white key tops for free fingers."""
-    descend_gate_m: float = 0.03
+    descend_gate_m: float = 0.015
     """A finger presses only when laterally this close to its key; else it hovers."""
     reach_margin_m: float = 0.012
     """Lateral reach of the outer fingers beyond their home slot (abduction)."""
     min_carriage_gap_m: float = 0.16
     """Minimum distance between the two carriages (forearms must not collide)."""
+    carriage_lead: float = 0.5
+    """IK sees the carriage this fraction of the way from where it is to its target (it moves
+    during the step; without this, fingers overshoot laterally while the forearm travels)."""
     lead_steps: int = 0
     """Press keys this many steps before they are due (0: on time)."""
+    spare_thumb_in_reach: bool = True
+    """Place the forearm so the keys fall under index..little when they fit there."""
     thumb_penalty_m2: float = 4e-4
     """Assignment cost added when the thumb takes a key (m^2; 4e-4 = 2 cm of extra reach)."""
-    free_weight: float = 0.3
+    free_weight: float = 0.1
     """IK weight of free fingers relative to pressing ones."""
     ik: IKConfig = field(default_factory=IKConfig)
 
@@ -138,10 +143,22 @@ class OTIKPrior:
         return hand
 
     def _carriage_target(self, h: int, rows_keys: list[np.ndarray]) -> float:
-        """Closest carriage x to the current target that keeps the due keys in reach."""
+        """Closest carriage x to the current target that keeps the due keys in reach.
+
+        Reach is first the span of the fingers without the thumb (the thumb presses less firmly);
+        only when the keys do not fit there does the thumb's slot extend it.
+        """
+        if self.cfg.spare_thumb_in_reach:
+            c = self._reach_clip(h, rows_keys, self.slot_x[h][1:])
+            if c is not None:
+                return c
+        c = self._reach_clip(h, rows_keys, self.slot_x[h])
+        return float(self._carriage[h]) if c is None else c
+
+    def _reach_clip(self, h: int, rows_keys: list[np.ndarray], slots: np.ndarray) -> float | None:
         c = self._carriage[h]
-        smin = self.slot_x[h].min() - self.cfg.reach_margin_m
-        smax = self.slot_x[h].max() + self.cfg.reach_margin_m
+        smin = slots.min() - self.cfg.reach_margin_m
+        smax = slots.max() + self.cfg.reach_margin_m
         lo, hi = -np.inf, np.inf
         for keys in rows_keys:
             if keys.size == 0:
@@ -149,8 +166,8 @@ class OTIKPrior:
             x = self.key_x[keys]
             new_lo, new_hi = max(lo, x.max() - smax), min(hi, x.min() - smin)
             if new_lo > new_hi:
-                if np.isinf(lo):  # the first row alone does not fit: centre on it
-                    return float(0.5 * (x.max() - smax + x.min() - smin))
+                if np.isinf(lo):  # the first row alone does not fit
+                    return None
                 break
             lo, hi = new_lo, new_hi
         return float(np.clip(c, lo, hi))
@@ -243,7 +260,9 @@ class OTIKPrior:
         self._held = fingering
         self.last_fingering = fingering
         self.last_targets = np.concatenate(targets)
-        self._u = self.ik.solve(hand_q, self._u, targets, weights)
+        ik_q = hand_q.copy()
+        ik_q[self.tx_q_index] += cfg.carriage_lead * (target - carriage_now)
+        self._u = self.ik.solve(ik_q, self._u, targets, weights)
 
         ctrl = np.zeros(self.scene.model.nu)
         action = np.zeros(self.scene.embodiment.action_dim)

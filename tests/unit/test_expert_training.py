@@ -46,7 +46,7 @@ def test_train_checkpoint_resume_and_load(tmp_path: Path) -> None:
     assert [c["env_steps"] for c in curve] == [0, 160, 240]
 
     with pytest.raises(ValueError, match="obs_mode"):
-        train_expert(_cfg(out, max_env_steps=300, obs_mode="compact"))
+        train_expert(_cfg(out, max_env_steps=300, obs_mode="full"))
 
     policy = ExpertPolicy.load(out)
     env = PianoEnv("c_major_scale", policy.embodiment, EnvConfig(clip_steps=20, random_start=False),
@@ -60,8 +60,8 @@ def test_train_checkpoint_resume_and_load(tmp_path: Path) -> None:
         obs, *_ = env.step(action)
 
 
-def test_no_prior_compact_run(tmp_path: Path) -> None:
-    r = train_expert(_cfg(tmp_path / "plain", use_prior=False, obs_mode="compact", max_env_steps=120))
+def test_no_prior_full_obs_run(tmp_path: Path) -> None:
+    r = train_expert(_cfg(tmp_path / "plain", use_prior=False, obs_mode="full", max_env_steps=120))
     assert r["env_steps"] == 120 and not r["with_prior"]
     policy = ExpertPolicy.load(tmp_path / "plain" / "last.pt")
     assert policy.prior is None
