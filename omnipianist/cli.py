@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
+import os
+
+# Offscreen rendering on a machine without a display: EGL (Mesa) unless the user chose otherwise.
+# Must be set before mujoco is imported anywhere in this process.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -238,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_args(p, PriorConfig)
         p.set_defaults(func=func)
 
+    from sim_training.experts.cli import add_train_expert_args, run_train_expert
+
+    p = sub.add_parser("train-expert", help="train one residual DroQ expert on a piece (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_expert_args(p)
+    p.set_defaults(func=run_train_expert)
+
     from sim_training.music import corpus as corpus_mod
 
     p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")
@@ -264,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default="runs", help="output folder (default: %(default)s)")
     p.add_argument("--piece", default="twinkle", help="piece to play (default: %(default)s)")
+    p.add_argument("--no-video", action="store_true", help="skip the MP4 (offscreen rendering)")
     p.set_defaults(func=cmd_demo)
     return parser
 

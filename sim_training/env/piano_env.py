@@ -97,6 +97,9 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         self._render_size = render_size
         self._camera = camera
         self._renderer: mujoco.Renderer | None = None
+        self._scene_option: mujoco.MjvOption | None = None
+        self._key_geom_ids: np.ndarray | None = None
+        self._key_rgba = np.zeros((0, 4))
 
         s = self.scene
         self._key_adr = s.key_qpos_adr
@@ -258,7 +261,20 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._renderer is None:
             w, h = self._render_size
             self._renderer = mujoco.Renderer(self.model, height=h, width=w)
-        self._renderer.update_scene(self.data, camera=self._camera)
+        # pressed keys shown in green (the geom colours are only read by the renderer)
+        rgba = self.model.geom_rgba
+        if self._key_geom_ids is None:
+            from sim_training.models.piano import builder as pb
+
+            self._key_geom_ids = np.array([self.model.geom(pb.key_geom_name(k)).id for k in range(NUM_KEYS)])
+            self._key_rgba = rgba[self._key_geom_ids].copy()
+        rgba[self._key_geom_ids] = self._key_rgba
+        active = self.active_keys()
+        rgba[self._key_geom_ids[active]] = (0.2, 0.8, 0.2, 1.0)
+        if self._scene_option is None:
+            self._scene_option = mujoco.MjvOption()
+            self._scene_option.geomgroup[3] = 1  # the hands' collision geoms are their visible shape
+        self._renderer.update_scene(self.data, camera=self._camera, scene_option=self._scene_option)
         return self._renderer.render()
 
     def close(self) -> None:

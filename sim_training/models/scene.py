@@ -101,7 +101,9 @@ def build_spec(embodiment: Embodiment) -> mujoco.MjSpec:
     spec.visual.global_.offwidth = 1280
     spec.visual.global_.offheight = 720
     spec.worldbody.add_light(name="top", pos=[0, 0.0, 1.5], dir=[0, 0.2, -1], diffuse=[0.8, 0.8, 0.8])
-    spec.worldbody.add_camera(name="front", pos=[0, -0.75, 0.65], xyaxes=[1, 0, 0, 0, 0.65, 0.76])
+    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
+    spec.visual.headlight.diffuse = [0.6, 0.6, 0.6]
+    spec.worldbody.add_camera(name="front", pos=[0, -0.42, 0.42], xyaxes=[1, 0, 0, 0, 0.72, 0.69], fovy=60)
     spec.worldbody.add_camera(name="top", pos=[0, 0.05, 1.0], xyaxes=[1, 0, 0, 0, 1, 0])
     add_piano(spec)
 
