@@ -4,7 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 export FASTDDS_DEFAULT_PROFILES_FILE="$here/omnipianist/dds/fastdds_loopback.xml"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${OMNIPIANIST_ROS_DISCOVERY_RANGE:-SYSTEM_DEFAULT}"  # see omnipianist/dds/__init__.py
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"

@@ -14,6 +14,16 @@ from pathlib import Path
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 OVERRIDE_ENV = "OMNIPIANIST_DDS_PROFILE"
 """Set this to your own Fast DDS profile to leave loopback on purpose (e.g. a multi-host lab graph)."""
+RANGE_OVERRIDE_ENV = "OMNIPIANIST_ROS_DISCOVERY_RANGE"
+
+DISCOVERY_RANGE = "SYSTEM_DEFAULT"
+"""Why not ``LOCALHOST``: with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, rmw_fastrtps (kilted)
+appends its own UDPv4 transport *without* an interface whitelist and a default unicast metatraffic
+locator to whatever the XML profile says, so every participant also binds a UDP socket on 0.0.0.0
+(measured with ``ss -uanp``; ``tests/integration/test_dds_loopback.py``). ``SYSTEM_DEFAULT`` leaves
+discovery entirely to the XML profile, which binds 127.0.0.1 only and discovers peers through the
+127.0.0.1 initial-peer list: the same localhost-only discovery, with no socket on another address.
+Set ``OMNIPIANIST_ROS_DISCOVERY_RANGE=LOCALHOST`` to get the stock ROS behaviour anyway."""
 
 
 def loopback_profile_path() -> Path:
@@ -26,7 +36,7 @@ def loopback_environment() -> dict[str, str]:
     profile = os.environ.get(OVERRIDE_ENV) or str(loopback_profile_path())
     return {
         PROFILE_ENV: profile,
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get(RANGE_OVERRIDE_ENV) or DISCOVERY_RANGE,
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
     }
 
