@@ -251,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_expert_args(p)
     p.set_defaults(func=run_train_expert)
 
+    from sim_training.experts.fanout import add_train_experts_args, run_train_experts
+    from sim_training.experts.search import add_search_prior_args, run_search_prior
+
+    p = sub.add_parser("search-prior", help="cross-entropy search of the OT/IK prior's knobs on one piece",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_search_prior_args(p)
+    p.set_defaults(func=run_search_prior)
+    p = sub.add_parser("train-experts", help="one expert per piece (prior search + residual), fanned out on Ray",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_experts_args(p)
+    p.set_defaults(func=run_train_experts)
+
     from sim_training.music import corpus as corpus_mod
 
     p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")

@@ -1,0 +1,214 @@
+"""``omnipianist collect`` and ``omnipianist dataset-card``.
+
+Hook into the main CLI with :func:`add_collect_args` / :func:`run_collect` and
+:func:`add_dataset_card_args` / :func:`run_dataset_card`; :func:`main` runs them standalone
+(``python -m sim_training.dataset.cli collect ...``).
+
+``collect SOURCE [SOURCE ...] --out STORE``: each SOURCE is a directory of experts (or one expert
+directory) or the word ``prior``. Experts label their own pieces; ``prior`` labels the corpus pieces
+of ``--split`` (or ``--pieces``), skipping by default the pieces that experts label (in this run or
+already in the store), so one store mixes both and records which label came from where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omnipianist.cliutil import emit
+
+PRIOR_SOURCE = "prior"
+
+
+def add_collect_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``omnipianist collect`` (defaults from :class:`CollectConfig`)."""
+    from sim_training.dataset.collect import CollectConfig
+
+    d = CollectConfig()
+    parser.add_argument("sources", nargs="+", metavar="EXPERTS_DIR_OR_prior",
+                        help="directory of trained experts (one subdirectory each), or 'prior' for the OT/IK prior")
+    parser.add_argument("--out", required=True, help="store: a directory (created) or an fsspec URL")
+    parser.add_argument("--mode", choices=["rollout", "relabel"], default=d.mode,
+                        help="rollout: labeller plays with action noise (RP1M); relabel: a student plays and "
+                             "the labeller labels every visited state (RP1M++) (default: %(default)s)")
+    g = parser.add_argument_group("pieces for the prior labeller")
+    g.add_argument("--manifest", type=Path, default=None, help="corpus manifest.json (default: the shipped corpus)")
+    g.add_argument("--split", default="train", help="corpus split (default: %(default)s)")
+    g.add_argument("--max-pieces", type=int, default=None, help="at most this many corpus pieces")
+    g.add_argument("--pieces", nargs="+", default=None,
+                   help="explicit pieces (built-in names, corpus ids, MIDI files) instead of the split; "
+                        "with experts: only the experts of these pieces")
+    g.add_argument("--skip-pieces-with-experts", action=argparse.BooleanOptionalAction, default=True,
+                   help="the prior does not label pieces an expert labels (default: %(default)s)")
+    g.add_argument("--embodiment", default="shadow", choices=["shadow", "leap"], help="(default: %(default)s)")
+    g.add_argument("--action-set", default="reduced", choices=["reduced", "full"], help="(default: %(default)s)")
+    g.add_argument("--forearm-z", action="store_true", help="vertical forearm slide")
+    g.add_argument("--prior-config", type=Path, default=None,
+                   help="JSON object of PriorConfig fields (prior labeller and the prior_action column)")
+    e = parser.add_argument_group("episodes")
+    e.add_argument("--episodes-per-piece", type=int, default=d.episodes_per_piece,
+                   help="episodes per piece and noise level (noise 0: one) (default: %(default)s)")
+    e.add_argument("--noise-std", type=float, nargs="+", default=list(d.noise_std),
+                   help="rollout action-noise levels (default: %(default)s)")
+    e.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
+    e.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on episode length in steps")
+    r = parser.add_argument_group("relabel")
+    r.add_argument("--rounds", type=int, default=d.rounds, help="student rounds at most (default: %(default)s)")
+    r.add_argument("--tolerance", type=float, default=d.tolerance,
+                   help="stop a piece when student F1 >= labeller F1 - tolerance (default: %(default)s)")
+    r.add_argument("--student", default="prior",
+                   help="'prior' (the OT/IK prior with --student-noise-std noise: a plumbing stand-in) or "
+                        "'module:function', function(round, store_url) -> policy or picklable builder")
+    r.add_argument("--student-noise-std", type=float, default=0.1, help="(default: %(default)s)")
+    x = parser.add_argument_group("execution")
+    x.add_argument("--ray", action="store_true", help="roll out on local Ray actors (the driver writes)")
+    x.add_argument("--workers", type=int, default=d.workers, help="Ray actors (default: %(default)s)")
+    x.add_argument("--no-card", dest="card", action="store_false", help="do not write <store>.CARD.md")
+    x.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+
+
+def _tasks(args: argparse.Namespace, prior_config: str) -> tuple[list[Any], list[str]]:
+    from sim_training.dataset.collect import CollectTask
+    from sim_training.dataset.labellers import EmbodimentRef, LabellerSpec, find_experts, resolve_piece
+    from sim_training.dataset.store import DatasetReader, is_local, local_path
+    from sim_training.music.corpus import load_manifest
+
+    manifest = load_manifest(args.manifest) if args.manifest is not None else None
+    wanted = None
+    if args.pieces:
+        wanted = {resolve_piece(p, manifest).piece_id for p in args.pieces}
+    tasks: list[CollectTask] = []
+    notes: list[str] = []
+    use_prior = False
+    for src in args.sources:
+        if src == PRIOR_SOURCE:
+            use_prior = True
+            continue
+        for info in find_experts(src, manifest):
+            if wanted is None or info.piece.piece_id in wanted:
+                tasks.append(CollectTask(info.piece, info.spec()))
+    if use_prior:
+        emb = EmbodimentRef(args.embodiment, args.action_set, args.forearm_z)
+        if args.pieces:
+            pieces = [resolve_piece(p, manifest) for p in args.pieces]
+        else:
+            m = manifest if manifest is not None else load_manifest()
+            from sim_training.dataset.labellers import PieceRef
+
+            pieces = [PieceRef(p.id, str(m.corpus_path(p.id))) for p in m.pieces(args.split, args.max_pieces)]
+        if args.skip_pieces_with_experts:
+            expert_pieces = {t.piece.piece_id for t in tasks}
+            exists = (local_path(args.out) / "zarr.json").is_file() if is_local(args.out) else False
+            if exists or not is_local(args.out):
+                try:
+                    r = DatasetReader(args.out)
+                    expert_pieces |= set(r.meta["piece_id"][r.select(label_source=["expert", "expert-relabel"])])
+                except (FileNotFoundError, ValueError):
+                    pass
+            kept = [p for p in pieces if p.piece_id not in expert_pieces]
+            if len(kept) < len(pieces):
+                notes.append(f"prior skips {len(pieces) - len(kept)} pieces that experts label")
+            pieces = kept
+        spec = LabellerSpec("prior", emb, "", prior_config)
+        tasks += [CollectTask(p, spec) for p in pieces]
+    return tasks, notes
+
+
+def _student_factory(args: argparse.Namespace, tasks: Sequence[Any], prior_config: str) -> Any:
+    from sim_training.dataset.labellers import NoisyPriorStudent
+
+    if args.student == "prior":
+        emb = tasks[0].labeller.embodiment
+        noise = args.student_noise_std
+        return lambda rnd, url: NoisyPriorStudent(emb, noise, prior_config, seed=rnd)
+    mod, _, fn = args.student.partition(":")
+    if not fn:
+        raise SystemExit(f"--student {args.student!r}: expected 'prior' or 'module:function'")
+    try:
+        return getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"--student {args.student!r}: {exc}") from exc
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """Collect into ``args.out``, print the summary, write the card; returns the exit status."""
+    from sim_training.dataset.card import write_card
+    from sim_training.dataset.collect import CollectConfig, collect
+
+    prior_config = ""
+    if args.prior_config is not None:
+        try:
+            prior_config = json.dumps(json.loads(args.prior_config.read_text()), sort_keys=True)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{args.prior_config}: not a JSON object of PriorConfig fields ({exc})") from exc
+    try:
+        cfg = CollectConfig(mode=args.mode, episodes_per_piece=args.episodes_per_piece,
+                            noise_std=tuple(args.noise_std), seed=args.seed, max_steps=args.max_steps, ray=args.ray,
+                            workers=args.workers, rounds=args.rounds, tolerance=args.tolerance,
+                            prior_config=prior_config, show_progress=not args.json)
+        tasks, notes = _tasks(args, prior_config)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"collect: {exc}") from exc
+    if not tasks:
+        raise SystemExit("collect: no pieces to label (check the sources, --split/--pieces, --skip-pieces-with-experts)")
+    factory = _student_factory(args, tasks, prior_config) if args.mode == "relabel" else None
+    command = " ".join(["omnipianist collect", *(sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "collect"
+                                                 else sys.argv[1:])])
+    res = collect(args.out, tasks, cfg, student_factory=factory, command=command)
+    res["notes"] = notes
+    if args.card:
+        card = write_card(args.out)
+        res["card"] = card["card_path"]
+    lines = [f"{res['store']}: +{res['episodes_added']} episodes, +{res['steps_added']} steps "
+             f"({res['episodes_skipped']} already there) in {res['wall_s']:.1f} s ({res['steps_per_s']:.0f} steps/s); "
+             f"store now {res['n_episodes']} episodes, {res['n_steps']} steps"]
+    if res.get("f1_mean") is not None:
+        lines.append(f"  F1 of the added episodes {res['f1_mean']:.3f} (do nothing {res['do_nothing_f1_mean']:.3f}); "
+                     f"by label source {res['episodes_by_label_source']}")
+    for rnd in res.get("rounds", []):
+        lines.append(f"  round {rnd['round']}: student F1 {rnd['student_f1_mean']:.3f} vs labeller "
+                     f"{rnd['labeller_f1_mean']:.3f} on {rnd['pieces']} pieces; {rnd['pieces_done']} done")
+    lines += [f"  {n}" for n in notes]
+    if res.get("card"):
+        lines.append(f"  card: {res['card']}")
+    emit(res, args.json, "\n".join(lines))
+    return 0
+
+
+def add_dataset_card_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``omnipianist dataset-card``."""
+    parser.add_argument("store", help="dataset store (directory or fsspec URL)")
+    parser.add_argument("--out", default=None, help="Markdown path (default: <store>.CARD.md)")
+    parser.add_argument("--no-png", dest="png", action="store_false", help="skip the F1 histogram PNG")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+
+
+def run_dataset_card(args: argparse.Namespace) -> int:
+    """Write the card next to the store and print it; returns the exit status."""
+    from sim_training.dataset.card import card_markdown, write_card
+
+    try:
+        card = write_card(args.store, args.out, png=args.png)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"dataset-card: {exc}") from exc
+    emit(card, args.json, card_markdown(card) + f"\n(written to {card['card_path']})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim_training.dataset.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_collect_args(sub.add_parser("collect", help="collect episodes into a store"))
+    add_dataset_card_args(sub.add_parser("dataset-card", help="write the dataset card of a store"))
+    args = parser.parse_args(argv)
+    return run_collect(args) if args.command == "collect" else run_dataset_card(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

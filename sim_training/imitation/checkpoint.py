@@ -1,0 +1,112 @@
+"""Generalist checkpoints: what they contain, how a model is rebuilt from one, atomic writes.
+
+Two files per run (both ``torch.save`` of plain dicts / tensors, so ``torch.load(weights_only=True)`` reads them):
+
+* ``policy.pt`` — deployment: ``meta``, ``model`` (``kind``, ``config``), ``state_dict`` (EMA weights,
+  normaliser buffers included), ``normalizer`` (the same buffers, named, for readers without torch models).
+* ``last.pt`` — resuming: the above plus the raw weights, the optimiser, counters, loss curve, RNG states.
+
+``meta`` is the contract a runtime checks: ``observation_layout``, ``embodiment`` (as the store
+wrote it) and ``embodiment_key``, ``action_names``, ``control_dt``, ``obs_horizon``,
+``pred_horizon``, ``execute_horizon``, ``k_steps``, ``data_card_id``, ``format``, ``kind``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnipianist.errors import ModelError
+from sim_training.imitation.bc import BCConfig, BCPolicyMLP
+from sim_training.imitation.model import FlowMatchingTransformer, FMTConfig
+from sim_training.models.embodiment import Embodiment, embodiment_names, get_embodiment
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_KIND = "omnipianist-generalist"
+POLICY, LAST = "policy.pt", "last.pt"
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {"fmt": (FMTConfig, FlowMatchingTransformer), "bc": (BCConfig, BCPolicyMLP)}
+
+
+def model_config(kind: str, values: dict[str, Any] | None = None) -> Any:
+    """The config dataclass of model ``kind`` (``fmt`` | ``bc``) from a dict (unknown keys raise TypeError)."""
+    if kind not in MODELS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODELS)}")
+    return MODELS[kind][0](**(values or {}))
+
+
+def build_model(kind: str, config: Any, layout: dict[str, Any], action_dim: int) -> nn.Module:
+    """A fresh model of ``kind`` (config: its dataclass or a dict of its fields)."""
+    cfg = config if dataclasses.is_dataclass(config) else model_config(kind, config)
+    return MODELS[kind][1](cfg, layout, action_dim)
+
+
+def embodiment_from_meta(value: Any) -> Embodiment:
+    """The embodiment a store / checkpoint names: a key (``shadow``, ``shadow-full-z``, ``leap-z``) or a dict
+    with ``name`` [, ``action_set``, ``forearm_z``] (or ``key``). Raises ModelError for anything else."""
+    if isinstance(value, Embodiment):
+        return value
+    if isinstance(value, dict):
+        if "name" in value:
+            return get_embodiment(value["name"], value.get("action_set", "reduced"), bool(value.get("forearm_z", False)))
+        if "key" in value:
+            return embodiment_from_meta(value["key"])
+    if isinstance(value, str) and value:
+        name, *flags = value.split("-")
+        unknown = set(flags) - {"full", "z"}
+        if not unknown and name in embodiment_names():
+            return get_embodiment(name, "full" if "full" in flags else "reduced", "z" in flags)
+    raise ModelError(f"cannot tell the embodiment from {value!r} (expected e.g. 'shadow', 'leap-full-z' or "
+                     f"{{'name': 'shadow', 'action_set': 'reduced', 'forearm_z': false}})")
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-round-tripped dict (tuples -> lists), so saved and current configs compare equal."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp_path)`` then rename over ``path``: a kill at any moment leaves the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda p: torch.save(obj, p))
+
+
+def save_json(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
+
+
+def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any], str]:
+    """Model (eval mode) + meta from ``policy.pt``, ``last.pt``, or a run directory (``policy.pt`` preferred).
+
+    ``use_ema`` picks the EMA weights of ``last.pt`` (``policy.pt`` only holds those). Returns
+    (model, meta, the file read). Raises FileNotFoundError / ValueError naming the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [path / n for n in (POLICY, LAST) if (path / n).exists()]
+        if not found:
+            raise FileNotFoundError(f"{path}: no {POLICY} or {LAST} in this directory")
+        path = found[0]
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    meta = state.get("meta") if isinstance(state, dict) else None
+    if not meta or meta.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{path}: not an omnipianist generalist checkpoint")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')}, this code reads {CHECKPOINT_FORMAT}")
+    spec = state["model"]
+    model = build_model(spec["kind"], spec["config"], meta["observation_layout"], int(meta["action_dim"]))
+    weights = state["state_dict"] if "state_dict" in state else state["ema" if use_ema else "weights"]
+    model.load_state_dict(weights)
+    return model.eval(), meta, str(path)

@@ -1,0 +1,76 @@
+"""Play a whole piece with a generalist policy and score it like ``omnipianist prior --json``.
+
+Keys: ``f1``, ``precision``, ``recall``, ``onset_f1``, ``steps`` (as the prior command), plus
+``note_step_f1``, ``sustain_f1``, ``do_nothing_f1`` (print it beside every F1: silent steps score 1),
+``piece``, ``embodiment``, ``policy``, ``steps_per_s``, ``act_ms_p50`` / ``act_ms_p99`` (policy time
+per control step, the 50 ms budget's share) and ``return``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from sim_training.env.piano_env import EnvConfig, PianoEnv
+from sim_training.imitation.checkpoint import embodiment_from_meta
+from sim_training.imitation.policy import ActingPolicy
+from sim_training.metrics import onset_prf
+from sim_training.models.embodiment import Embodiment
+from sim_training.music import PianoRoll, Score
+
+EVALUATION_KEYS: tuple[str, ...] = ("f1", "precision", "recall", "onset_f1", "steps", "note_step_f1",
+                                    "sustain_f1", "do_nothing_f1")
+
+
+def evaluate_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment: str | Embodiment | None = None,
+                    stretch: float = 1.0, show_progress: bool = False) -> dict[str, Any]:
+    """Play ``piece`` from its first step to its end (no clip, no random start) and return the metrics.
+
+    ``embodiment`` defaults to the policy's; the env's observation layout must match the one the
+    policy was trained on (``ContractError`` naming the first differing field otherwise).
+    """
+    from omnipianist.cliutil import progress
+
+    emb = policy.embodiment if embodiment is None else embodiment_from_meta(embodiment)
+    env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch))
+    try:
+        env.layout.check_matches(policy.meta["observation_layout"], where=f"{policy.source} observation_layout")
+        obs, _ = env.reset(seed=0)
+        policy.reset()
+        act_s: list[float] = []
+        ret = 0.0
+        t_start = time.perf_counter()
+        for _ in progress(range(env.n_piece_steps), desc=f"evaluate {policy.source}", disable=not show_progress):
+            t0 = time.perf_counter()
+            action = policy.act(obs)
+            act_s.append(time.perf_counter() - t0)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            ret += float(reward)
+            if terminated or truncated:
+                break
+        wall = time.perf_counter() - t_start
+        m = env.episode_metrics()
+        active, *_ = env.episode_log()
+        onset = onset_prf(active, env.roll)
+    finally:
+        env.close()
+    ms = 1e3 * np.asarray(act_s)
+    return {
+        "piece": piece if isinstance(piece, str) else type(piece).__name__, "embodiment": emb.key,
+        "policy": policy.source, "f1": m["f1"], "precision": m["precision"], "recall": m["recall"],
+        "onset_f1": onset.f1, "steps": int(m["steps"]), "note_step_f1": m["note_step_f1"],
+        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"], "return": ret,
+        "steps_per_s": m["steps"] / max(wall, 1e-9),
+        "act_ms_p50": float(np.percentile(ms, 50)) if ms.size else 0.0,
+        "act_ms_p99": float(np.percentile(ms, 99)) if ms.size else 0.0,
+    }
+
+
+def format_evaluation(r: dict[str, Any]) -> str:
+    """One human-readable line (the shape of ``omnipianist prior``'s)."""
+    return (f"{r['piece']} ({r['embodiment']}, generalist {r['policy']}): F1 {r['f1']:.3f} (P {r['precision']:.3f} "
+            f"R {r['recall']:.3f}; note steps {r['note_step_f1']:.3f}; onset F1 {r['onset_f1']:.3f}; "
+            f"do-nothing F1 {r['do_nothing_f1']:.3f}); {r['steps']} steps, {r['steps_per_s']:.0f} steps/s, "
+            f"policy p99 {r['act_ms_p99']:.2f} ms")
