@@ -243,14 +243,20 @@ class EpisodeRunner:
 
 
 def _ray_init(workers: int) -> bool:
-    """Start local Ray (loopback only, no dashboard) unless running; True when this call started it."""
+    """Start a private local Ray with every socket on 127.0.0.1 (the experts' fan-out does the same,
+    see :func:`sim_training.experts.fanout.init_local_ray`), unless Ray is running already.
+    Returns True when this call started it."""
     import ray
 
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             configure_logging=False)
+    try:
+        from sim_training.experts.fanout import init_local_ray
+    except ImportError:  # pragma: no cover - fallback if the experts' fan-out is absent
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+    else:
+        init_local_ray(workers)
     return True
 
 

@@ -136,23 +136,29 @@ class LabellerSpec:
         if self.kind == "prior":
             sc = scene if scene is not None else cached_scene(self.embodiment)
             return OTIKPrior(sc, prior_config_from_dict(json.loads(self.prior_config or "{}")))
-        return load_expert_policy(self.path)
+        return load_expert_policy(self.path, self.embodiment)
 
 
 @functools.cache
-def load_expert_policy(path: str) -> Policy:
-    """The expert in directory ``path``: ``sim_training.experts.pipeline.load_expert`` when that module
-    exists, else :meth:`ExpertPolicy.load` (torch on one thread)."""
+def load_expert_policy(path: str, embodiment: EmbodimentRef | None = None) -> Policy:
+    """The expert in directory ``path`` (cached per process; torch on one thread).
+
+    A ``train_piece_expert`` folder (``expert.json``) loads with
+    :func:`sim_training.experts.pipeline.load_expert` (residual policy or searched prior); a bare
+    ``train_expert`` run (``best.pt`` / ``last.pt``) with :meth:`ExpertPolicy.load`. ``embodiment``
+    shares this process's compiled scene (the loaders raise ValueError on a mismatch).
+    """
     import torch
 
     torch.set_num_threads(1)
-    try:
-        from sim_training.experts.pipeline import load_expert  # type: ignore[import-not-found]
-    except ImportError:
-        from sim_training.experts.policy import ExpertPolicy
+    scene = cached_scene(embodiment) if embodiment is not None else None
+    if (Path(path) / "expert.json").is_file():
+        from sim_training.experts.pipeline import load_expert
 
-        return ExpertPolicy.load(path)
-    return load_expert(path)
+        return load_expert(path, scene=scene)
+    from sim_training.experts.policy import ExpertPolicy
+
+    return ExpertPolicy.load(path, scene=scene)
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ def describe_expert(path: str | Path, manifest: Any = None) -> ExpertInfo:
     name = str(emb or "shadow").split("-")[0]
     ref = EmbodimentRef(name, str(info.get("action_set") or "reduced"), bool(info.get("forearm_z") or False))
     f1 = math.nan
-    for k in ("f1", "best_f1", "expert_f1"):
+    for k in ("expert_f1", "best_f1", "f1"):  # expert.json, then a train_expert result.json
         if isinstance(info.get(k), int | float) and info[k] >= 0:
             f1 = float(info[k])
             break

@@ -8,7 +8,7 @@ Notation (normalised action space). ``a0 ~ N(0, I)`` noise, ``a1`` a data action
   DESIGN.md divided by the number of entries of a chunk, so its scale does not depend on ``H x A``)
 * sampling:  ``a <- a + (1 / K) u(a, k / K)`` for ``k = 0 .. K-1``, from ``a = a0`` at ``t = 0`` to ``t = 1``.
 
-``velocity(a_t, t)`` takes ``a_t`` (B, H, A) and ``t`` (B,) and returns (B, H, A); the observation
+``velocity(a_t, t)`` takes ``a_t`` (B, H, A) and ``t`` (B,) (or (1,), broadcast) and returns (B, H, A); the observation
 conditioning is closed over by the caller (see :meth:`FlowMatchingTransformer.velocity`).
 """
 
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
-"""``(a_t (B, H, A), t (B,)) -> velocity (B, H, A)``."""
+"""``(a_t (B, H, A), t (B,) or (1,)) -> velocity (B, H, A)``."""
 
 
 def interpolate(a0: Tensor, a1: Tensor, t: Tensor) -> Tensor:
@@ -52,9 +52,10 @@ def euler_sample(velocity: VelocityFn, a0: Tensor, k_steps: int) -> Tensor:
         raise ValueError(f"k_steps must be >= 1, got {k_steps}")
     a = a0
     dt = 1.0 / k_steps
-    ones = torch.ones(a0.shape[0], dtype=a0.dtype, device=a0.device)
     for k in range(k_steps):
-        a = a + dt * velocity(a, ones * (k * dt))
+        # t as a (1,) constant broadcast over the batch: in an exported graph everything that
+        # depends on t alone (the time embedding and its projections) folds into constants.
+        a = a + dt * velocity(a, torch.full((1,), k * dt, dtype=a0.dtype, device=a0.device))
     return a
 
 

@@ -33,9 +33,10 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sim_training.imitation.flow import euler_sample, flow_matching_loss, sample_flow_time
+from sim_training.imitation.flow import flow_matching_loss, sample_flow_time
 from sim_training.imitation.normalization import Normalizer
 
 GOAL_FIELD = "goal"
@@ -66,44 +67,67 @@ class FMTConfig:
 
 
 # ----------------------------------------------------------------------------------- blocks
-class Attention(nn.Module):
-    """Multi-head attention with separate Q / K / V projections (so K / V of a fixed memory can be cached)."""
+def split_heads(x: Tensor, n_heads: int) -> Tensor:
+    """(B, N, d) -> (B, h, N, d / h)."""
+    b, n, d = x.shape
+    return x.reshape(b, n, n_heads, d // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, h, N, dh) -> (B, N, h * dh)."""
+    b, h, n, dh = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * dh)
+
+
+def attention(q: Tensor, k_t: Tensor, v: Tensor) -> Tensor:
+    """Scaled dot-product attention: ``q`` (B, h, N, dh), TRANSPOSED keys ``k_t`` (B, h, dh, M), ``v`` (B, h, M, dh)."""
+    w = torch.softmax((q @ k_t) * (1.0 / math.sqrt(q.shape[-1])), dim=-1)
+    return w @ v
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection (fewer graph nodes per Euler step)."""
 
     def __init__(self, d: int, n_heads: int) -> None:
         super().__init__()
         if d % n_heads:
             raise ValueError(f"d_model {d} is not divisible by n_heads {n_heads}")
-        self.h, self.dh = n_heads, d // n_heads
-        self.q = nn.Linear(d, d)
-        self.k = nn.Linear(d, d)
-        self.v = nn.Linear(d, d)
+        self.h = n_heads
+        self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
 
-    def heads(self, x: Tensor) -> Tensor:
-        """(B, N, d) -> (B, h, N, dh)."""
-        b, n, _ = x.shape
-        return x.reshape(b, n, self.h, self.dh).transpose(1, 2)
-
-    def key_value(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Projected keys and values of ``x`` (B, N, d), each (B, h, N, dh)."""
-        return self.heads(self.k(x)), self.heads(self.v(x))
-
-    def attend(self, x: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Queries from ``x`` (B, N, d) over cached ``k, v`` (B, h, M, dh) -> (B, N, d)."""
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, N, d) -> (B, N, d)."""
         b, n, d = x.shape
-        q = self.heads(self.q(x))
-        w = torch.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh)), dim=-1)
-        return self.out((w @ v).transpose(1, 2).reshape(b, n, d))
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.out(merge_heads(attention(q, k.transpose(-2, -1), v)))
 
-    def forward(self, x: Tensor, memory: Tensor | None = None) -> Tensor:
-        """Self-attention (``memory`` None) or cross-attention from ``x`` (B, N, d) to ``memory`` (B, M, d)."""
-        k, v = self.key_value(x if memory is None else memory)
-        return self.attend(x, k, v)
+
+class CrossAttention(nn.Module):
+    """Queries from the action tokens, keys / values from the memory, projected ONCE per observation."""
+
+    def __init__(self, d: int, n_heads: int) -> None:
+        super().__init__()
+        if d % n_heads:
+            raise ValueError(f"d_model {d} is not divisible by n_heads {n_heads}")
+        self.h = n_heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def key_value(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Memory (B, M, d) -> transposed keys (B, h, dh, M), values (B, h, M, dh)."""
+        k, v = self.kv(memory).chunk(2, dim=-1)
+        return split_heads(k, self.h).transpose(-2, -1), split_heads(v, self.h)
+
+    def forward(self, x: Tensor, k_t: Tensor, v: Tensor) -> Tensor:
+        """Action tokens (B, H, d) over cached memory keys / values -> (B, H, d)."""
+        return self.out(merge_heads(attention(split_heads(self.q(x), self.h), k_t, v)))
 
 
 class MLP(nn.Sequential):
     def __init__(self, d: int, hidden: int, dropout: float = 0.0) -> None:
-        super().__init__(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, d))
+        super().__init__(nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, d))
 
 
 class EncoderBlock(nn.Module):
@@ -111,7 +135,7 @@ class EncoderBlock(nn.Module):
 
     def __init__(self, d: int, n_heads: int, hidden: int, dropout: float) -> None:
         super().__init__()
-        self.ln1, self.attn = nn.LayerNorm(d), Attention(d, n_heads)
+        self.ln1, self.attn = nn.LayerNorm(d), SelfAttention(d, n_heads)
         self.ln2, self.mlp = nn.LayerNorm(d), MLP(d, hidden, dropout)
         self.drop = nn.Dropout(dropout)
 
@@ -121,32 +145,52 @@ class EncoderBlock(nn.Module):
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN: ``x * (1 + scale) + shift`` with per-sample ``shift, scale`` (B, d) over tokens of ``x`` (B, N, d)."""
-    return x * (1.0 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    """adaLN: ``x * (1 + scale) + shift``; ``x`` (B, N, d), ``shift, scale`` (B, 1, d)."""
+    return x * (1.0 + scale) + shift
+
+
+class Modulation(nn.Module):
+    """adaLN-Zero modulation from the flow time and the observation context, SUMMED after their projections:
+    ``W_t SiLU(c_t) + W_c SiLU(c_obs)`` — so the observation half is computed once per control step, and
+    with K fixed the time half is a constant of the exported graph. Both start at zero."""
+
+    def __init__(self, d: int, n_out: int) -> None:
+        super().__init__()
+        self.from_time = nn.Linear(d, n_out * d)
+        self.from_context = nn.Linear(d, n_out * d, bias=False)
+        for lin in (self.from_time, self.from_context):
+            nn.init.zeros_(lin.weight)
+        nn.init.zeros_(self.from_time.bias)
+
+    def context(self, c_obs: Tensor) -> Tensor:
+        """Observation half: (B, d) -> (B, 1, n_out * d), once per observation."""
+        return self.from_context(F.silu(c_obs)).unsqueeze(1)
+
+    def time(self, c_time: Tensor) -> Tensor:
+        """Time half: (T, d) -> (T, 1, n_out * d); add the context half to get the modulation."""
+        return self.from_time(F.silu(c_time)).unsqueeze(1)
 
 
 class DecoderBlock(nn.Module):
-    """adaLN-Zero block: gated self-attention and MLP modulated by ``cond``, plus cross-attention to the memory."""
+    """adaLN-Zero block: gated self-attention and MLP modulated by (t, observation), plus cross-attention."""
 
     def __init__(self, d: int, n_heads: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(d, elementwise_affine=False)
-        self.self_attn = Attention(d, n_heads)
+        self.self_attn = SelfAttention(d, n_heads)
         self.ln2 = nn.LayerNorm(d)
-        self.cross_attn = Attention(d, n_heads)
+        self.cross_attn = CrossAttention(d, n_heads)
         self.ln3 = nn.LayerNorm(d, elementwise_affine=False)
         self.mlp = MLP(d, hidden, dropout)
         self.drop = nn.Dropout(dropout)
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
+        self.ada = Modulation(d, 6)
 
-    def forward(self, x: Tensor, cond: Tensor, mem_k: Tensor, mem_v: Tensor) -> Tensor:
-        """``x`` (B, H, d), ``cond`` (B, d), cached memory keys / values (B, h, M, dh) -> (B, H, d)."""
-        s1, c1, g1, s3, c3, g3 = self.ada(cond).chunk(6, dim=-1)
-        x = x + g1.unsqueeze(1) * self.drop(self.self_attn(modulate(self.ln1(x), s1, c1)))
-        x = x + self.drop(self.cross_attn.attend(self.ln2(x), mem_k, mem_v))
-        return x + g3.unsqueeze(1) * self.drop(self.mlp(modulate(self.ln3(x), s3, c3)))
+    def forward(self, x: Tensor, mod: Tensor, k_t: Tensor, v: Tensor) -> Tensor:
+        """``x`` (B, H, d), modulation ``mod`` (B, 1, 6d) (time + context halves), cached memory keys / values."""
+        s1, c1, g1, s3, c3, g3 = mod.chunk(6, dim=-1)
+        x = x + g1 * self.drop(self.self_attn(modulate(self.ln1(x), s1, c1)))
+        x = x + self.drop(self.cross_attn(self.ln2(x), k_t, v))
+        return x + g3 * self.drop(self.mlp(modulate(self.ln3(x), s3, c3)))
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 1000.0) -> Tensor:
@@ -222,13 +266,16 @@ class ObservationTokenizer(nn.Module):
 class Memory(NamedTuple):
     """What :meth:`FlowMatchingTransformer.encode` computes once per observation.
 
-    ``tokens`` (B, M, d); ``keys`` / ``values``: per decoder layer (B, h, M, dh); ``context`` (B, d).
+    ``tokens`` (B, M, d); per decoder layer: transposed cross-attention ``keys`` (B, h, dh, M),
+    ``values`` (B, h, M, dh) and the observation half of its modulation ``contexts`` (B, 1, 6d);
+    ``final_context`` (B, 1, 2d) for the output layer.
     """
 
     tokens: Tensor
     keys: tuple[Tensor, ...]
     values: tuple[Tensor, ...]
-    context: Tensor
+    contexts: tuple[Tensor, ...]
+    final_context: Tensor
 
 
 class FlowMatchingTransformer(nn.Module):
@@ -260,11 +307,10 @@ class FlowMatchingTransformer(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.decoder = nn.ModuleList(DecoderBlock(d, c.n_heads, hidden, c.dropout) for _ in range(c.decoder_layers))
         self.final_ln = nn.LayerNorm(d, elementwise_affine=False)
-        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
+        self.final_ada = Modulation(d, 2)
         self.head = nn.Linear(d, action_dim)
-        for zero in (self.final_ada[1], self.head):
-            nn.init.zeros_(zero.weight)
-            nn.init.zeros_(zero.bias)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     # -------------------------------------------------------------------------- the three pieces
     def encode(self, obs_norm: Tensor) -> Memory:
@@ -274,29 +320,47 @@ class FlowMatchingTransformer(nn.Module):
         for block in self.encoder:
             x = block(x)
         x = self.encoder_ln(x)
+        c_obs = self.context_proj(x.mean(dim=1))
         kv = [blk.cross_attn.key_value(x) for blk in self.decoder]
-        return Memory(x, tuple(k for k, _ in kv), tuple(v for _, v in kv), self.context_proj(x.mean(dim=1)))
+        return Memory(x, tuple(k for k, _ in kv), tuple(v for _, v in kv),
+                      tuple(blk.ada.context(c_obs) for blk in self.decoder), self.final_ada.context(c_obs))
+
+    def time_conditioning(self, t: Tensor) -> tuple[Tensor, ...]:
+        """Flow times ``t`` (T,) -> the time halves of the modulations: per decoder layer (T, 1, 6d), then the
+        output layer's (T, 1, 2d). Independent of the observation: :meth:`sample` computes all K at once."""
+        c_time = self.time_mlp(timestep_embedding(t, self.config.d_model))
+        return tuple(blk.ada.time(c_time) for blk in self.decoder) + (self.final_ada.time(c_time),)
+
+    def decode(self, a_t: Tensor, time_cond: tuple[Tensor, ...], memory: Memory) -> Tensor:
+        """Velocity (B, H, A) at ``a_t`` (B, H, A) given :meth:`time_conditioning` rows (B or 1, ...) and the memory."""
+        x = self.action_proj(a_t) + self.action_pos
+        for block, k_t, v, ctx, tc in zip(self.decoder, memory.keys, memory.values, memory.contexts, time_cond,
+                                          strict=False):
+            x = block(x, tc + ctx, k_t, v)
+        shift, scale = (time_cond[-1] + memory.final_context).chunk(2, dim=-1)
+        return self.head(modulate(self.final_ln(x), shift, scale))
 
     def velocity(self, a_t: Tensor, t: Tensor, memory: Memory) -> Tensor:
-        """Velocity (B, H, A) at normalised action chunk ``a_t`` (B, H, A), flow time ``t`` (B,)."""
-        cond = self.time_mlp(timestep_embedding(t, self.config.d_model)) + memory.context
-        x = self.action_proj(a_t) + self.action_pos
-        for block, k, v in zip(self.decoder, memory.keys, memory.values, strict=True):
-            x = block(x, cond, k, v)
-        shift, scale = self.final_ada(cond).chunk(2, dim=-1)
-        return self.head(modulate(self.final_ln(x), shift, scale))
+        """Velocity (B, H, A) at normalised action chunk ``a_t`` (B, H, A), flow time ``t`` (B,) or (1,)."""
+        return self.decode(a_t, self.time_conditioning(t), memory)
 
     def sample(self, obs_hist: Tensor, noise: Tensor | None = None, k_steps: int | None = None) -> Tensor:
         """Raw observation history (B, To, D) [+ noise (B, H, A) ~ N(0, I)] -> raw action chunk (B, H, A).
 
-        Euler from ``t = 0`` (noise) to ``t = 1`` in ``k_steps`` (default ``config.k_steps``); the
-        observation is encoded once. ``noise`` None draws fresh Gaussian noise.
+        Euler from ``t = 0`` (noise) to ``t = 1`` in ``k_steps`` (default ``config.k_steps``), the same
+        steps as :func:`euler_sample` on :meth:`velocity`, with the observation encoded once and the
+        time conditioning of all K steps computed in one batch. ``noise`` None draws fresh noise.
         """
         memory = self.encode(self.normalizer.normalize_obs(obs_hist))
         if noise is None:
             noise = torch.randn(obs_hist.shape[0], self.config.pred_horizon, self.action_dim)
-        a1 = euler_sample(lambda a, t: self.velocity(a, t, memory), noise, k_steps or self.config.k_steps)
-        return self.normalizer.unnormalize_action(a1)
+        k = k_steps or self.config.k_steps
+        dt = 1.0 / k
+        time_cond = self.time_conditioning(torch.arange(k, dtype=noise.dtype) * dt)
+        a = noise
+        for i in range(k):
+            a = a + dt * self.decode(a, tuple(c[i: i + 1] for c in time_cond), memory)
+        return self.normalizer.unnormalize_action(a)
 
     def loss(self, obs_hist: Tensor, actions: Tensor, noise: Tensor | None = None, t: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:
@@ -322,8 +386,11 @@ class FlowMatchingTransformer(nn.Module):
         def count(mods: list[nn.Module]) -> int:
             return sum(p.numel() for m in mods for p in m.parameters())
         enc = count([self.tokenizer, self.encoder, self.encoder_ln, self.context_proj])
-        dec = count([self.action_proj, self.time_mlp, self.decoder, self.final_ada, self.head]) + self.action_pos.numel()
-        return {"total": sum(p.numel() for p in self.parameters()), "encoder": enc, "decoder": dec}
+        enc += sum(blk.cross_attn.kv.weight.numel() + blk.cross_attn.kv.bias.numel()
+                   + blk.ada.from_context.weight.numel() for blk in self.decoder)
+        enc += self.final_ada.from_context.weight.numel()
+        total = sum(p.numel() for p in self.parameters())
+        return {"total": total, "encoder": enc, "decoder": total - enc}
 
 
 def sampler_module(model: nn.Module, k_steps: int | None = None) -> nn.Module:

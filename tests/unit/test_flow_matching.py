@@ -162,9 +162,11 @@ def test_encode_velocity_sample_shapes_and_encode_runs_once() -> None:
     assert model.tokenizer.n_tokens == n_tokens
     with torch.no_grad():
         mem = model.encode(model.normalizer.normalize_obs(obs))
-        assert mem.tokens.shape == (b, n_tokens, d) and mem.context.shape == (b, d)
-        assert len(mem.keys) == cfg.decoder_layers
-        assert mem.keys[0].shape == (b, cfg.n_heads, n_tokens, d // cfg.n_heads)
+        assert mem.tokens.shape == (b, n_tokens, d) and mem.final_context.shape == (b, 1, 2 * d)
+        assert len(mem.keys) == len(mem.values) == len(mem.contexts) == cfg.decoder_layers
+        assert mem.keys[0].shape == (b, cfg.n_heads, d // cfg.n_heads, n_tokens)  # transposed once, here
+        assert mem.values[0].shape == (b, cfg.n_heads, n_tokens, d // cfg.n_heads)
+        assert mem.contexts[0].shape == (b, 1, 6 * d)
         v = model.velocity(torch.randn(b, cfg.pred_horizon, emb.action_dim), torch.rand(b), mem)
         assert v.shape == (b, cfg.pred_horizon, emb.action_dim)
         calls = {"enc": 0, "dec": 0}
@@ -173,8 +175,17 @@ def test_encode_velocity_sample_shapes_and_encode_runs_once() -> None:
         out = model.sample(obs, torch.randn(b, cfg.pred_horizon, emb.action_dim))
     assert out.shape == (b, cfg.pred_horizon, emb.action_dim)
     assert calls == {"enc": 1, "dec": cfg.k_steps}
-    # untrained (adaLN-Zero, zero head): velocity 0, so the sample is the noise mapped through the normaliser
-    assert torch.count_nonzero(v) == 0
+    # the fast path (time conditioning of all K steps batched) is exactly Euler on velocity()
+    noise = torch.randn(b, cfg.pred_horizon, emb.action_dim)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # leave adaLN-Zero, so the check is not trivial
+        mem = model.encode(model.normalizer.normalize_obs(obs))
+        ref = model.normalizer.unnormalize_action(euler_sample(lambda a, t: model.velocity(a, t, mem), noise, 4))
+        assert torch.allclose(model.sample(obs, noise, k_steps=4), ref, atol=1e-5)
+        a_t, t = torch.randn(b, cfg.pred_horizon, emb.action_dim), torch.full((b,), 0.3)
+        assert torch.allclose(model.velocity(a_t, t, mem), model.velocity(a_t, t[:1], mem), atol=1e-6)
+    assert torch.count_nonzero(v) == 0  # untrained (adaLN-Zero, zero head): velocity 0
     with pytest.raises(ValueError, match="observation history"):
         model.encode(torch.zeros(1, 3, layout["size"]))
     params = model.n_params()
