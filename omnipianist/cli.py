@@ -180,6 +180,14 @@ def cmd_bench_prior(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_bench_expert(args: argparse.Namespace) -> int:
+    from sim_training.experts.bench import ExpertBenchConfig, run_expert_bench
+
+    result = run_expert_bench(dataclass_from_args(ExpertBenchConfig, args))
+    emit(result, args.json)
+    return 0 if result["ok"] else 1
+
+
 def cmd_bench_sim(args: argparse.Namespace) -> int:
     from sim_training.env.bench import SimBenchConfig, run_sim_bench
 
@@ -284,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_dataclass_args(p, PriorBenchConfig)
     p.set_defaults(func=cmd_bench_prior)
+
+    from sim_training.experts.bench import ExpertBenchConfig
+
+    p = bsub.add_parser("expert", help="Twinkle expert within a budget, --no-prior baseline, corpus experts vs prior")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_dataclass_args(p, ExpertBenchConfig)
+    p.set_defaults(func=cmd_bench_expert)
 
     p = sub.add_parser("demo", help="the main job: what `make demo` runs")
     p.add_argument("--json", action="store_true", help="print one JSON object")

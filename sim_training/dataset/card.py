@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,10 @@ def _group(reader: DatasetReader, idx: np.ndarray) -> dict[str, Any]:
             "note_step_f1_mean": _mean(m["note_step_f1"][idx]), "do_nothing_f1_mean": _mean(m["do_nothing_f1"][idx])}
 
 
-def dataset_card(store: str | os.PathLike[str] | DatasetReader) -> dict[str, Any]:
+def dataset_card(store: str | os.PathLike[str] | DatasetReader, generated_by: str = "sim_training.dataset.card"
+                 ) -> dict[str, Any]:
     """Pieces, episodes, steps, hours of motion, F1 histogram, counts by label source / mode / round,
-    embodiment, size on disk and the commands that made the store."""
+    embodiment, size on disk and the commands that made the store (``generated_by``: what made the card)."""
     r = store if isinstance(store, DatasetReader) else DatasetReader(store)
     m = r.meta
     f1 = np.asarray(m["f1"], dtype=np.float64)
@@ -69,8 +69,7 @@ def dataset_card(store: str | os.PathLike[str] | DatasetReader) -> dict[str, Any
         "bytes_per_1k_steps": (size / r.n_steps * 1000.0) if size and r.n_steps else None,
         "generated_by": [run.get("command", "") for run in runs],
         "collect_runs": runs,
-        "card_generated_by": " ".join(["omnipianist dataset-card", *sys.argv[1:]]) if "dataset-card" in sys.argv else
-        "sim_training.dataset.card",
+        "card_generated_by": generated_by,
         "card_generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -165,10 +164,11 @@ def png_path_for(md_path: str) -> str:
     return (md_path[:-3] if md_path.endswith(".md") else md_path) + ".f1_hist.png"
 
 
-def write_card(store_url: str | os.PathLike[str], md_path: str | None = None, png: bool = True) -> dict[str, Any]:
-    """Compute the card and write the Markdown (+ PNG for local stores); returns the card with the paths."""
+def write_card(store_url: str | os.PathLike[str], md_path: str | None = None, png: bool = True,
+               generated_by: str = "sim_training.dataset.card") -> dict[str, Any]:
+    """Compute the card and write the Markdown (+ PNG when the card is local); returns the card with the paths."""
     reader = DatasetReader(store_url)
-    card = dataset_card(reader)
+    card = dataset_card(reader, generated_by)
     md = md_path or card_path(store_url)
     png_written = None
     if png and is_local(md) and reader.n_episodes:

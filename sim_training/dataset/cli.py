@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,6 +136,13 @@ def _student_factory(args: argparse.Namespace, tasks: Sequence[Any], prior_confi
         raise SystemExit(f"--student {args.student!r}: {exc}") from exc
 
 
+def _command(sub: str, args: argparse.Namespace) -> str:
+    """The command line that ran ``sub`` (from sys.argv; rebuilt from ``args`` when called in-process)."""
+    if sub in sys.argv:
+        return " ".join(["omnipianist", *(shlex.quote(a) for a in sys.argv[sys.argv.index(sub):])])
+    return f"omnipianist {sub} " + " ".join(f"{k}={v!r}" for k, v in sorted(vars(args).items()) if k != "func")
+
+
 def run_collect(args: argparse.Namespace) -> int:
     """Collect into ``args.out``, print the summary, write the card; returns the exit status."""
     from sim_training.dataset.card import write_card
@@ -157,12 +165,11 @@ def run_collect(args: argparse.Namespace) -> int:
     if not tasks:
         raise SystemExit("collect: no pieces to label (check the sources, --split/--pieces, --skip-pieces-with-experts)")
     factory = _student_factory(args, tasks, prior_config) if args.mode == "relabel" else None
-    command = " ".join(["omnipianist collect", *(sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "collect"
-                                                 else sys.argv[1:])])
+    command = _command("collect", args)
     res = collect(args.out, tasks, cfg, student_factory=factory, command=command)
     res["notes"] = notes
     if args.card:
-        card = write_card(args.out)
+        card = write_card(args.out, generated_by=_command("collect", args))
         res["card"] = card["card_path"]
     lines = [f"{res['store']}: +{res['episodes_added']} episodes, +{res['steps_added']} steps "
              f"({res['episodes_skipped']} already there) in {res['wall_s']:.1f} s ({res['steps_per_s']:.0f} steps/s); "
@@ -193,7 +200,7 @@ def run_dataset_card(args: argparse.Namespace) -> int:
     from sim_training.dataset.card import card_markdown, write_card
 
     try:
-        card = write_card(args.store, args.out, png=args.png)
+        card = write_card(args.store, args.out, png=args.png, generated_by=_command("dataset-card", args))
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"dataset-card: {exc}") from exc
     emit(card, args.json, card_markdown(card) + f"\n(written to {card['card_path']})")

@@ -15,6 +15,7 @@ borders, never crossing into another episode). At deployment the first observati
 is likewise repeated to fill the history.
 
 The arrays are read into memory (D = 1150 float32: ~4.6 kB a step, ~4.6 GB per million steps).
+Stores written by :mod:`sim_training.dataset` are read through its ``DatasetReader``.
 """
 
 from __future__ import annotations
@@ -86,17 +87,32 @@ class EpisodeData:
 
 
 def open_store(store: str | Path) -> EpisodeData:
-    """Read a zarr v3 store that follows the contract above. Raises FileNotFoundError / KeyError naming what is missing."""
+    """Read the COMMITTED episodes of a store into memory.
+
+    Stores written by :class:`sim_training.dataset.DatasetWriter` (root attr ``schema_version``) are
+    read through :class:`sim_training.dataset.DatasetReader` (which drops an uncommitted tail left by
+    a killed writer); a bare store with just the contract's arrays and attrs is read directly.
+    Raises FileNotFoundError / KeyError / ValueError naming the path and what is missing.
+    """
     import zarr
 
     path = Path(store)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such dataset store")
+    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    if "schema_version" in attrs:
+        from sim_training.dataset import DatasetReader
+
+        reader = DatasetReader(path)
+        s = reader.schema
+        return EpisodeData(obs=reader.column("obs"), action=reader.column("action"), episode_ends=reader.episode_ends,
+                           piece_id=reader.meta["piece_id"], observation_layout=s.observation_layout,
+                           embodiment=s.embodiment, action_names=list(s.action_names), control_dt=s.control_dt,
+                           source=str(path), attrs=reader.attrs)
     root = zarr.open_group(str(path), mode="r")
     for name in ("data/obs", "data/action", "meta/episode_ends", "meta/piece_id"):
         if name not in root:
             raise KeyError(f"{path}: store has no array {name!r}")
-    attrs = dict(root.attrs)
     for name in ("observation_layout", "embodiment", "action_names"):
         if name not in attrs:
             raise KeyError(f"{path}: store has no root attribute {name!r}")
@@ -112,7 +128,9 @@ def open_store(store: str | Path) -> EpisodeData:
 
 
 def write_store(data: EpisodeData, store: str | Path) -> None:
-    """Write ``data`` as a zarr v3 store in the contract's format (for tests and small tools)."""
+    """Write ``data`` as a BARE zarr v3 store (the contract's arrays and attrs only; for tests and small tools).
+
+    Real datasets are written by :class:`sim_training.dataset.DatasetWriter`."""
     import zarr
 
     root = zarr.open_group(str(store), mode="w", zarr_format=3)
@@ -164,37 +182,36 @@ def split_episodes(data: EpisodeData, val_fraction: float, seed: int,
 
 
 class WindowSampler:
-    """Uniform random windows over the steps of a set of episodes (see the module docstring for padding)."""
+    """Uniform random windows over the steps of a set of episodes (padding: see the module docstring).
+
+    The window rule is :func:`sim_training.dataset.window_indices` (one definition for the dataset and
+    the trainer); this class binds it to the in-memory arrays and an episode subset.
+    """
 
     def __init__(self, data: EpisodeData, episodes: np.ndarray, obs_horizon: int, pred_horizon: int) -> None:
         if len(episodes) == 0:
             raise ValueError(f"{data.source}: no episodes to sample from")
         self.data, self.to, self.h = data, obs_horizon, pred_horizon
-        starts, ends = data.episode_starts[episodes], data.episode_ends[episodes]
-        lengths = ends - starts
-        self.step = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        self.start = np.repeat(starts, lengths)
-        self.end = np.repeat(ends, lengths)
+        self.episodes = np.asarray(episodes, dtype=np.int64)
+        starts, ends = data.episode_starts[self.episodes], data.episode_ends[self.episodes]
+        self._rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
 
     def __len__(self) -> int:
-        return len(self.step)
+        """Steps (= distinct windows) in the sampler's episodes."""
+        return len(self._rows)
 
-    def indices(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices for window ``positions`` (B,) into this sampler's steps: obs (B, To), action (B, H)."""
-        i, s, e = self.step[positions, None], self.start[positions, None], self.end[positions, None]
-        obs_idx = np.maximum(i - (self.to - 1) + np.arange(self.to), s)
-        act_idx = np.minimum(i + np.arange(self.h), e - 1)
-        return obs_idx, act_idx
+    def indices(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of ``batch`` uniform windows: obs (B, To), action (B, H)."""
+        from sim_training.dataset import window_indices
 
-    def windows(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """obs (B, To, D) float32, action (B, H, A) float32 for window ``positions`` (B,)."""
-        obs_idx, act_idx = self.indices(positions)
-        return self.data.obs[obs_idx], self.data.action[act_idx]
+        d = self.data
+        return window_indices(rng, d.episode_starts, d.episode_ends, batch, self.to, self.h, self.episodes)
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``batch`` uniform windows: obs (B, To, D), action (B, H, A)."""
-        return self.windows(rng.integers(0, len(self.step), batch))
+        """``batch`` uniform windows: obs (B, To, D) float32, action (B, H, A) float32."""
+        obs_idx, act_idx = self.indices(rng, batch)
+        return self.data.obs[obs_idx], self.data.action[act_idx]
 
     def rows(self) -> np.ndarray:
         """Row indices of every step of the sampler's episodes (for normalisation statistics)."""
-        return self.step
+        return self._rows

@@ -170,9 +170,8 @@ def plot_loss(curve: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def _fixed_windows(sampler: WindowSampler, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rng = np.random.default_rng(seed)
-    positions = rng.choice(len(sampler), size=min(n, len(sampler)), replace=False)
-    obs, act = sampler.windows(np.sort(positions))
+    """``n`` windows drawn once with their own seed: every validation point scores the same windows."""
+    obs, act = sampler.sample(np.random.default_rng(seed), n)
     return torch.from_numpy(obs), torch.from_numpy(act)
 
 

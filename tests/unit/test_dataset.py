@@ -415,6 +415,30 @@ def test_cli_collect_then_card(tmp_path: Path, capsys: pytest.CaptureFixture[str
         main(["collect", str(tmp_path), "--out", str(store)])
 
 
+def test_cli_experts_and_prior_fill_one_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sim_training.dataset.cli import main
+
+    d = tmp_path / "experts" / "single_note"  # a pipeline expert whose searched prior won
+    d.mkdir(parents=True)
+    (d / "best_prior.json").write_text(json.dumps({"press_depth_m": 0.016}))
+    (d / "expert.json").write_text(json.dumps({"piece": "single_note", "embodiment": "shadow", "kind": "prior",
+                                               "best_prior": "best_prior.json", "expert_f1": 0.8}))
+    store = tmp_path / "mixed"
+    argv = ["collect", str(tmp_path / "experts"), "prior", "--out", str(store), "--pieces", "single_note",
+            "c_major_chords", "--noise-std", "0", "--max-steps", "30", "--json", "--no-card"]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["episodes_by_label_source"] == {"expert": 1, "prior": 1}
+    assert res["notes"] == ["prior skips 1 pieces that experts label"]
+    r = DatasetReader(store)
+    assert dict(zip(r.meta["piece_id"], r.meta["label_source"], strict=True)) == {
+        "single_note": "expert", "c_major_chords": "prior"}
+    assert r.episode_meta(int(r.select(label_source="expert")[0])).labeller == "single_note"
+    assert dataset_card(r)["pieces_by_labeller"] == {"expert_only": 1, "prior_only": 1, "both": 0}
+    with pytest.raises(ValueError, match="not a built-in"):
+        resolve_piece("no_such_piece")
+
+
 @pytest.mark.slow
 def test_ray_fan_out_matches_in_process(tmp_path: Path) -> None:
     tasks = [CollectTask(resolve_piece(p), PRIOR) for p in ("single_note", "c_major_chords")]
