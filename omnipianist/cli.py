@@ -271,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_experts_args(p)
     p.set_defaults(func=run_train_experts)
 
+    from sim_training.dataset.cli import add_collect_args, add_dataset_card_args, run_collect, run_dataset_card
+
+    p = sub.add_parser("collect", help="collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_collect_args(p)
+    p.set_defaults(func=run_collect)
+    p = sub.add_parser("dataset-card", help="the dataset card (pieces, episodes, steps, hours, F1 histogram)")
+    add_dataset_card_args(p)
+    p.set_defaults(func=run_dataset_card)
+
     from sim_training.music import corpus as corpus_mod
 
     p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")

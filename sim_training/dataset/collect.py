@@ -138,7 +138,7 @@ def collect_episode(
 
     ``labeller`` labels every visited state; ``prior`` gives the ``prior_action`` column (default: the
     labeller when it is an OTIKPrior, else a fresh default OTIKPrior). Rollout mode executes the label
-    plus N(0, ``noise_std``) noise (seeded by ``seed``); relabel mode executes ``student.act(obs)``.
+    plus N(0, ``noise_std``) noise (seeded by ``seed`` and the level); relabel mode executes ``student.act(obs)``.
     ``label_source`` defaults to ``prior`` for an OTIKPrior labeller, else ``expert`` /
     ``expert-relabel``. F1 in the meta is that of the executed trajectory.
     """
@@ -167,7 +167,7 @@ def collect_episode(
         prior.reset()
     if student is not None:
         student.reset()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, int(round(noise_std * 1e6))])  # independent noise per level
     n, a_dim = int(info["clip_steps"]), embodiment.action_dim
     obs_buf = np.zeros((n, obs.size), dtype=np.float32)
     label_buf, exec_buf, prior_buf = (np.zeros((n, a_dim), dtype=np.float32) for _ in range(3))
@@ -321,12 +321,14 @@ def run_jobs(writer: DatasetWriter, jobs: Sequence[EpisodeJob], config: CollectC
 # ----------------------------------------------------------------------------------- planning
 def rollout_jobs(tasks: Iterable[CollectTask], config: CollectConfig) -> list[EpisodeJob]:
     """Every rollout episode of ``tasks``: each noise level x ``episodes_per_piece`` seeds (noise 0: one)."""
-    jobs = []
+    jobs: dict[tuple[str, int, str, int, str, float], EpisodeJob] = {}
     for task in tasks:
         for noise in config.noise_std:
             n = 1 if noise == 0 else config.episodes_per_piece
-            jobs += [EpisodeJob(task, "rollout", float(noise), config.seed + e, 0) for e in range(n)]
-    return jobs
+            for e in range(n):
+                job = EpisodeJob(task, "rollout", float(noise), config.seed + e, 0)
+                jobs.setdefault(job.key, job)  # a piece listed twice is collected once
+    return list(jobs.values())
 
 
 def _schema_for(tasks: Sequence[CollectTask], config: CollectConfig) -> StoreSchema:

@@ -319,7 +319,7 @@ class DatasetReader:
         ends = _read_all(self._lay.ends)
         self.n_episodes, self.n_steps = _counts(self._lay)
         self.episode_ends = ends[: self.n_episodes].astype(np.int64)
-        self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
+        self.episode_starts = np.concatenate([[0], self.episode_ends])[:-1].astype(np.int64)
         self.meta: dict[str, np.ndarray] = {}
         for name, dtype in EPISODE_META_COLUMNS:
             values = _read_all(self._lay.meta[name])[: self.n_episodes]

@@ -7,12 +7,17 @@ Notation. ``B`` batch, ``To`` observation horizon (2), ``D`` observation size (f
 
 Structure (why: the observation is encoded ONCE per control step, only the small decoder runs K times)::
 
-    obs_hist (B, To, D) -> normalise -> tokens (B, M, d) -> encoder -> memory  (+ cross-attention K/V
-                                                                                 per decoder layer, + a
-                                                                                 pooled context vector)
-    a_t (B, H, A), t (B,) -> action tokens (B, H, d) -> decoder (self-attn, cross-attn to memory,
-                                                        MLP; each block modulated by adaLN(t, context))
-                                                      -> velocity (B, H, A)
+    obs_hist (B, To, D) -> normalise -> tokens (B, M, d) -> encoder -> Memory: tokens, cross-attention K/V
+                                                                      per decoder layer, and the observation
+                                                                      half of every adaLN modulation
+    a_t (B, H, A), t -> action tokens (B, H, d) -> decoder (self-attn, cross-attn to memory, MLP; each
+                                                   block modulated by adaLN(t) + adaLN(observation))
+                                                 -> velocity (B, H, A)
+
+The time half of the modulation depends on t alone: :meth:`FlowMatchingTransformer.sample` computes it
+for all K steps in one batch, and in an exported graph (K fixed) it folds into constants. What runs
+per Euler step is then: action projection, per decoder layer LN / self-attention over H tokens /
+cross-attention (queries only) / MLP, the output layer.
 
 Tokens, from the observation LAYOUT (field offsets and shapes, nothing hard-coded): one token per
 goal row (``lookahead + 1`` rows of 89: keys + sustain), one key-state token and one proprioception
@@ -45,7 +50,11 @@ KEY_FIELD = "key_state"
 
 @dataclass(frozen=True)
 class FMTConfig:
-    """Flow Matching Transformer hyper-parameters (defaults: p99 of K=10 sampling well under 5 ms in ORT, 1 core)."""
+    """Flow Matching Transformer hyper-parameters.
+
+    Defaults (1.2 M parameters, 15 memory tokens): K = 10 sampling at batch 1 takes ~2 ms of CPU in
+    onnxruntime on one thread, ~8 ms in torch eager; a training step at batch 256 ~0.2 s on one core.
+    """
 
     d_model: int = 128
     n_heads: int = 4

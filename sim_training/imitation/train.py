@@ -290,7 +290,7 @@ def _train(cfg: PolicyTrainConfig) -> dict[str, Any]:
         validation_point()
         save()
 
-    budget_s = cfg.minutes * 60.0
+    budget_s = max(cfg.minutes * 60.0, 1e-9)
     last_ckpt = time.perf_counter()
     bar = progress(total=cfg.max_steps, desc=f"train-policy {cfg.model}", disable=not cfg.show_progress)
     bar.update(c["step"])

@@ -76,6 +76,17 @@ def shadow_data() -> EpisodeData:
                           embodiment=emb.key)
 
 
+def write_dataset_store(data: EpisodeData, path: Path) -> None:
+    """Write shadow-layout episodes with the real DatasetWriter (what `omnipianist collect` produces)."""
+    from sim_training.dataset import DatasetWriter, EpisodeMeta, StoreSchema
+
+    schema = StoreSchema.for_embodiment(get_embodiment(data.embodiment))
+    with DatasetWriter(path, schema) as writer:
+        for i, (s, e) in enumerate(zip(data.episode_starts, data.episode_ends, strict=True)):
+            writer.append_episode(data.obs[s:e], data.action[s:e], None, data.action[s:e], np.zeros(e - s),
+                                  EpisodeMeta(piece_id=str(data.piece_id[i]), embodiment=data.embodiment, seed=i, f1=0.5))
+
+
 def _train_cfg(store: Path, out: Path, **kw: Any) -> PolicyTrainConfig:
     base: dict[str, Any] = dict(store=str(store), out=str(out), minutes=5.0, max_steps=6, batch_size=16, eval_every=3,
                                 val_windows=32, warmup_steps=2, threads=1, show_progress=False, log=False, fmt=TINY_FMT,
@@ -245,17 +256,20 @@ def test_normalisation_round_trip_and_statistics() -> None:
 # ----------------------------------------------------------------------------------- data
 def test_windows_pad_at_episode_borders_and_never_cross() -> None:
     layout = tiny_layout()
-    data = synthetic_data(layout, 1, pieces=("a",), episodes_per_piece=2, steps=4)
+    data = synthetic_data(layout, 1, pieces=("a",), episodes_per_piece=3, steps=4)
     data.obs[:, 0] = np.arange(len(data.obs))  # row index in column 0
     data.action[:, 0] = np.arange(len(data.action))
-    sampler = WindowSampler(data, np.array([0, 1]), obs_horizon=2, pred_horizon=4)
-    obs, act = sampler.windows(np.arange(len(sampler)))
-    assert obs[:, :, 0].tolist() == [[0, 0], [0, 1], [1, 2], [2, 3], [4, 4], [4, 5], [5, 6], [6, 7]]
-    assert act[:, :, 0].tolist() == [[0, 1, 2, 3], [1, 2, 3, 3], [2, 3, 3, 3], [3, 3, 3, 3],
-                                     [4, 5, 6, 7], [5, 6, 7, 7], [6, 7, 7, 7], [7, 7, 7, 7]]
-    only_second = WindowSampler(data, np.array([1]), 2, 4)
-    o, a = only_second.sample(np.random.default_rng(0), 64)
-    assert o.shape == (64, 2, layout["size"]) and a.shape == (64, 4, 1) and o[:, :, 0].min() >= 4
+    sampler = WindowSampler(data, np.array([0, 2]), obs_horizon=2, pred_horizon=4)
+    assert len(sampler) == 8 and sampler.rows().tolist() == [0, 1, 2, 3, 8, 9, 10, 11]
+    obs, act = sampler.sample(np.random.default_rng(0), 500)
+    assert obs.shape == (500, 2, layout["size"]) and act.shape == (500, 4, 1)
+    rows_o, rows_a = obs[:, :, 0].astype(int), act[:, :, 0].astype(int)
+    t = rows_a[:, 0]
+    assert np.array_equal(rows_o[:, -1], t)  # the window's step: latest observation, first action
+    start = np.where(t < 4, 0, 8)
+    assert np.array_equal(rows_o, np.maximum(t[:, None] + np.array([-1, 0]), start[:, None]))
+    assert np.array_equal(rows_a, np.minimum(t[:, None] + np.arange(4), start[:, None] + 3))
+    assert set(t.tolist()) == set(sampler.rows().tolist())  # every step is drawn, episode 1 never
 
 
 def test_split_by_piece_and_store_round_trip(tmp_path: Path) -> None:
@@ -280,7 +294,11 @@ def test_split_by_piece_and_store_round_trip(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------- training
 @pytest.mark.parametrize("kind", ["fmt", "bc"])
 def test_train_checkpoint_resume(tmp_path: Path, kind: str) -> None:
-    write_store(synthetic_data(tiny_layout(), 3), tmp_path / "d.zarr")
+    """FMT on a store from the real DatasetWriter (shadow layout), BC on a bare contract store (tiny layout)."""
+    if kind == "fmt":
+        write_dataset_store(shadow_data(), tmp_path / "d.zarr")
+    else:
+        write_store(synthetic_data(tiny_layout(), 3), tmp_path / "d.zarr")
     out = tmp_path / "run"
     first = train_policy(_train_cfg(tmp_path / "d.zarr", out, model=kind))
     assert first["step"] == 6 and not first["resumed"] and first["val_pieces"] == 1
@@ -322,7 +340,7 @@ def test_cli_flags_build_the_config(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def shadow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("shadow")
-    write_store(shadow_data(), tmp / "d.zarr")
+    write_dataset_store(shadow_data(), tmp / "d.zarr")
     train_policy(_train_cfg(tmp / "d.zarr", tmp / "run", max_steps=2, eval_every=100))
     return tmp / "run"
 
