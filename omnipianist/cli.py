@@ -281,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_card_args(p)
     p.set_defaults(func=run_dataset_card)
 
+    from sim_training.imitation.cli import add_evaluate_args, add_train_policy_args, run_evaluate, run_train_policy
+
+    p = sub.add_parser("train-policy", help="train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_policy_args(p)
+    p.set_defaults(func=run_train_policy)
+    p = sub.add_parser("evaluate", help="play a piece with a trained policy; same JSON keys as `prior`",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_evaluate_args(p)
+    p.set_defaults(func=run_evaluate)
+
     from sim_training.music import corpus as corpus_mod
 
     p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import time
@@ -113,19 +114,23 @@ def test_loss_is_zero_for_the_perfect_velocity_field() -> None:
     assert torch.allclose(euler_sample(perfect, a0, 10), a1, atol=1e-12)
 
 
-def test_model_loss_is_zero_when_its_velocity_is_perfect() -> None:
+@pytest.mark.parametrize("flow_samples", [1, 3])
+def test_model_loss_is_zero_when_its_velocity_is_perfect(flow_samples: int) -> None:
     """Through FlowMatchingTransformer.loss (normalisation included): a velocity returning a1 - a0 scores 0."""
     layout = tiny_layout()
-    model = FlowMatchingTransformer(TINY_FMT, layout, 3)
+    model = FlowMatchingTransformer(dataclasses.replace(TINY_FMT, flow_samples=flow_samples), layout, 3)
     model.normalizer.action_low.fill_(-2.0)
     model.normalizer.action_high.fill_(3.0)
     g = torch.Generator().manual_seed(1)
+    n = 8 * flow_samples  # each observation is paired with flow_samples (noise, t) draws, sample-major
     actions = torch.rand(8, 4, 3, generator=g) * 5 - 2
-    noise, t = torch.randn(8, 4, 3, generator=g), 0.9 * torch.rand(8, generator=g)
-    a1 = model.normalizer.normalize_action(actions)
+    noise, t = torch.randn(n, 4, 3, generator=g), 0.9 * torch.rand(n, generator=g)
+    a1 = model.normalizer.normalize_action(actions).repeat_interleave(flow_samples, dim=0)
     model.velocity = lambda a_t, tt, memory: (a1 - a_t) / (1.0 - tt)[:, None, None]  # type: ignore[method-assign]
     loss = model.loss(torch.randn(8, 2, layout["size"]), actions, noise=noise, t=t)
     assert float(loss) == pytest.approx(0.0, abs=1e-10)
+    del model.velocity  # the real field: a finite loss with memory repeated per flow sample
+    assert torch.isfinite(model.loss(torch.randn(8, 2, layout["size"]), actions, generator=g))
 
 
 def test_fmt_fits_a_bimodal_distribution_where_bc_averages() -> None:
