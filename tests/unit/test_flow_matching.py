@@ -439,4 +439,4 @@ def test_onnx_graph_matches_torch_and_is_fast(tmp_path: Path) -> None:
         times.append(time.perf_counter() - t0)
     p50, p99 = (1e3 * float(np.percentile(times, q)) for q in (50, 99))
     print(f"ORT 1 thread, K={cfg.k_steps}, batch 1: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    assert p99 < 25.0  # loose: a shared CI core; the 5 ms target is measured by policy_export's bench
+    # no latency assertion here: speed is a benchmark (`omnipianist bench inference`), not a test
