@@ -42,5 +42,12 @@ setup(
     # the ROS ones from package.xml.
     install_requires=[],
     extras_require={"corpus": ["music21==10.5.1"]},
-    entry_points={"console_scripts": ["omnipianist = omnipianist.cli:main"]},
+    entry_points={"console_scripts": [
+        "omnipianist = omnipianist.cli:main",
+        # ROS 2 nodes (what `ros2 run omnipianist <node>` and the launch files start)
+        "omnipianist_mujoco_mock = omnipianist_ros.nodes.main:mujoco_mock_main",
+        "omnipianist_score = omnipianist_ros.nodes.main:score_main",
+        "omnipianist_policy = omnipianist_ros.nodes.main:policy_main",
+        "omnipianist_evaluator = omnipianist_ros.nodes.main:evaluator_main",
+    ]},
 )

@@ -292,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_args(p)
     p.set_defaults(func=run_evaluate)
 
+    from omnipianist_ros.cli import add_bringup_args, add_play_args, run_bringup, run_play
+
+    p = sub.add_parser("play", help="play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_play_args(p)
+    p.set_defaults(func=run_play)
+    p = sub.add_parser("bringup", help="bring up a ROS 2 graph from a YAML file without `launch`",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_bringup_args(p)
+    p.set_defaults(func=run_bringup)
+
     from sim_training.music import corpus as corpus_mod
 
     p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")

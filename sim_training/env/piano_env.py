@@ -167,6 +167,10 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         self.scene.action_to_ctrl(a, d.ctrl)
         self._sustain = 1.0 if 0.5 * (a[-1] + 1.0) >= SUSTAIN_ACTIVE_THRESHOLD else 0.0
         mujoco.mj_step(self.model, d, nstep=self.scene.n_substeps)
+        # mj_step leaves site/body positions at the start of its last substep; recompute them so the
+        # observation (fingertips) is a function of the current state only — exactly what the ROS
+        # policy node computes from joint states (~15 us).
+        mujoco.mj_kinematics(self.model, d)
 
         row = self._start + self._t
         key_q = d.qpos[self._key_adr]

@@ -1,0 +1,288 @@
+"""ORT vs torch parity of an exported policy: ``verify_parity(ckpt, onnx)``.
+
+Two measures, both against the torch policy the file was exported from:
+
+* **max |delta action|** over ``n_random`` random inputs (plausible per field, plus a fifth drawn far
+  out of range so the normaliser's clip is exercised) and ``n_rollout`` inputs from a real play of
+  ``piece`` by the torch policy; each generalist input gets its own N(0, I) noise, the SAME for both.
+  Compared is the graph's whole output (every row of the action chunk, before the runtime's clip; for
+  experts the residual, before ``residual_scale``), so the figure bounds the executed action's error.
+* **F1** of ``piece``: the torch policy and the ORT :class:`~policy_export.runtime.Policy` each play
+  it from the start (``fixed`` noise, seed 0, for generalists), scored by
+  :func:`sim_training.imitation.evaluate.evaluate_policy`.
+
+Targets: max |delta| <= :data:`ACTION_TOLERANCE`, |F1 torch - F1 ORT| <= :data:`F1_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ACTION_TOLERANCE = 1e-4
+F1_TOLERANCE = 0.01
+OUT_OF_RANGE_FRACTION = 0.2
+"""Fraction of the random inputs drawn N(0, 3^2) everywhere (far outside the data: the clip path)."""
+
+
+# ----------------------------------------------------------------------------------- inputs
+def random_observations(layout: dict[str, Any], n: int, rng: np.random.Generator,
+                        reference: np.ndarray | None = None) -> np.ndarray:
+    """(n, D) float32 observations: goal / sustain bits, key depressions in [0, 1], and the continuous
+    fields around ``reference`` rows (mean +- 2 std per entry; N(0, 0.3^2) without a reference). The last
+    :data:`OUT_OF_RANGE_FRACTION` of the rows are N(0, 3^2) in every entry."""
+    d = int(layout["size"])
+    obs = np.zeros((n, d), dtype=np.float32)
+    if reference is not None and len(reference):
+        mu, sd = reference.mean(axis=0), reference.std(axis=0) + 1e-3
+    else:
+        mu, sd = np.zeros(d), np.full(d, 0.3)
+    for f in layout["fields"]:
+        lo, size = int(f["offset"]), int(np.prod(f["shape"]))
+        sl = slice(lo, lo + size)
+        if f["name"] in ("goal", "sustain_state"):
+            obs[:, sl] = rng.random((n, size)) < 0.08
+        elif f["name"] == "key_state":
+            obs[:, sl] = rng.random((n, size)) * (rng.random((n, size)) < 0.1)
+        else:
+            obs[:, sl] = mu[sl] + 2.0 * sd[sl] * rng.uniform(-1.0, 1.0, (n, size))
+    n_far = int(round(OUT_OF_RANGE_FRACTION * n))
+    if n_far:
+        obs[n - n_far:] = 3.0 * rng.standard_normal((n_far, d))
+    return obs
+
+
+def histories(obs_seq: np.ndarray, obs_horizon: int) -> np.ndarray:
+    """(T, D) observations of one episode -> (T, To, D) the histories a policy saw (first frame repeated)."""
+    t = np.arange(len(obs_seq))[:, None] - (obs_horizon - 1) + np.arange(obs_horizon)[None, :]
+    return obs_seq[np.maximum(t, 0)]
+
+
+def _pick(n_total: int, n: int) -> np.ndarray:
+    """Up to ``n`` indices spread evenly over ``range(n_total)``."""
+    if n >= n_total:
+        return np.arange(n_total)
+    return np.unique(np.linspace(0, n_total - 1, n).round().astype(int))
+
+
+class _Recorder:
+    """Wraps a policy for :func:`evaluate_policy` and records every observation it is given."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.meta = policy.meta
+        self.source = policy.source
+        self.obs: list[np.ndarray] = []
+
+    @property
+    def embodiment(self) -> Any:
+        return self.policy.embodiment
+
+    def reset(self) -> None:
+        self.obs.clear()
+        self.policy.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.obs.append(np.array(obs, copy=True))
+        return self.policy.act(obs)  # type: ignore[no-any-return]
+
+
+class _PriorExpertAdapter:
+    """A :class:`~sim_training.experts.pipeline.PriorExpert` with the ``meta`` evaluate_policy reads."""
+
+    def __init__(self, expert: Any) -> None:
+        self.expert = expert
+        self.meta = {"observation_layout": expert.layout.to_dict()}
+        self.source = expert.source
+        self.prior = expert.prior
+
+    @property
+    def embodiment(self) -> Any:
+        return self.expert.embodiment
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.expert.act(obs)  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------------- torch side
+def _load_torch(ckpt: str | Path, kind: str) -> Any:
+    if kind == "generalist":
+        from sim_training.imitation.policy import GeneralistPolicy
+
+        return GeneralistPolicy.load(ckpt, noise="fixed", seed=0)
+    from policy_export.export import source_kind
+
+    if source_kind(ckpt) == "expert-dir":
+        from sim_training.experts.pipeline import load_expert
+
+        e = load_expert(ckpt)
+        return e if hasattr(e, "meta") else _PriorExpertAdapter(e)
+    from sim_training.experts.policy import ExpertPolicy
+
+    return ExpertPolicy.load(ckpt)
+
+
+def _torch_outputs(torch_policy: Any, kind: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The torch network's output for a batch of graph inputs (N, ...)."""
+    import torch
+
+    with torch.no_grad():
+        if kind == "generalist":
+            model = torch_policy.model
+            outs = []
+            noise = inputs.get("noise")
+            for s in range(0, len(inputs["obs_hist"]), 64):
+                nz = None if noise is None else torch.from_numpy(noise[s: s + 64])
+                outs.append(model.sample(torch.from_numpy(inputs["obs_hist"][s: s + 64]), nz,
+                                         torch_policy.k_steps).numpy())
+            return np.concatenate(outs)
+        if kind == "prior":
+            return np.clip(inputs["prior_action"], -1.0, 1.0)
+        x = torch_policy.obs_norm.normalize(inputs["policy_input"])
+        return torch_policy.actor.act_deterministic(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
+
+
+def _ort_outputs(policy: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    n = len(next(iter(inputs.values())))
+    return np.stack([policy.run_graph(**{k: v[i: i + 1] for k, v in inputs.items()})[0] for i in range(n)])
+
+
+def _expert_inputs(meta: dict[str, Any], obs: np.ndarray, prior_actions: np.ndarray) -> dict[str, np.ndarray]:
+    from sim_training.experts.residual import policy_input
+
+    name = meta["graph"]["inputs"][0]["name"]
+    if meta["kind"] == "prior":
+        return {name: prior_actions.astype(np.float32)}
+    index = np.asarray(meta["policy_input"]["observation_index"], dtype=np.int64)
+    return {name: policy_input(obs, prior_actions if meta["policy_input"]["with_prior"] else None, index)}
+
+
+def _replay_prior(policy: Any, obs_seq: np.ndarray) -> np.ndarray:
+    """The prior's actions along a recorded episode (a fresh prior of the same config, same order)."""
+    prior = policy.prior
+    prior.reset()
+    out = np.stack([prior.act(o) for o in obs_seq])
+    prior.reset()
+    return out
+
+
+# ----------------------------------------------------------------------------------- parity
+def verify_parity(ckpt: str | Path, onnx_path: str | Path, n_random: int = 500, n_rollout: int = 500,
+                  piece: str = "twinkle", seed: int = 0, f1: bool = True, stretch: float = 1.0) -> dict[str, Any]:
+    """Compare the exported ``onnx_path`` with the torch policy of ``ckpt`` (see the module docstring).
+
+    Returns ``max_abs_diff`` (and per source ``_random`` / ``_rollout``), ``n_random``, ``n_rollout``
+    (the numbers actually compared), ``f1_torch``, ``f1_ort``, ``f1_diff``, ``do_nothing_f1``, the
+    tolerances, ``parity_ok``, ``f1_ok`` and ``ok``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the torch side as the runtime runs it (and no thread fight on a shared machine)
+    try:
+        return _verify(ckpt, onnx_path, n_random, n_rollout, piece, seed, f1, stretch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: int, piece: str, seed: int,
+            f1: bool, stretch: float) -> dict[str, Any]:
+    from policy_export.runtime import Policy
+    from sim_training.imitation.evaluate import evaluate_policy
+
+    t0 = time.perf_counter()
+    ort_policy = Policy.load(onnx_path, warmup=1)
+    meta = ort_policy.meta
+    kind = meta["kind"]
+    torch_policy = _load_torch(ckpt, kind)
+    rng = np.random.default_rng(seed)
+
+    # real rollout: the torch policy plays the piece (its F1 and its observations)
+    rec = _Recorder(torch_policy)
+    r_torch = evaluate_policy(piece, rec, stretch=stretch)
+    obs_seq = np.stack(rec.obs).astype(np.float32)
+    r_ort = evaluate_policy(piece, ort_policy, stretch=stretch) if f1 else None
+
+    layout = meta["observation_layout"]
+    rand_obs = random_observations(layout, n_random, rng, reference=obs_seq)
+    pick = _pick(len(obs_seq), n_rollout)
+    if kind == "generalist":
+        to = int(meta["obs_horizon"])
+        earlier = [random_observations(layout, n_random, rng, reference=obs_seq) for _ in range(to - 1)]
+        rand_hist = np.stack([*earlier, rand_obs], axis=1)
+        roll_hist = histories(obs_seq, to)[pick]
+        sets = {"random": {"obs_hist": rand_hist}, "rollout": {"obs_hist": roll_hist}}
+        if meta["noise"].get("used", True):
+            shape = meta["noise"]["shape"][1:]
+            for v in sets.values():
+                v["noise"] = rng.standard_normal((len(v["obs_hist"]), *shape)).astype(np.float32)
+    else:
+        a = int(meta["action"]["dim"])
+        rand_prior = rng.uniform(-1.0, 1.0, (n_random, a))
+        has_prior = getattr(torch_policy, "prior", None) is not None
+        roll_prior = _replay_prior(torch_policy, obs_seq)[pick] if has_prior else np.zeros((len(pick), a))
+        sets = {"random": _expert_inputs(meta, rand_obs, rand_prior),
+                "rollout": _expert_inputs(meta, obs_seq[pick], roll_prior)}
+
+    diffs: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for name, inputs in sets.items():
+        n = len(next(iter(inputs.values())))
+        counts[name] = n
+        if n == 0:
+            diffs[name] = 0.0
+            continue
+        got = _ort_outputs(ort_policy, inputs)
+        want = _torch_outputs(torch_policy, kind, inputs)
+        diffs[name] = float(np.max(np.abs(got - want)))
+    max_abs = max(diffs.values())
+    result: dict[str, Any] = {
+        "onnx": str(onnx_path), "checkpoint": str(ckpt), "kind": kind, "piece": piece,
+        "n_random": counts["random"], "n_rollout": counts["rollout"],
+        "max_abs_diff": max_abs, "max_abs_diff_random": diffs["random"], "max_abs_diff_rollout": diffs["rollout"],
+        "tolerance": ACTION_TOLERANCE, "parity_ok": bool(max_abs <= ACTION_TOLERANCE),
+        "f1_torch": r_torch["f1"], "note_step_f1_torch": r_torch["note_step_f1"],
+        "do_nothing_f1": r_torch["do_nothing_f1"], "steps": r_torch["steps"],
+        "act_ms_p50_torch": r_torch["act_ms_p50"],
+    }
+    if r_ort is not None:
+        f1_diff = abs(r_ort["f1"] - r_torch["f1"])
+        result.update({"f1_ort": r_ort["f1"], "note_step_f1_ort": r_ort["note_step_f1"], "f1_diff": f1_diff,
+                       "f1_tolerance": F1_TOLERANCE, "f1_ok": bool(f1_diff <= F1_TOLERANCE),
+                       "act_ms_p50_ort": r_ort["act_ms_p50"], "refused_ort": ort_policy.refused_count})
+    else:
+        result.update({"f1_ort": None, "f1_diff": None, "f1_ok": None})
+    result["ok"] = bool(result["parity_ok"] and result["f1_ok"] is not False)
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+def format_parity(r: dict[str, Any]) -> str:
+    """One readable line."""
+    f1 = (f"F1 torch {r['f1_torch']:.4f} vs ORT {r['f1_ort']:.4f} (|delta| {r['f1_diff']:.4f}, tol {r['f1_tolerance']}; "
+          f"do-nothing {r['do_nothing_f1']:.3f})" if r.get("f1_ort") is not None else f"F1 torch {r['f1_torch']:.4f}")
+    return (f"parity {r['kind']} on {r['piece']}: max |delta action| {r['max_abs_diff']:.2e} over "
+            f"{r['n_random']} random + {r['n_rollout']} rollout inputs (tol {r['tolerance']:.0e}); {f1} -> "
+            f"{'OK' if r['ok'] else 'FAILED'}")
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("checkpoint")
+    p.add_argument("onnx")
+    p.add_argument("--piece", default="twinkle")
+    p.add_argument("--n-random", type=int, default=500)
+    p.add_argument("--n-rollout", type=int, default=500)
+    a = p.parse_args(argv)
+    r = verify_parity(a.checkpoint, a.onnx, a.n_random, a.n_rollout, a.piece)
+    print(json.dumps(r))
+    return 0 if r["ok"] else 1

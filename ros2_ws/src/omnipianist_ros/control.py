@@ -1,0 +1,188 @@
+"""One control step of the policy node (plain Python): observation -> policy -> safety filter -> commands.
+
+Command units: **actuator ctrl units** of the embodiment's scene model, per hand in
+``embodiment.actuator_names(side)`` order (hand actuators, then forearm slides): a joint target [rad]
+for a joint actuator, the slide position [m] for a forearm slide, and for a coupled-tendon
+actuator (Shadow's J0 = J1 + J2) the summed joint target [rad]. They are exactly the values
+:meth:`sim_training.models.scene.Scene.action_to_ctrl` writes into ``data.ctrl`` for the policy's
+normalised action, so the MuJoCo mock applies them as ctrl unchanged. The safety filter works in
+the same units, with limits = the actuators' ctrl ranges (minus ``safety_margin``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from omnipianist.safety.filter import EstopConfig, FilterResult, SafetyFilter, WatchdogConfig
+from omnipianist_ros.observation import ObservationAssembler
+from omnipianist_ros.policies import PolicyProvider, check_contract
+from sim_training.constants import CONTROL_DT_S, HAND_SIDES, SUSTAIN_ACTIVE_THRESHOLD
+from sim_training.models.embodiment import SIDE_PREFIX
+from sim_training.models.scene import Scene
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    margin: float = 0.0
+    """Kept from each actuator's ctrl range [ctrl units]."""
+    max_rate: float = 20.0
+    """Hand actuators [ctrl units/s]."""
+    max_rate_rail: float = 2.0
+    """Forearm slides [m/s]."""
+    heartbeat_timeout_s: float = 0.0
+    """0: no /estop heartbeat monitoring (only the latched value counts)."""
+
+
+def sim_safety_filters(scene: Scene, settings: SafetySettings, dt: float = CONTROL_DT_S) -> dict[str, SafetyFilter]:
+    """One :class:`SafetyFilter` per hand over its commanded actuators, limits = ctrl ranges.
+
+    (The hardware path uses :meth:`SafetyFilter.for_hand` with the hardware YAML instead.)
+    """
+    emb = scene.embodiment
+    n = len(emb.actuator_names("left"))
+    estop = EstopConfig(heartbeat_timeout_s=settings.heartbeat_timeout_s or 1.0,
+                        require_heartbeat=False)
+    out = {}
+    for i, side in enumerate(HAND_SIDES):
+        names = emb.actuator_names(side)
+        rows = slice(i * n, (i + 1) * n)
+        slides = {SIDE_PREFIX[side] + s for s in emb.slide_names}
+        rate = np.array([settings.max_rate_rail if nm in slides else settings.max_rate for nm in names])
+        out[side] = SafetyFilter(names, scene.action_ctrl_low[rows], scene.action_ctrl_high[rows], settings.margin,
+                                 rate, dt, WatchdogConfig(), estop)
+    return out
+
+
+@dataclass
+class LoopStats:
+    """Timing of the control loop (wall clock, seconds)."""
+
+    infer_s: list[float] = field(default_factory=list)
+    step_s: list[float] = field(default_factory=list)
+    period_s: list[float] = field(default_factory=list)
+    overruns: int = 0
+    stale_inputs: int = 0
+    steps: int = 0
+    _last_wall: float | None = None
+
+    def add(self, infer_s: float, step_s: float, wall_now: float, dt: float) -> None:
+        self.steps += 1
+        self.infer_s.append(infer_s)
+        self.step_s.append(step_s)
+        if self._last_wall is not None:
+            self.period_s.append(wall_now - self._last_wall)
+        self._last_wall = wall_now
+        if step_s > dt:
+            self.overruns += 1
+
+    def summary(self) -> dict[str, float | int]:
+        def pct(xs: list[float], q: float) -> float:
+            return float(np.percentile(xs, q) * 1e3) if xs else 0.0
+
+        return {"loop_steps": self.steps, "inference_ms_p50": pct(self.infer_s, 50),
+                "inference_ms_p99": pct(self.infer_s, 99), "step_ms_p99": pct(self.step_s, 99),
+                "loop_period_ms_p50": pct(self.period_s, 50), "loop_period_ms_p99": pct(self.period_s, 99),
+                "overruns": self.overruns, "stale_inputs": self.stale_inputs}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    commands: dict[str, np.ndarray | None]
+    """Per side: the filtered command (ctrl units), or None = send nothing (e-stop, disarmed)."""
+    sustain: float
+    """Pedal command 0 | 1."""
+    obs: np.ndarray
+    action: np.ndarray
+    filtered: dict[str, FilterResult]
+
+
+class PolicyController:
+    """Observation assembly, the policy, the per-hand safety filters and loop statistics."""
+
+    def __init__(self, scene: Scene, policy: PolicyProvider, lookahead: int, safety: SafetySettings,
+                 dt: float = CONTROL_DT_S) -> None:
+        emb = scene.embodiment
+        self.scene = scene
+        self.policy = policy
+        self.dt = dt
+        self.assembler = ObservationAssembler(scene, lookahead)
+        check_contract(policy, self.assembler.layout, emb.action_dim, emb.key)
+        self.filters = sim_safety_filters(scene, safety, dt)
+        self.heartbeat_timeout_s = safety.heartbeat_timeout_s
+        self.n_side = len(emb.actuator_names("left"))
+        self.sustain_state = 0.0
+        self.stats = LoopStats()
+        self._ctrl = np.zeros(scene.model.nu)
+
+    @property
+    def layout(self):  # noqa: ANN201 - ObservationLayout
+        return self.assembler.layout
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self.sustain_state = 0.0
+
+    def arm(self, now_s: float, hand_q: np.ndarray) -> None:
+        """Arm both filters at the measured actuator positions, timestamped one period before ``now_s``
+        so that the first command may already move ``max_rate * dt``."""
+        measured = self.assembler.kinematics.actuator_positions(hand_q)
+        for i, side in enumerate(HAND_SIDES):
+            self.filters[side].rearm(now_s - self.dt, measured[i * self.n_side:(i + 1) * self.n_side])
+
+    @property
+    def armed(self) -> bool:
+        return all(f.state.value in ("active", "hold") for f in self.filters.values())
+
+    def estop(self, now_s: float, reason: str) -> None:
+        for f in self.filters.values():
+            f.estop(now_s, reason)
+
+    def heartbeat(self, now_s: float) -> None:
+        if self.heartbeat_timeout_s > 0:
+            for f in self.filters.values():
+                f.heartbeat(now_s)
+
+    def action_to_commands(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        """Normalised action -> per-side ctrl-unit commands (exactly ``Scene.action_to_ctrl``)."""
+        self.scene.action_to_ctrl(np.asarray(action, dtype=np.float64), self._ctrl)
+        ctrl = self._ctrl[self.scene.action_actuator_ids]
+        return {side: ctrl[i * self.n_side:(i + 1) * self.n_side].copy() for i, side in enumerate(HAND_SIDES)}
+
+    def step(self, now_s: float, goal: np.ndarray, key_state: np.ndarray, hand_q: np.ndarray) -> StepResult:
+        """One control step at ``now_s`` (ROS time) from the newest inputs."""
+        t0 = time.perf_counter()
+        obs = self.assembler.build(goal, key_state, self.sustain_state, hand_q)
+        t1 = time.perf_counter()
+        action = np.asarray(self.policy.act(obs), dtype=np.float64)
+        t2 = time.perf_counter()
+        if action.shape != (self.scene.embodiment.action_dim,):
+            raise ValueError(f"policy returned an action of shape {action.shape}, "
+                             f"expected ({self.scene.embodiment.action_dim},)")
+        wanted = self.action_to_commands(action)
+        measured = self.assembler.kinematics.actuator_positions(hand_q)
+        results = {side: self.filters[side].filter(wanted[side], now_s,
+                                                   measured[i * self.n_side:(i + 1) * self.n_side])
+                   for i, side in enumerate(HAND_SIDES)}
+        commands = {side: r.command for side, r in results.items()}
+        # the simulator's sustain: pressed when the normalised pedal action maps to >= 0.5
+        sustain = 1.0 if 0.5 * (action[-1] + 1.0) >= SUSTAIN_ACTIVE_THRESHOLD else 0.0
+        if all(c is not None for c in commands.values()):
+            self.sustain_state = sustain
+        t3 = time.perf_counter()
+        self.stats.add(t2 - t1, t3 - t0, t3, self.dt)
+        return StepResult(commands, self.sustain_state, obs, action, results)
+
+    def tick(self, now_s: float) -> dict[str, FilterResult]:
+        """No step this period (stale inputs): run the filters' watchdogs."""
+        return {side: f.tick(now_s) for side, f in self.filters.items()}
+
+    def diagnostics(self) -> dict[str, str]:
+        out = {k: f"{v:.3f}" if isinstance(v, float) else str(v) for k, v in self.stats.summary().items()}
+        out["policy"] = getattr(self.policy, "name", type(self.policy).__name__)
+        for side, f in self.filters.items():
+            for k, v in f.diagnostics().items():
+                out[f"{side}.{k}"] = v
+        return out

@@ -1,0 +1,1 @@
+"""The ROS nodes (thin: parameters, topics, timers; the logic lives in the plain-Python modules)."""

@@ -1,0 +1,141 @@
+"""mujoco_mock node: the simulated hands and piano behind the hardware topics; owns ``/clock``.
+
+Subscribes ``/<side>_hand/position_controller/commands`` (best-effort, depth 1; actuator ctrl units,
+``embodiment.actuator_names(side)`` order) and ``/piano/sustain``; publishes, after each control step
+(10 physics substeps), ``/clock``, then ``/<side>_hand/joint_states`` and ``/piano/keys`` stamped with
+the simulated time (with ``use_sim_time``) or the wall clock (without).
+
+Modes: ``realtime`` steps once per wall-clock control period with the newest commands; ``lockstep``
+publishes the state, waits until a command for *this* step arrived from both hands, then steps (as
+fast as the graph runs). If no command arrives within ``lockstep_timeout_s`` (e-stop, a lost message)
+it steps anyway with the previous ctrl (counted in ``lockstep_timeouts``). Lock-step starts once the
+graph is connected (keys subscribers, command publishers) and ``settle_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Float32, Float64MultiArray
+
+from omnipianist_ros import topics
+from omnipianist_ros.messages import joint_state_msg, keys_to_joy, time_from_ns, time_s
+from omnipianist_ros.mock import MockPiano
+from omnipianist_ros.params import MockParams, declare_and_read
+from sim_training.constants import CONTROL_DT_S, HAND_SIDES
+from sim_training.models.embodiment import get_embodiment
+from sim_training.models.scene import build_scene
+
+POLL_S = 0.005
+
+
+class MockNode(Node):
+    def __init__(self, name: str = "mujoco_mock", overrides: list[Parameter[Any]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name, parameter_overrides=overrides or [], **kwargs)
+        self.params = p = declare_and_read(self, MockParams)
+        self.scene = build_scene(get_embodiment(p.embodiment, p.action_set, p.forearm_z))  # type: ignore[arg-type]
+        self.piano = MockPiano(self.scene)
+        group = MutuallyExclusiveCallbackGroup()
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, topics.CLOCK_QOS)
+        self.js_pubs = {s: self.create_publisher(JointState, topics.joint_states(s), topics.JOINT_STATES_QOS)
+                        for s in HAND_SIDES}
+        self.keys_pub = self.create_publisher(Joy, topics.KEYS, topics.KEYS_QOS)
+        for side in HAND_SIDES:
+            self.create_subscription(Float64MultiArray, topics.commands(side),
+                                     lambda m, s=side: self._on_command(s, m), topics.COMMAND_SUB_QOS,
+                                     callback_group=group)
+        self.create_subscription(Float32, topics.SUSTAIN, self._on_sustain, topics.SUSTAIN_QOS, callback_group=group)
+        self._pending: dict[str, np.ndarray | None] = {s: None for s in HAND_SIDES}
+        self.sustain = 0.0
+        self.lockstep_timeouts = 0
+        self.bad_commands = 0
+        self.started = False
+        self._ready_since: float | None = None
+        self._published_at = 0.0
+        wall = RosClock(clock_type=ClockType.STEADY_TIME)
+        if p.mode == "lockstep":
+            self.create_timer(POLL_S, self._poll_lockstep, callback_group=group, clock=wall)
+        else:
+            self.create_timer(CONTROL_DT_S, self._step_realtime, callback_group=group, clock=wall)
+
+    # ------------------------------------------------------------------------------------ inputs
+    def _on_command(self, side: str, msg: Float64MultiArray) -> None:
+        cmd = np.asarray(msg.data, dtype=np.float64)
+        if cmd.size != len(self.piano.actuator_names[side]) or not np.isfinite(cmd).all():
+            self.bad_commands += 1
+            self.get_logger().warning(f"{side} command refused: {cmd.size} values or non-finite",
+                                      throttle_duration_sec=1.0)
+            return
+        self._pending[side] = cmd
+        if self.params.mode == "lockstep" and self.started and all(c is not None for c in self._pending.values()):
+            self._advance()
+
+    def _on_sustain(self, msg: Float32) -> None:
+        self.sustain = float(msg.data)
+
+    # ------------------------------------------------------------------------------------ stepping
+    @property
+    def finished(self) -> bool:
+        return self.params.max_steps > 0 and self.piano.steps >= self.params.max_steps
+
+    def _graph_ready(self) -> bool:
+        return (self.count_subscribers(topics.KEYS) >= self.params.wait_for_subscribers
+                and all(self.count_publishers(topics.commands(s)) >= 1 for s in HAND_SIDES))
+
+    def _poll_lockstep(self) -> None:
+        now = time.monotonic()
+        if not self.started:
+            if not self._graph_ready():
+                self._ready_since = None
+                return
+            if self._ready_since is None:
+                self._ready_since = now
+            if now - self._ready_since >= self.params.settle_s:
+                self.started = True
+                self.get_logger().info("mujoco_mock: graph connected, lock-step starts at t=0")
+                self._publish_state()
+            return
+        if not self.finished and now - self._published_at > self.params.lockstep_timeout_s:
+            self.lockstep_timeouts += 1
+            self._advance()
+
+    def _advance(self) -> None:
+        """Apply the pending commands, step the physics one control period, publish the new state."""
+        if self.finished:
+            return
+        for side, cmd in self._pending.items():
+            if cmd is not None:
+                self.piano.apply(side, cmd)
+        self._pending = {s: None for s in HAND_SIDES}
+        self.piano.step()
+        self._publish_state()
+
+    def _step_realtime(self) -> None:
+        if not self.started:
+            self.started = True
+            self._publish_state()
+            return
+        self._advance()
+
+    def _publish_state(self) -> None:
+        sim = time_from_ns(self.piano.time_ns)
+        self.clock_pub.publish(Clock(clock=sim))
+        # Stamps are simulated time when the graph follows /clock; without use_sim_time (real-time mode
+        # on the wall clock, as on hardware) they are this node's clock, like a driver's.
+        use_sim = self.get_parameter("use_sim_time").value
+        t = time_s(sim) if use_sim else self.get_clock().now().nanoseconds * 1e-9
+        for side in HAND_SIDES:
+            self.js_pubs[side].publish(joint_state_msg(self.piano.joint_names[side], self.piano.hand_q(side),
+                                                       self.piano.hand_v(side), t))
+        self.keys_pub.publish(keys_to_joy(self.piano.key_state(), self.piano.active(), t))
+        self._published_at = time.monotonic()

@@ -1,0 +1,194 @@
+"""policy node: joint states + keys + goal -> observation -> policy -> safety filter -> hand commands.
+
+Subscribes ``/<side>_hand/joint_states`` (reordered by name into the embodiment's joint order),
+``/piano/keys`` (Joy: axes = key depression), ``/piano/goal``, ``/estop`` (std_msgs/Bool, latched;
+True latches ESTOP in both hands' safety filters until the ``/policy/rearm`` service).
+Publishes ``/<side>_hand/position_controller/commands`` (Float64MultiArray, actuator ctrl units in
+``embodiment.actuator_names(side)`` order; nothing while the filter is in ESTOP/TORQUE_OFF),
+``/piano/sustain`` (std_msgs/Float32, 0 | 1) and ``/diagnostics`` at 1 Hz (wall clock).
+
+Refuses to start (raises ContractError) when the policy's contract does not match the embodiment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from omnipianist.safety.filter import SafetyError
+from omnipianist_ros import topics
+from omnipianist_ros.control import PolicyController, SafetySettings
+from omnipianist_ros.messages import JointOrder, float64_array, joy_to_keys, msg_to_goal, time_ns
+from omnipianist_ros.params import PolicyParams, declare_and_read
+from omnipianist_ros.policies import load_policy
+from sim_training.constants import CONTROL_DT_S, HAND_SIDES
+from sim_training.models.embodiment import get_embodiment
+from sim_training.models.scene import build_scene
+
+
+class PolicyNode(Node):
+    def __init__(self, name: str = "policy", overrides: list[Parameter[Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(name, parameter_overrides=overrides or [], **kwargs)
+        self.params = p = declare_and_read(self, PolicyParams)
+        scene = build_scene(get_embodiment(p.embodiment, p.action_set, p.forearm_z))  # type: ignore[arg-type]
+        policy = load_policy(p.policy, scene, p.lookahead)
+        safety = SafetySettings(p.safety_margin, p.max_rate, p.max_rate_rail, p.estop_heartbeat_timeout_s)
+        self.controller = PolicyController(scene, policy, p.lookahead, safety)  # ContractError: refuse to start
+        emb = scene.embodiment
+        self.orders = {s: JointOrder(emb.joint_names(s), topics.joint_states(s)) for s in HAND_SIDES}
+        group = MutuallyExclusiveCallbackGroup()
+        self.cmd_pubs = {s: self.create_publisher(Float64MultiArray, topics.commands(s), topics.COMMAND_PUB_QOS)
+                         for s in HAND_SIDES}
+        self.sustain_pub = self.create_publisher(Float32, topics.SUSTAIN, topics.SUSTAIN_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
+        for side in HAND_SIDES:
+            self.create_subscription(JointState, topics.joint_states(side), lambda m, s=side: self._on_js(s, m),
+                                     topics.JOINT_STATES_QOS, callback_group=group)
+        self.create_subscription(Joy, topics.KEYS, self._on_keys, topics.KEYS_QOS, callback_group=group)
+        self.create_subscription(Float32MultiArray, topics.GOAL, self._on_goal, topics.GOAL_QOS, callback_group=group)
+        self.create_subscription(Bool, topics.ESTOP, self._on_estop, topics.ESTOP_QOS, callback_group=group)
+        self.create_service(Trigger, topics.POLICY_REARM, self._on_rearm, callback_group=group)
+        self._q: dict[str, tuple[int, np.ndarray] | None] = {s: None for s in HAND_SIDES}
+        self._keys: tuple[int, np.ndarray] | None = None
+        self._goal: np.ndarray | None = None
+        self._goal_seq = 0
+        self._goal_used = 0
+        self._last_step_ns: int | None = None
+        self._estopped = False
+        self._input_errors = 0
+        self.commands_sent = 0
+        if p.trigger == "timer":
+            self.create_timer(CONTROL_DT_S, self._on_timer, callback_group=group)
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=group,
+                          clock=RosClock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f"policy: {getattr(policy, 'name', p.policy)} on {emb.key}, trigger {p.trigger}")
+
+    # ------------------------------------------------------------------------------------ inputs
+    def _on_js(self, side: str, msg: JointState) -> None:
+        try:
+            q = self.orders[side].positions(msg.name, msg.position)
+        except ValueError as exc:
+            self._input_error(str(exc))
+            return
+        self._q[side] = (time_ns(msg.header.stamp), q)
+        self._maybe_lockstep()
+
+    def _on_keys(self, msg: Joy) -> None:
+        try:
+            key_state, _ = joy_to_keys(msg)
+        except ValueError as exc:
+            self._input_error(str(exc))
+            return
+        self._keys = (time_ns(msg.header.stamp), key_state)
+        self._maybe_lockstep()
+
+    def _on_goal(self, msg: Float32MultiArray) -> None:
+        try:
+            self._goal = msg_to_goal(msg, self.params.lookahead)
+        except ValueError as exc:
+            self._input_error(str(exc))
+            return
+        self._goal_seq += 1
+        self._maybe_lockstep()
+
+    def _on_estop(self, msg: Bool) -> None:
+        now = self._now_s()
+        self.controller.heartbeat(now)
+        if msg.data and not self._estopped:
+            self._estopped = True
+            self.controller.estop(now, "/estop asserted")
+            self.get_logger().error("policy: e-stop asserted; commands stopped (call /policy/rearm to resume)")
+        elif not msg.data:
+            self._estopped = False
+
+    def _on_rearm(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        if self._estopped:
+            res.success, res.message = False, "/estop is still asserted"
+            return res
+        if any(v is None for v in self._q.values()):
+            res.success, res.message = False, "no joint states yet"
+            return res
+        try:
+            self.controller.arm(self._now_s(), self._hand_q())
+        except SafetyError as exc:
+            res.success, res.message = False, str(exc)
+            return res
+        res.success, res.message = True, "armed"
+        return res
+
+    def _input_error(self, text: str) -> None:
+        self._input_errors += 1
+        self.get_logger().error(f"policy: {text}", throttle_duration_sec=1.0)
+
+    # ------------------------------------------------------------------------------------ stepping
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _hand_q(self) -> np.ndarray:
+        return self.controller.assembler.hand_q({s: v[1] for s, v in self._q.items() if v is not None})
+
+    def _maybe_lockstep(self) -> None:
+        if self.params.trigger != "lockstep" or self._keys is None or self._goal_seq == self._goal_used:
+            return
+        stamps = {v[0] for v in self._q.values() if v is not None}
+        if len(stamps) != 1 or any(v is None for v in self._q.values()) or self._keys[0] not in stamps:
+            return
+        t_ns = self._keys[0]
+        if self._last_step_ns is not None and t_ns <= self._last_step_ns:
+            return
+        self._step(t_ns * 1e-9)
+        self._last_step_ns = t_ns
+
+    def _on_timer(self) -> None:
+        now = self._now_s()
+        inputs = [v[0] for v in self._q.values() if v is not None]
+        stale = (len(inputs) < len(HAND_SIDES) or self._keys is None or self._goal is None
+                 or any(now - t * 1e-9 > self.params.stale_after_s for t in [*inputs, self._keys[0]]))
+        if stale:
+            self.controller.stats.stale_inputs += 1
+            self.controller.tick(now)
+            return
+        self._step(now)
+
+    def _step(self, now_s: float) -> None:
+        assert self._goal is not None and self._keys is not None
+        hand_q = self._hand_q()
+        ctl = self.controller
+        if (self.params.arm_on_start and not self._estopped and ctl.stats.steps == 0
+                and not ctl.armed):
+            ctl.arm(now_s, hand_q)
+        self._goal_used = self._goal_seq
+        result = ctl.step(now_s, self._goal, self._keys[1], hand_q)
+        for side in HAND_SIDES:
+            cmd = result.commands[side]
+            if cmd is not None:
+                self.cmd_pubs[side].publish(float64_array(cmd))
+                self.commands_sent += 1
+        self.sustain_pub.publish(Float32(data=float(result.sustain)))
+
+    def _publish_diagnostics(self) -> None:
+        values = self.controller.diagnostics()
+        values["input_errors"] = str(self._input_errors)
+        values["commands_sent"] = str(self.commands_sent)
+        states = {values[f"{s}.state"] for s in HAND_SIDES}
+        if "estop" in states or "torque_off" in states:
+            level, message = DiagnosticStatus.ERROR, f"safety filter: {', '.join(sorted(states))}"
+        elif int(values["overruns"]) or int(values["stale_inputs"]) or self._input_errors:
+            level, message = DiagnosticStatus.WARN, "overruns, stale or malformed inputs (see values)"
+        else:
+            level, message = DiagnosticStatus.OK, "ok"
+        status = DiagnosticStatus(level=level, name="omnipianist/policy", message=message, hardware_id="sim",
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(arr)

@@ -1,0 +1,67 @@
+"""score node: the piece -> ``/piano/goal`` at the control rate on the ROS clock (``use_sim_time`` works).
+
+Publishes, every control period: ``/piano/progress`` (std_msgs/Float64MultiArray
+``[step, n_steps, start_time_s, state]``; state 0 idle, 1 waiting, 2 playing, 3 done; start_time_s is
+NaN while idle), then ``/piano/goal``. Services ``/score/start`` and ``/score/stop`` (std_srvs/Trigger).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Float32MultiArray, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from omnipianist_ros import topics
+from omnipianist_ros.messages import float64_array, goal_to_msg, time_s
+from omnipianist_ros.params import ScoreParams, declare_and_read
+from omnipianist_ros.score import ScoreSchedule, ScoreState
+from sim_training.constants import CONTROL_DT_S
+
+
+class ScoreNode(Node):
+    def __init__(self, name: str = "score", overrides: list[Parameter[Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(name, parameter_overrides=overrides or [], **kwargs)
+        self.params = p = declare_and_read(self, ScoreParams)
+        self.schedule = ScoreSchedule.from_piece(p.file, p.tempo_scale, p.lookahead, p.start_delay)
+        self.goal_pub = self.create_publisher(Float32MultiArray, topics.GOAL, topics.GOAL_QOS)
+        self.progress_pub = self.create_publisher(Float64MultiArray, topics.PROGRESS, topics.PROGRESS_QOS)
+        self.create_service(Trigger, topics.SCORE_START, self._on_start)
+        self.create_service(Trigger, topics.SCORE_STOP, self._on_stop)
+        self._start_requested = p.autostart
+        self.last_state = ScoreState.IDLE
+        self.ticks = 0
+        if p.tick_source == "clock":
+            self.create_subscription(Clock, topics.CLOCK, lambda m: self._tick(time_s(m.clock)), topics.CLOCK_QOS)
+        else:
+            self.create_timer(CONTROL_DT_S, lambda: self._tick(self.get_clock().now().nanoseconds * 1e-9))
+        self.get_logger().info(f"score: {p.file!r} x{p.tempo_scale}, {self.schedule.n_steps} steps, "
+                               f"lookahead {p.lookahead}, tick on {p.tick_source}")
+
+    def _on_start(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        self._start_requested = True
+        res.success, res.message = True, "starting at the next tick"
+        return res
+
+    def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        self._start_requested = False
+        self.schedule.stop()
+        res.success, res.message = True, "stopped"
+        return res
+
+    def _tick(self, now_s: float) -> None:
+        if self._start_requested and self.schedule.start_s is None:
+            self.schedule.start(now_s)
+            self._start_requested = False
+        tick = self.schedule.tick(now_s)
+        start = self.schedule.start_s if self.schedule.start_s is not None else float("nan")
+        self.progress_pub.publish(float64_array([tick.step, self.schedule.n_steps, start, int(tick.state)],
+                                                "step,n_steps,start_time_s,state"))
+        self.goal_pub.publish(goal_to_msg(tick.goal))
+        self.ticks += 1
+        if tick.state != self.last_state:
+            self.get_logger().info(f"score: {tick.state.name.lower()} at t={now_s:.3f} s")
+            self.last_state = tick.state

@@ -1,0 +1,155 @@
+"""Node parameters: one frozen dataclass per node (defaults are the documented values).
+
+Each node declares its parameters from its dataclass with a read-only descriptor
+(:func:`declare_and_read`) and reads them once at start-up; the bringup YAML is validated
+against the same dataclasses (:mod:`omnipianist_ros.config`), so a typo is an error, not a
+silently ignored override.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from omnipianist.errors import ConfigError
+from sim_training.constants import LOOKAHEAD_STEPS
+
+T = TypeVar("T")
+
+
+def _p(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _check_choice(node: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if choices and value not in choices:
+        raise ConfigError(f"{node}: parameter {name!r} is {value!r}; expected one of {list(choices)}")
+
+
+def _validate(obj: Any, node: str) -> None:
+    for f in dataclasses.fields(obj):
+        choices = f.metadata.get("choices", ())
+        if choices:
+            _check_choice(node, f.name, getattr(obj, f.name), choices)
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """score node: MIDI -> /piano/goal at the control rate on the ROS clock."""
+
+    file: str = _p("twinkle", "built-in piece name (see `omnipianist pieces`) or a MIDI file path")
+    tempo_scale: float = _p(1.0, "time stretch of the score (> 1 plays slower; RP1M trains at 1.25)")
+    lookahead: int = _p(LOOKAHEAD_STEPS, "future control steps in each goal message (rows = lookahead + 1)")
+    start_delay: float = _p(0.0, "seconds on the ROS clock between start and the first row of the piece")
+    autostart: bool = _p(True, "start at the first tick; otherwise wait for the `start` service")
+    tick_source: str = _p("timer", "'timer': a timer on the node's (ROS) clock; 'clock': one tick per /clock "
+                                   "message (lock-step simulation, where /clock advances one control step at a time)",
+                          ("timer", "clock"))
+
+    def __post_init__(self) -> None:
+        _validate(self, "score")
+        if not self.tempo_scale > 0:
+            raise ConfigError(f"score: tempo_scale must be > 0, got {self.tempo_scale}")
+        if self.lookahead < 0:
+            raise ConfigError(f"score: lookahead must be >= 0, got {self.lookahead}")
+        if self.start_delay < 0:
+            raise ConfigError(f"score: start_delay must be >= 0, got {self.start_delay}")
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """policy node: observation -> policy -> safety filter -> per-hand commands."""
+
+    embodiment: str = _p("shadow", "embodiment name (shadow | leap)")
+    action_set: str = _p("reduced", "embodiment action set", ("reduced", "full"))
+    forearm_z: bool = _p(False, "embodiment has the vertical forearm slide")
+    policy: str = _p("prior", "'prior' (the OT/IK prior) or the path of an exported .onnx policy")
+    lookahead: int = _p(LOOKAHEAD_STEPS, "goal rows the policy expects minus one (must match /piano/goal)")
+    trigger: str = _p("timer", "'timer': act every control period on the ROS clock with the newest inputs; "
+                               "'lockstep': act once per simulation step, when joint states, keys and a goal "
+                               "for that step have all arrived (deterministic simulation)", ("timer", "lockstep"))
+    stale_after_s: float = _p(0.15, "timer mode: an input older than this is stale and the step is skipped")
+    safety_margin: float = _p(0.0, "distance kept from each actuator's ctrl range [rad | m]")
+    max_rate: float = _p(20.0, "rate limit of each hand command [ctrl units/s] (rad/s, m/s for slides)")
+    max_rate_rail: float = _p(2.0, "rate limit of the forearm slides [m/s]")
+    estop_heartbeat_timeout_s: float = _p(0.0, "latch ESTOP when /estop is silent this long; 0 = only its value "
+                                               "counts (simulation)")
+    arm_on_start: bool = _p(True, "arm the safety filter at the first step (seeded at the measured position)")
+
+    def __post_init__(self) -> None:
+        _validate(self, "policy")
+        for name in ("max_rate", "max_rate_rail", "stale_after_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"policy: {name} must be > 0, got {getattr(self, name)}")
+        if self.safety_margin < 0 or self.estop_heartbeat_timeout_s < 0:
+            raise ConfigError("policy: safety_margin and estop_heartbeat_timeout_s must be >= 0")
+
+
+@dataclass(frozen=True)
+class MockParams:
+    """mujoco_mock node: the simulated piano and hands behind the hardware interface."""
+
+    embodiment: str = _p("shadow", "embodiment name (shadow | leap)")
+    action_set: str = _p("reduced", "embodiment action set", ("reduced", "full"))
+    forearm_z: bool = _p(False, "embodiment has the vertical forearm slide")
+    mode: str = _p("realtime", "'realtime': one control step per wall-clock period; 'lockstep': one step when "
+                               "both hands' commands for the current step arrived (or after lockstep_timeout_s)",
+                   ("realtime", "lockstep"))
+    lockstep_timeout_s: float = _p(0.5, "lock-step: wall seconds to wait for commands before stepping anyway")
+    settle_s: float = _p(0.5, "wall seconds to wait, once every peer endpoint is matched, before the first step")
+    wait_for_subscribers: int = _p(1, "subscribers of /piano/keys to wait for before starting")
+    max_steps: int = _p(0, "stop stepping after this many control steps (0 = never)")
+
+    def __post_init__(self) -> None:
+        _validate(self, "mujoco_mock")
+        if not self.lockstep_timeout_s > 0:
+            raise ConfigError(f"mujoco_mock: lockstep_timeout_s must be > 0, got {self.lockstep_timeout_s}")
+
+
+@dataclass(frozen=True)
+class EvaluatorParams:
+    """evaluator node: live step F1 and end-of-piece onset F1 from /piano/keys against the score."""
+
+    file: str = _p("twinkle", "the piece the score node plays (same value)")
+    tempo_scale: float = _p(1.0, "the score node's tempo_scale (same value)")
+    report: str = _p("", "write the end-of-piece JSON report here ('' = do not write)")
+
+    def __post_init__(self) -> None:
+        if not self.tempo_scale > 0:
+            raise ConfigError(f"evaluator: tempo_scale must be > 0, got {self.tempo_scale}")
+
+
+def field_types(cls: type) -> dict[str, type]:
+    """Scalar Python type of each field of a params dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def coerce(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Build ``cls`` from ``values``; unknown keys or wrong types raise ConfigError naming ``where``."""
+    types = field_types(cls)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in types:
+            raise ConfigError(f"{where}: unknown parameter {key!r}; known: {sorted(types)}")
+        tp = types[key]
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not tp:
+            raise ConfigError(f"{where}.{key}: expected {tp.__name__}, got {type(value).__name__} ({value!r})")
+        out[key] = value
+    return cls(**out)
+
+
+def declare_and_read(node: Any, cls: type[T]) -> T:
+    """Declare every field of ``cls`` on ``node`` (read-only, with its help text) and read them once."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        desc = ParameterDescriptor(description=f.metadata.get("help", ""), read_only=True)
+        param = node.declare_parameter(f.name, f.default, desc)
+        values[f.name] = param.value
+    return coerce(cls, values, f"node {node.get_name()}")

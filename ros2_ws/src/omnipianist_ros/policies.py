@@ -1,0 +1,94 @@
+"""Policy providers: anything with ``reset()`` and ``act(obs) -> action`` (the env's action space).
+
+``policy`` parameter: ``"prior"`` -> the OT/IK prior (:class:`sim_training.fingering.prior.OTIKPrior`);
+a path ending in ``.onnx`` -> ``policy_export.runtime.Policy.load(path, embodiment)`` (an exported policy
+whose metadata is its contract). :func:`check_contract` refuses a policy whose contract does not
+match the embodiment before the node starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from omnipianist.errors import ConfigError, ContractError
+from sim_training.env.observation import ObservationLayout
+from sim_training.models.scene import Scene
+
+
+class PolicyProvider(Protocol):
+    name: str
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+class PriorPolicy:
+    """The zero-training OT/IK prior; its contract is the embodiment's own layout."""
+
+    def __init__(self, scene: Scene, lookahead: int) -> None:
+        from sim_training.fingering.prior import OTIKPrior
+
+        self.name = "prior"
+        self.prior = OTIKPrior(scene, lookahead=lookahead)
+        self.layout = self.prior.layout
+        self.action_dim = scene.embodiment.action_dim
+        self.embodiment = scene.embodiment.key
+
+    def reset(self) -> None:
+        self.prior.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.prior.act(obs)
+
+
+def load_policy(spec: str, scene: Scene, lookahead: int) -> PolicyProvider:
+    """The provider named by the ``policy`` parameter. ConfigError for an unknown spec or a missing file."""
+    if spec == "prior":
+        return PriorPolicy(scene, lookahead)
+    path = Path(spec)
+    if path.suffix != ".onnx":
+        raise ConfigError(f"policy: {spec!r} is neither 'prior' nor a .onnx file")
+    if not path.is_file():
+        raise ConfigError(f"policy: {path} does not exist")
+    try:
+        from policy_export.runtime import Policy  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ConfigError(f"policy: cannot load {path}: policy_export.runtime is not available ({exc})") from exc
+    policy: Any = Policy.load(str(path), scene.embodiment)
+    if not hasattr(policy, "name"):
+        try:
+            policy.name = str(path)
+        except AttributeError:
+            pass
+    return policy  # type: ignore[no-any-return]
+
+
+def _described_layout(policy: Any) -> dict[str, Any] | None:
+    for attr in ("observation_layout", "layout"):
+        value = getattr(policy, attr, None)
+        if isinstance(value, ObservationLayout):
+            return value.to_dict()
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def check_contract(policy: Any, layout: ObservationLayout, action_dim: int, embodiment_key: str) -> None:
+    """Raise ContractError when what ``policy`` declares (observation layout, action size, embodiment)
+    differs from the node's embodiment; ``policy`` must declare at least its observation layout."""
+    described = _described_layout(policy)
+    name = getattr(policy, "name", type(policy).__name__)
+    if described is None:
+        raise ContractError(f"policy {name}: declares no observation layout; refusing to guess its contract")
+    layout.check_matches(described, where=f"policy {name}")
+    theirs = getattr(policy, "action_dim", None)
+    if theirs is not None and int(theirs) != action_dim:
+        raise ContractError(f"policy {name}: action_dim {theirs}, embodiment {embodiment_key!r} has {action_dim}")
+    emb = getattr(policy, "embodiment", None)
+    emb_key = getattr(emb, "key", emb)
+    if isinstance(emb_key, str) and emb_key != embodiment_key:
+        raise ContractError(f"policy {name}: trained for embodiment {emb_key!r}, the node drives {embodiment_key!r}")

@@ -1,0 +1,74 @@
+"""Topic and service names and their QoS (DESIGN.md, "ROS 2 interface"). One home for each.
+
+Importing this module touches no DDS (``rclpy.qos`` is plain data), so the unit tests read it.
+"""
+
+from __future__ import annotations
+
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from sim_training.constants import HAND_SIDES
+
+GOAL = "/piano/goal"
+KEYS = "/piano/keys"
+SUSTAIN = "/piano/sustain"
+PROGRESS = "/piano/progress"
+ESTOP = "/estop"
+DIAGNOSTICS = "/diagnostics"
+CLOCK = "/clock"
+F1 = "/evaluator/f1"
+REPORT = "/evaluator/report"
+SCORE_START = "/score/start"
+SCORE_STOP = "/score/stop"
+POLICY_REARM = "/policy/rearm"
+
+
+def joint_states(side: str) -> str:
+    """``/left_hand/joint_states`` | ``/right_hand/joint_states``."""
+    _check_side(side)
+    return f"/{side}_hand/joint_states"
+
+
+def commands(side: str) -> str:
+    """``/<side>_hand/position_controller/commands`` (std_msgs/Float64MultiArray, actuator ctrl units)."""
+    _check_side(side)
+    return f"/{side}_hand/position_controller/commands"
+
+
+def _check_side(side: str) -> None:
+    if side not in HAND_SIDES:
+        raise ValueError(f"unknown hand side {side!r}; expected one of {HAND_SIDES}")
+
+
+def _reliable(depth: int, transient_local: bool = False) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE)
+
+
+JOINT_STATES_QOS = _reliable(10)
+COMMAND_PUB_QOS = _reliable(1)
+"""The policy publishes commands reliably, depth 1 (only the newest command matters)."""
+COMMAND_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+"""Receivers (mock, hand driver) take commands best-effort, depth 1: a late command is worthless."""
+
+
+def command_sub_qos(deadline_s: float) -> QoSProfile:
+    """:data:`COMMAND_SUB_QOS` plus a DDS deadline (the hand driver's command watchdog)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                      deadline=Duration(seconds=deadline_s))
+
+
+GOAL_QOS = _reliable(1)
+GOAL_CHECK_QOS = _reliable(10)
+"""The evaluator keeps every goal (it pairs them with /piano/progress); compatible with GOAL_QOS."""
+KEYS_QOS = _reliable(10)
+SUSTAIN_QOS = _reliable(1)
+PROGRESS_QOS = _reliable(10)
+ESTOP_QOS = _reliable(1, transient_local=True)
+"""Latched: a late joiner sees the current e-stop state at once."""
+DIAGNOSTICS_QOS = _reliable(10)
+CLOCK_QOS = _reliable(1)
+F1_QOS = _reliable(10)
+REPORT_QOS = _reliable(1, transient_local=True)

@@ -1,0 +1,83 @@
+"""The simulation ROS graph end to end (DDS on loopback, inside tests/isolated.sh's network namespace).
+
+Each scenario runs in its own Python process (its own rclpy state) on this module's ROS_DOMAIN_ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.dds
+
+DOMAIN_ID = "177"  # unique to this module (test_dds_loopback.py uses isolated.sh's random 101..200 default)
+
+
+def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ROS_DOMAIN_ID=DOMAIN_ID)
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_sim_graph_plays_like_offline_prior() -> None:
+    """Lock-step makes the graph deterministic: the evaluator's F1 equals the offline prior's exactly."""
+    from sim_training.fingering.piece import play_with_prior
+
+    piece = "c_major_scale"
+    out = _run(["-m", "omnipianist_ros.cli", "play", piece, "--sim", "--json"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    ros = json.loads(out.stdout.strip().splitlines()[-1])
+    offline = play_with_prior(piece).metrics
+    assert ros["steps"] == offline["steps"] and ros["steps_missing"] == 0
+    assert ros["lockstep_timeouts"] == 0 and ros["goal_mismatches"] == 0
+    assert abs(ros["f1"] - offline["f1"]) <= 0.02
+    assert ros["f1"] == offline["f1"], (ros["f1"], offline["f1"])
+    assert ros["onset_f1"] == offline["onset_f1"]
+
+
+_ESTOP = textwrap.dedent("""
+    import json, time
+    from omnipianist_ros.bringup import Graph
+    from omnipianist_ros.config import config_path, load_bringup_config
+    from omnipianist_ros import topics
+    from std_msgs.msg import Bool, Float64MultiArray
+
+    cfg = load_bringup_config(config_path("sim.yaml"))
+    import dataclasses
+    # the real-time configuration on the wall clock, as on hardware
+    cfg = dataclasses.replace(cfg, nodes=tuple(dataclasses.replace(n, use_sim_time=False) for n in cfg.nodes))
+    cfg = cfg.replace("mujoco_mock", mode="realtime").replace("policy", trigger="timer")
+    cfg = cfg.replace("score", tick_source="timer", file="c_major_scale").replace("evaluator", file="c_major_scale")
+    with Graph(cfg) as g:
+        from rclpy.node import Node
+        probe = Node("estop_probe", context=g.context)
+        arrivals = []
+        probe.create_subscription(Float64MultiArray, topics.commands("left"),
+                                  lambda m: arrivals.append(time.monotonic()), topics.COMMAND_SUB_QOS)
+        estop = probe.create_publisher(Bool, topics.ESTOP, topics.ESTOP_QOS)
+        g.executor.add_node(probe)
+        assert g.wait_for(lambda: len(arrivals) >= 20, 30), f"only {len(arrivals)} commands"
+        t_estop = time.monotonic()
+        estop.publish(Bool(data=True))
+        time.sleep(1.0)
+        after = [t - t_estop for t in arrivals if t > t_estop]
+        pol = g.nodes["policy"]
+        print(json.dumps({"before": sum(t <= t_estop for t in arrivals), "after": after,
+                          "states": [f.state.value for f in pol.controller.filters.values()],
+                          "mock_steps": g.nodes["mujoco_mock"].piano.steps}))
+""")
+
+
+def test_estop_stops_commands_within_one_period() -> None:
+    out = _run(["-c", _ESTOP])
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["before"] >= 20
+    assert r["states"] == ["estop", "estop"]
+    # at most the command already being computed when /estop arrived goes out, within one period (50 ms)
+    assert len(r["after"]) <= 1, r["after"]
+    assert all(dt <= 0.05 for dt in r["after"]), r["after"]
