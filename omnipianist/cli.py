@@ -303,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_bringup_args(p)
     p.set_defaults(func=run_bringup)
 
+    from policy_export.cli import add_export_args, run_export
+
+    p = sub.add_parser("export", help="export a policy (generalist or expert) to ONNX with its contract embedded",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_export_args(p)
+    p.set_defaults(func=run_export)
+
     from sim_training.music import corpus as corpus_mod
 
     p = sub.add_parser("corpus", help="the corpus of two-hand clips: build it from music21, or list it")
@@ -331,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_dataclass_args(p, ExpertBenchConfig)
     p.set_defaults(func=cmd_bench_expert)
+
+    from policy_export.cli import add_bench_inference_args, run_bench_inference
+
+    p = bsub.add_parser("inference", help="ORT vs torch latency per control step, FLOPs, fraction of the GEMM ceiling")
+    add_bench_inference_args(p)
+    p.set_defaults(func=run_bench_inference)
 
     p = sub.add_parser("demo", help="the main job: what `make demo` runs")
     p.add_argument("--json", action="store_true", help="print one JSON object")

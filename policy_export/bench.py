@@ -14,9 +14,10 @@ thread, ``torch.set_num_threads(1)``), interleaved in rounds so machine load hit
 
 Without ``--policy`` it times the real architecture: an untrained FMT with the default
 :class:`~sim_training.imitation.model.FMTConfig` for the Shadow layout (weights perturbed from their
-zero initialisation so no branch is trivially zero). Targets (the shipped model): ORT p99 <= 5 ms and
-torch p50 / ORT p50 >= 3. For residual experts the targets apply to the network alone (the OT/IK
-prior is the same Python code on both sides and is reported separately).
+zero initialisation so no branch is trivially zero). Targets (the shipped generalist): ORT p99 <= 5 ms
+and torch p50 / ORT p50 >= 3, per control step. For experts the p99 target applies to the network alone
+(the OT/IK prior is the same Python code on both sides; per-step figures include it) and the speed-up
+of their small MLP is reported without a target.
 
 Variants (``--int8`` dynamic quantisation, ``--fp16``) are reported only with their F1 change on
 ``--piece`` against the fp32 graph (both through ORT).
@@ -185,8 +186,12 @@ def gemm_ceiling(repeats: int = 5) -> dict[str, float]:
     return {"torch_flops_per_s": best["torch"], "ort_flops_per_s": best["ort"], "flops_per_s": max(best.values())}
 
 
-def default_checkpoint(directory: Path, seed: int = 0) -> Path:
-    """An untrained FMT with the default FMTConfig on the Shadow layout, saved as ``policy.pt`` in ``directory``."""
+def default_checkpoint(directory: Path, seed: int = 0, config: Any = None) -> Path:
+    """An untrained FMT (default: the default FMTConfig) on the Shadow layout, saved as ``policy.pt`` in ``directory``.
+
+    The weights are perturbed away from the zero initialisation of the adaLN and output layers, and the
+    normaliser gets non-trivial statistics, so every part of the graph computes something.
+    """
     import torch
 
     from sim_training.constants import CONTROL_DT_S
@@ -197,17 +202,22 @@ def default_checkpoint(directory: Path, seed: int = 0) -> Path:
 
     emb = get_embodiment("shadow")
     layout = ObservationLayout.for_embodiment(emb).to_dict()
-    cfg = FMTConfig()
+    cfg = config if config is not None else FMTConfig()
     torch.manual_seed(seed)
     model = FlowMatchingTransformer(cfg, layout, emb.action_dim)
     with torch.no_grad():
         for p in model.parameters():  # leave the zero initialisation: every branch computes something
             p.add_(0.05 * torch.randn_like(p))
+        norm = model.normalizer
+        norm.obs_mean.copy_(0.1 * torch.randn_like(norm.obs_mean))
+        norm.obs_std.uniform_(0.5, 2.0)
+        norm.action_low.uniform_(-1.0, -0.5)
+        norm.action_high.uniform_(0.5, 1.0)
     meta = {"format": CHECKPOINT_FORMAT, "kind": CHECKPOINT_KIND, "model": "fmt", "observation_layout": layout,
             "embodiment": emb.key, "embodiment_key": emb.key, "action_names": list(emb.action_names),
             "action_dim": emb.action_dim, "obs_dim": layout["size"], "control_dt": CONTROL_DT_S,
             "obs_horizon": cfg.obs_horizon, "pred_horizon": cfg.pred_horizon, "execute_horizon": 1,
-            "k_steps": cfg.k_steps, "data_card_id": "untrained-default-fmt", "params": model.n_params()}
+            "k_steps": cfg.k_steps, "data_card_id": "untrained-fmt", "params": model.n_params()}
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "policy.pt"
     torch.save({"meta": meta, "model": {"kind": "fmt", "config": config_dict(cfg)}, "state_dict": model.state_dict()},
@@ -264,7 +274,7 @@ def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
 
     from policy_export.export import export_policy
     from policy_export.runtime import Policy
-    from policy_export.verify import _load_torch, random_observations
+    from policy_export.verify import load_torch_policy, random_observations
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp_dir:
@@ -294,7 +304,7 @@ def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
         policy = Policy.load(onnx_path, warmup=cfg.warmup)
         meta = policy.meta
         kind = meta["kind"]
-        torch_policy = _load_torch(ckpt, kind) if ckpt else None
+        torch_policy = load_torch_policy(ckpt, kind, meta.get("k_steps")) if ckpt else None
         rng = np.random.default_rng(cfg.seed)
         observations = random_observations(meta["observation_layout"], 256, rng)
         model_proto = onnx.load_model(str(onnx_path))
@@ -356,9 +366,12 @@ def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
     else:
         net_o, net_t = result["ort_graph_only"], result.get("torch_network_only")
         p99, sp = net_o["p99_ms"], (net_t["p50_ms"] / net_o["p50_ms"]) if net_t else None
+    # the 3x target is the generalist's (K Euler steps of a transformer, where eager overhead dominates); an
+    # expert's small MLP is reported against no speed-up target
+    sp_target = SPEEDUP_TARGET if kind == "generalist" else None
     targets = {"ort_p99_ms": {"measured": p99, "target": ORT_P99_TARGET_MS, "ok": bool(p99 <= ORT_P99_TARGET_MS)},
-               "speedup_vs_torch_eager": {"measured": sp, "target": SPEEDUP_TARGET,
-                                          "ok": None if sp is None else bool(sp >= SPEEDUP_TARGET)}}
+               "speedup_vs_torch_eager": {"measured": sp, "target": sp_target,
+                                          "ok": None if sp is None or sp_target is None else bool(sp >= sp_target)}}
     result["targets"] = targets
     result["ok"] = all(t["ok"] is not False for t in targets.values())
     return result

@@ -131,7 +131,8 @@ def export_info() -> dict[str, Any]:
     from policy_export import __version__
 
     return {"tool": "omnipianist.policy_export", "version": __version__, "torch": torch.__version__,
-            "onnx": onnx.__version__, "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+            "onnx": onnx.__version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # noqa: UP017 - py3.10
 
 
 # ----------------------------------------------------------------------------------- write / read

@@ -214,6 +214,11 @@ class Policy:
         """The embodiment this policy was checked against."""
         return self._embodiment
 
+    @property
+    def observation_layout(self) -> dict[str, Any]:
+        """The observation layout the policy was trained on (``ObservationLayout.to_dict()`` form)."""
+        return self.meta["observation_layout"]  # type: ignore[no-any-return]
+
     def reset(self) -> None:
         """Call at the start of every episode: clears the history and the queue, reseeds noise, resets the prior."""
         self._fresh = True

@@ -25,6 +25,8 @@ import numpy as np
 
 ACTION_TOLERANCE = 1e-4
 F1_TOLERANCE = 0.01
+JITTER = 1e-6
+"""Action noise of the sensitivity play run when the F1 gap exceeds its tolerance."""
 OUT_OF_RANGE_FRACTION = 0.2
 """Fraction of the random inputs drawn N(0, 3^2) everywhere (far outside the data: the clip path)."""
 
@@ -91,6 +93,19 @@ class _Recorder:
         return self.policy.act(obs)  # type: ignore[no-any-return]
 
 
+class _Jitter(_Recorder):
+    """Adds N(0, eps^2) to every action (clipped): how sensitive is the closed loop to float-level changes?"""
+
+    def __init__(self, policy: Any, eps: float, seed: int = 0) -> None:
+        super().__init__(policy)
+        self.eps = eps
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        a = np.asarray(self.policy.act(obs), dtype=np.float64)
+        return np.clip(a + self.eps * self.rng.standard_normal(a.shape), -1.0, 1.0)
+
+
 class _PriorExpertAdapter:
     """A :class:`~sim_training.experts.pipeline.PriorExpert` with the ``meta`` evaluate_policy reads."""
 
@@ -112,11 +127,12 @@ class _PriorExpertAdapter:
 
 
 # ----------------------------------------------------------------------------------- torch side
-def _load_torch(ckpt: str | Path, kind: str) -> Any:
+def load_torch_policy(ckpt: str | Path, kind: str, k_steps: int | None = None) -> Any:
+    """The torch policy of ``ckpt`` (a generalist runs ``k_steps`` Euler steps: the exported graph's)."""
     if kind == "generalist":
         from sim_training.imitation.policy import GeneralistPolicy
 
-        return GeneralistPolicy.load(ckpt, noise="fixed", seed=0)
+        return GeneralistPolicy.load(ckpt, noise="fixed", seed=0, k_steps=k_steps)
     from policy_export.export import source_kind
 
     if source_kind(ckpt) == "expert-dir":
@@ -127,6 +143,19 @@ def _load_torch(ckpt: str | Path, kind: str) -> Any:
     from sim_training.experts.policy import ExpertPolicy
 
     return ExpertPolicy.load(ckpt)
+
+
+def _source_sha256(torch_policy: Any, kind: str) -> str | None:
+    """The weights hash the exporter records, computed from the torch policy (None: no network)."""
+    from policy_export.metadata import state_dict_sha256
+
+    if kind == "generalist":
+        return state_dict_sha256(torch_policy.model.state_dict())
+    if kind == "prior":
+        return None
+    norm = torch_policy.obs_norm
+    return state_dict_sha256({**{f"actor.{k}": v for k, v in torch_policy.actor.state_dict().items()},
+                              "norm.mean": norm.mean, "norm.var": norm.var})
 
 
 def _torch_outputs(torch_policy: Any, kind: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -165,7 +194,7 @@ def _expert_inputs(meta: dict[str, Any], obs: np.ndarray, prior_actions: np.ndar
 
 
 def _replay_prior(policy: Any, obs_seq: np.ndarray) -> np.ndarray:
-    """The prior's actions along a recorded episode (a fresh prior of the same config, same order)."""
+    """The prior's actions along a recorded episode (the torch policy's own prior, reset, replayed in order)."""
     prior = policy.prior
     prior.reset()
     out = np.stack([prior.act(o) for o in obs_seq])
@@ -201,7 +230,8 @@ def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: i
     ort_policy = Policy.load(onnx_path, warmup=1)
     meta = ort_policy.meta
     kind = meta["kind"]
-    torch_policy = _load_torch(ckpt, kind)
+    torch_policy = load_torch_policy(ckpt, kind, meta.get("k_steps"))
+    same_weights = _source_sha256(torch_policy, kind) == meta["model"]["sha256"]
     rng = np.random.default_rng(seed)
 
     # real rollout: the torch policy plays the piece (its F1 and its observations)
@@ -245,6 +275,7 @@ def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: i
     max_abs = max(diffs.values())
     result: dict[str, Any] = {
         "onnx": str(onnx_path), "checkpoint": str(ckpt), "kind": kind, "piece": piece,
+        "same_weights": same_weights,
         "n_random": counts["random"], "n_rollout": counts["rollout"],
         "max_abs_diff": max_abs, "max_abs_diff_random": diffs["random"], "max_abs_diff_rollout": diffs["rollout"],
         "tolerance": ACTION_TOLERANCE, "parity_ok": bool(max_abs <= ACTION_TOLERANCE),
@@ -257,6 +288,9 @@ def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: i
         result.update({"f1_ort": r_ort["f1"], "note_step_f1_ort": r_ort["note_step_f1"], "f1_diff": f1_diff,
                        "f1_tolerance": F1_TOLERANCE, "f1_ok": bool(f1_diff <= F1_TOLERANCE),
                        "act_ms_p50_ort": r_ort["act_ms_p50"], "refused_ort": ort_policy.refused_count})
+        if f1_diff > F1_TOLERANCE:  # is the gap the closed loop's own sensitivity? (torch with 1e-6 action noise)
+            jit = evaluate_policy(piece, _Jitter(torch_policy, JITTER), stretch=stretch)
+            result["f1_torch_jitter"] = {"eps": JITTER, "f1": jit["f1"], "f1_diff": abs(jit["f1"] - r_torch["f1"])}
     else:
         result.update({"f1_ort": None, "f1_diff": None, "f1_ok": None})
     result["ok"] = bool(result["parity_ok"] and result["f1_ok"] is not False)
@@ -268,6 +302,10 @@ def format_parity(r: dict[str, Any]) -> str:
     """One readable line."""
     f1 = (f"F1 torch {r['f1_torch']:.4f} vs ORT {r['f1_ort']:.4f} (|delta| {r['f1_diff']:.4f}, tol {r['f1_tolerance']}; "
           f"do-nothing {r['do_nothing_f1']:.3f})" if r.get("f1_ort") is not None else f"F1 torch {r['f1_torch']:.4f}")
+    if "f1_torch_jitter" in r:
+        j = r["f1_torch_jitter"]
+        f1 += (f"; torch alone with {j['eps']:.0e} action noise moves F1 by {j['f1_diff']:.4f} "
+               f"(the closed loop amplifies float-level differences)")
     return (f"parity {r['kind']} on {r['piece']}: max |delta action| {r['max_abs_diff']:.2e} over "
             f"{r['n_random']} random + {r['n_rollout']} rollout inputs (tol {r['tolerance']:.0e}); {f1} -> "
             f"{'OK' if r['ok'] else 'FAILED'}")

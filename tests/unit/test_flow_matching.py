@@ -369,7 +369,9 @@ def test_policy_act_shape_range_and_determinism(shadow_run: Path) -> None:
     assert all(chunked.act(o).shape == (emb.action_dim,) for o in observations)
     with pytest.raises(ValueError, match="observation has shape"):
         policy.act(np.zeros(7))
-    with pytest.raises(NotImplementedError, match="policy_export"):
+    from policy_export.metadata import PolicyFileError
+
+    with pytest.raises(PolicyFileError, match="no such policy file"):
         load_policy(shadow_run / "policy.onnx")
 
 

@@ -291,3 +291,21 @@ def test_launch_file_parses() -> None:
     tree = ast.parse((REPO / "ros2_ws/launch/sim.launch.py").read_text())
     funcs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in funcs
+
+
+def test_refused_observation_sends_no_new_command(shadow_scene: Any) -> None:
+    """A runtime that refuses an observation (NaN) returns None: the controller holds, counts it."""
+
+    class _Refusing(PriorPolicy):
+        def act(self, obs: np.ndarray) -> None:  # type: ignore[override]
+            return None
+
+    ctl = PolicyController(shadow_scene, _Refusing(shadow_scene, 10), 10, SafetySettings())
+    hq = shadow_scene.home_qpos[shadow_scene.hand_qpos_adr]
+    ctl.arm(0.0, hq)
+    goal = np.zeros((11, 89), dtype=np.float32)
+    res = ctl.step(0.05, goal, np.zeros(88, np.float32), hq)
+    assert res.action is None and ctl.refused_observations == 1
+    assert ctl.diagnostics()["refused_observations"] == "1"
+    for side, cmd in res.commands.items():
+        assert cmd is None or np.all(np.isfinite(cmd)), side

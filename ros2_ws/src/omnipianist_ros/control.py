@@ -95,7 +95,8 @@ class StepResult:
     sustain: float
     """Pedal command 0 | 1."""
     obs: np.ndarray
-    action: np.ndarray
+    action: np.ndarray | None
+    """None when the policy refused the observation (NaN/Inf): the filters' watchdogs ran instead."""
     filtered: dict[str, FilterResult]
 
 
@@ -115,6 +116,7 @@ class PolicyController:
         self.n_side = len(emb.actuator_names("left"))
         self.sustain_state = 0.0
         self.stats = LoopStats()
+        self.refused_observations = 0
         self._ctrl = np.zeros(scene.model.nu)
 
     @property
@@ -156,8 +158,14 @@ class PolicyController:
         t0 = time.perf_counter()
         obs = self.assembler.build(goal, key_state, self.sustain_state, hand_q)
         t1 = time.perf_counter()
-        action = np.asarray(self.policy.act(obs), dtype=np.float64)
+        raw = self.policy.act(obs)
         t2 = time.perf_counter()
+        if raw is None:  # the runtime refused the observation (NaN/Inf): no new command this period
+            self.refused_observations += 1
+            held = self.tick(now_s)
+            self.stats.add(t2 - t1, time.perf_counter() - t0, time.perf_counter(), self.dt)
+            return StepResult({side: r.command for side, r in held.items()}, self.sustain_state, obs, None, held)
+        action = np.asarray(raw, dtype=np.float64)
         if action.shape != (self.scene.embodiment.action_dim,):
             raise ValueError(f"policy returned an action of shape {action.shape}, "
                              f"expected ({self.scene.embodiment.action_dim},)")
@@ -182,6 +190,7 @@ class PolicyController:
     def diagnostics(self) -> dict[str, str]:
         out = {k: f"{v:.3f}" if isinstance(v, float) else str(v) for k, v in self.stats.summary().items()}
         out["policy"] = getattr(self.policy, "name", type(self.policy).__name__)
+        out["refused_observations"] = str(self.refused_observations)
         for side, f in self.filters.items():
             for k, v in f.diagnostics().items():
                 out[f"{side}.{k}"] = v
