@@ -109,7 +109,6 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         self._tip_ids = s.fingertip_site_ids
         self._forearms = s.forearm_geom_ids
         self._hand_act = s.action_actuator_ids
-        self._obs = np.zeros(self.layout.size, dtype=np.float32)
         self._start = 0
         self._t = 0
         self._end = 0
@@ -187,7 +186,7 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         piece_over = self._start + self._t >= self.roll.n_steps
         clip_over = self._t >= self._end - self._start
         info: dict[str, Any] = {"reward_terms": terms, "step": row}
-        return self._observe(), terms.total, piece_over, clip_over and not piece_over, info
+        return self._observe(key_state), terms.total, piece_over, clip_over and not piece_over, info
 
     def _reward(self, key_state: np.ndarray, goal_keys: np.ndarray, active: np.ndarray,
                 goal_sustain: bool) -> rewards.RewardTerms:
@@ -201,13 +200,9 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
                 distance = np.zeros(0)
         else:
             distance = np.zeros(0)
-        return rewards.total_reward(
-            distance_m=distance, key_state=key_state, goal_keys=goal_keys, active=active,
-            sustain_active=self._sustain > 0.5, goal_sustain=goal_sustain,
-            forearm_collision=self._forearms_touch(),
-            actuator_force=d.actuator_force[self._hand_act], joint_velocity=d.actuator_velocity[self._hand_act],
-            weights=self.config.reward_weights,
-        )
+        return rewards.step_reward_terms(
+            distance, key_state, goal_keys, active, self._sustain > 0.5, goal_sustain, self._forearms_touch(),
+            d.actuator_force[self._hand_act], d.actuator_velocity[self._hand_act], self.config.reward_weights)
 
     def _forearms_touch(self) -> bool:
         # Signed distance of the two forearm geoms (< 0: penetrating, i.e. in contact); 0.2 us,
@@ -234,12 +229,12 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
             return self._goals[row]
         return np.zeros((self.config.lookahead + 1, GOAL_WIDTH), dtype=np.float32)
 
-    def _observe(self) -> np.ndarray:
+    def _observe(self, key_state: np.ndarray | None = None) -> np.ndarray:
         d = self.data
         return build_observation(
-            self.layout, self.goal_window(), self.key_state(), self._sustain,
-            d.site_xpos[self._tip_ids], d.qpos[self._hand_adr], out=self._obs,
-        ).copy()
+            self.layout, self.goal_window(), self.key_state() if key_state is None else key_state, self._sustain,
+            d.site_xpos[self._tip_ids], d.qpos[self._hand_adr],
+        )
 
     # ----------------------------------------------------------------------------------- metrics
     def episode_log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -357,3 +357,45 @@ def total_reward(
         energy=energy,
         total=float(total),
     )
+
+
+def step_reward_terms(
+    distance_m: np.ndarray,
+    key_state: np.ndarray,
+    goal_keys: np.ndarray,
+    active: np.ndarray,
+    sustain_active: bool,
+    goal_sustain: bool,
+    forearm_collision: bool,
+    actuator_force: np.ndarray,
+    joint_velocity: np.ndarray,
+    weights: RewardWeights,
+) -> RewardTerms:
+    """:func:`total_reward` for the env's per-step call: same terms, no argument checks.
+
+    Inputs are trusted (the env builds them: ``goal_keys``/``active`` bool (88,), ``key_state``
+    float (88,)); equality with :func:`total_reward` is tested. Fewer temporaries matter here:
+    this runs after every physics step, when MuJoCo's working set is what the cache holds.
+    """
+    margin_ot = 10.0 * FINGER_CLOSE_ENOUGH_TO_KEY_M
+    if distance_m.size:
+        d = np.maximum(distance_m - FINGER_CLOSE_ENOUGH_TO_KEY_M, 0.0)
+        ot_term = float(np.exp(_LN_VALUE_AT_MARGIN * (d / margin_ot) ** 2).mean())
+    else:
+        ot_term = 1.0
+    on = np.flatnonzero(goal_keys)
+    if on.size:
+        gap = np.maximum(1.0 - key_state[on] - KEY_CLOSE_ENOUGH_TO_PRESSED, 0.0)  # 1 - state >= 0 always
+        press = float(np.exp(_LN_VALUE_AT_MARGIN * (gap / (10.0 * KEY_CLOSE_ENOUGH_TO_PRESSED)) ** 2).mean())
+    else:
+        press = 1.0
+    false_positive = bool(np.any(active > goal_keys))
+    key_term = 0.5 * press + (0.0 if false_positive else 0.5)
+    sus = sustain_reward(sustain_active, goal_sustain)
+    coll = 0.0 if forearm_collision else 0.5
+    energy = -ENERGY_PENALTY_COEF * float(np.abs(actuator_force) @ np.abs(joint_velocity))
+    w = weights
+    total = (w.ot_fingering * ot_term + w.key_press * key_term + w.sustain * sus + w.collision * coll
+             + w.energy * energy)
+    return RewardTerms(ot_fingering=ot_term, key_press=key_term, sustain=sus, collision=coll, energy=energy,
+                       total=total)

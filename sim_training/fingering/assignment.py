@@ -151,6 +151,16 @@ def _emd_plan(ones: np.ndarray, square: np.ndarray) -> np.ndarray:
     return np.asarray(ot.emd(ones, ones, square, check_marginals=False))
 
 
+def _enumerate_small(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact minimum-cost assignment of K <= 2 keys to F >= K fingers (ties: lowest finger index)."""
+    if cost.shape[1] == 1:
+        return np.array([int(np.argmin(cost[:, 0]))]), np.array([0])
+    pair = cost[:, 0][:, None] + cost[:, 1][None, :]
+    np.fill_diagonal(pair, np.inf)
+    i, j = np.unravel_index(int(np.argmin(pair)), pair.shape)
+    return np.array([i, j]), np.array([0, 1])
+
+
 def _solve_pot(masked_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Optimal permutation of the square zero-padded problem via ``ot.emd``; real pairs only."""
     n_f, n_k = masked_cost.shape
@@ -259,7 +269,11 @@ def assign_fingers(
         big = float(cost[ok].max()) * min(n_f, n_k) + 1.0
         masked = np.where(ok, cost, big)
 
-    if solver == "pot":
+    if n_k <= 2 and n_f >= n_k:
+        # One or two keys (most control steps of most pieces): the optimum by enumeration is exact
+        # and ~10x cheaper than a solver call; both engines give this same optimum.
+        rows, cols = _enumerate_small(masked)
+    elif solver == "pot":
         rows, cols = _solve_pot(masked)
     else:
         rows, cols = linear_sum_assignment(masked)

@@ -199,3 +199,23 @@ def test_fast_gaussian_path_equals_tolerance() -> None:
         tolerance(x, bounds=(0.0, 0.05), margin=0.5, sigmoid="gaussian"),
         rtol=1e-12,
     )
+
+
+def test_env_step_reward_path_equals_total_reward() -> None:
+    from sim_training.env.rewards import RewardWeights, step_reward_terms, total_reward
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        goal = rng.random(88) < 0.05 * (trial % 3)
+        active = rng.random(88) < 0.03
+        state = rng.random(88) * (rng.random(88) < 0.5)
+        dist = rng.random(int(goal.sum())) * 0.2
+        force, vel = rng.normal(size=40), rng.normal(size=40)
+        kw = dict(sustain_active=bool(trial % 2), goal_sustain=bool(trial % 5 == 0), forearm_collision=trial % 7 == 0)
+        w = RewardWeights(ot_fingering=1.0, key_press=0.7, sustain=1.2, collision=1.0, energy=0.5)
+        want = total_reward(distance_m=dist, key_state=state, goal_keys=goal, active=active, actuator_force=force,
+                            joint_velocity=vel, weights=w, **kw)
+        got = step_reward_terms(dist, state, goal, active, kw["sustain_active"], kw["goal_sustain"],
+                                kw["forearm_collision"], force, vel, w)
+        for name, value in want.as_dict().items():
+            assert getattr(got, name) == pytest.approx(value, rel=1e-12, abs=1e-12), (trial, name)
