@@ -97,7 +97,7 @@ class MockParams:
     mode: str = _p("realtime", "'realtime': one control step per wall-clock period; 'lockstep': one step when "
                                "both hands' commands for the current step arrived (or after lockstep_timeout_s)",
                    ("realtime", "lockstep"))
-    lockstep_timeout_s: float = _p(0.5, "lock-step: wall seconds to wait for commands before stepping anyway")
+    lockstep_timeout_s: float = _p(5.0, "lock-step: wall seconds to wait for commands before stepping anyway")
     settle_s: float = _p(0.5, "wall seconds to wait, once every peer endpoint is matched, before the first step")
     wait_for_subscribers: int = _p(1, "subscribers of /piano/keys to wait for before starting")
     max_steps: int = _p(0, "stop stepping after this many control steps (0 = never)")
