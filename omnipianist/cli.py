@@ -7,6 +7,9 @@ import os
 # Offscreen rendering on a machine without a display: EGL (Mesa) unless the user chose otherwise.
 # Must be set before mujoco is imported anywhere in this process.
 os.environ.setdefault("MUJOCO_GL", "egl")
+# Our parallelism is explicit (batched envs on threads, Ray/process pools, torch.set_num_threads);
+# a multi-threaded BLAS under it oversubscribes the cores. Must be set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

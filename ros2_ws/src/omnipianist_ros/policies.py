@@ -37,6 +37,20 @@ class PriorPolicy:
         self.layout = self.prior.layout
         self.action_dim = scene.embodiment.action_dim
         self.embodiment = scene.embodiment.key
+        self._warm_up(scene)
+
+    def _warm_up(self, scene: Scene) -> None:
+        """One act on the home-posture observation, then reset: the first call pays one-off costs
+        (imports, allocations; measured ~0.5 s) that would otherwise trip the command watchdog."""
+        from sim_training.env.observation import build_observation
+        from sim_training.models.piano import KEY_GEOMETRY
+
+        lay = self.layout
+        goal = np.zeros(lay.field("goal").shape, dtype=np.float32)
+        tips = np.zeros(lay.field("fingertip_xyz").shape)
+        tips[:] = KEY_GEOMETRY.target_xyz_m[39]
+        self.prior.act(build_observation(lay, goal, np.zeros(88), 0.0, tips, scene.home_qpos[scene.hand_qpos_adr]))
+        self.prior.reset()
 
     def reset(self) -> None:
         self.prior.reset()
