@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from omnipianist.cliutil import progress
+from omnipianist.fileio import atomic_write, save_json, save_torch
 from sim_training.env.batched import BatchedPianoEnv
 from sim_training.env.piano_env import EnvConfig, PianoEnv, load_roll
 from sim_training.experts.droq import DroQAgent, DroQConfig
@@ -151,19 +151,9 @@ def evaluate(env: PianoEnv, prior: OTIKPrior | None, agent: DroQAgent | None, in
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-def _atomic(path: Path, write: Any) -> None:
-    """Write via ``write(tmp_path)`` then rename over ``path`` (atomic on POSIX)."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_torch(obj: Any, path: Path) -> None:
-    _atomic(path, lambda p: torch.save(obj, p))
-
-
-def _save_json(obj: Any, path: Path) -> None:
-    _atomic(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
+_atomic = atomic_write
+_save_torch = save_torch
+_save_json = save_json
 
 
 def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +69,7 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def atomic_write(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then rename over ``path``: a kill at any moment leaves the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_torch(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda p: torch.save(obj, p))
-
-
-def save_json(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
+from omnipianist.fileio import atomic_write, save_json, save_torch  # noqa: E402,F401 - re-exported here
 
 
 def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any], str]:
