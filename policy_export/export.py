@@ -143,10 +143,13 @@ def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None 
     from sim_training.imitation.model import sampler_module
     from sim_training.models.scene import build_scene
 
+    from sim_training.imitation.residual import PRIOR_FIELD, base_layout
+
     model, meta, file = load_checkpoint(src)
     emb = embodiment_from_meta(meta.get("embodiment_key") or meta["embodiment"])
     scene = scene if scene is not None else build_scene(emb)
-    layout = meta["observation_layout"]
+    residual = bool(meta.get("residual_on_prior"))
+    layout = base_layout(meta["observation_layout"])  # the environment's (what the observation builder makes)
     k = int(euler_steps or meta["k_steps"])
     if k < 1:
         raise ValueError(f"euler_steps must be >= 1, got {k}")
@@ -156,8 +159,11 @@ def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None 
                    ["obs_hist", "noise"], ["action_chunk"], opset)
     norm = model.normalizer
     model_type = str(meta.get("model") or getattr(model, "kind", "fmt"))
-    inputs = [_io("obs_hist", [1, to, d], "raw observations (layout units), oldest first; at an episode start "
-                                          "the first observation fills every slot"),
+    obs_meaning = ("raw observations (layout units), oldest first; at an episode start the first observation "
+                   "fills every slot")
+    if residual:
+        obs_meaning += f"; each row is obs ⊕ {PRIOR_FIELD} (the OT/IK prior's action at that step, A values)"
+    inputs = [_io("obs_hist", [1, to, d], obs_meaning),
               _io("noise", [1, h, a], "initial flow noise, standard normal")]
     out_meta: dict[str, Any] = {
         "schema": SCHEMA, "kind": "generalist",
@@ -184,11 +190,16 @@ def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None 
         "noise": {"shape": [1, h, a], "distribution": "standard normal", "default_mode": "fixed", "default_seed": 0,
                   "fixed_draw": "torch.randn(shape, generator=torch.Generator().manual_seed(seed))",
                   "used": any(i["name"] == "noise" for i in _declared_io(proto, inputs, "input"))},
+        "residual_on_prior": residual,
         "data_card_id": meta.get("data_card_id"),
         "source": {"checkpoint": str(Path(file).resolve()), "store": meta.get("store"), "step": meta.get("step"),
                    "train_pieces": len(meta.get("train_pieces") or [])},
         "export": export_info(),
     }
+    if residual:
+        out_meta["prior_config"] = dict(meta.get("prior_config") or {})
+        out_meta["action_formula"] = ("clip(prior(obs) + action_chunk[0, j], -1, 1), prior = OTIKPrior(prior_config) "
+                                      "stepped once per control step by the runtime")
     check_contract(out_meta, emb, scene, where=f"{file} (export)")
     _producer(proto, f"omnipianist generalist ({model_type}, K={k}) for {emb.key}")
     stored = attach_metadata(proto, out_meta)

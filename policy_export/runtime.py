@@ -134,8 +134,17 @@ class Policy:
         self._queue: list[np.ndarray] = []
         self._fresh = True
         self.prior = None
+        self.residual_on_prior = bool(meta.get("residual_on_prior")) and self.kind == "generalist"
         if self.kind == "generalist":
             self._init_noise()
+            if self.residual_on_prior:
+                from sim_training.experts.train import prior_config_from_dict
+                from sim_training.fingering.prior import OTIKPrior
+                from sim_training.models.scene import build_scene
+
+                scene = scene if scene is not None else build_scene(embodiment)
+                self.prior = OTIKPrior(scene, prior_config_from_dict(meta.get("prior_config") or {}),
+                                       int(meta["lookahead"]))
         else:
             self._init_expert(scene)
         for _ in range(max(int(warmup), 0)):
@@ -234,14 +243,20 @@ class Policy:
         if x is None:
             return None
         if self.kind == "generalist":
+            prior_action = None
+            if self.prior is not None:  # residual generalist: the prior steps every call, the graph sees obs ⊕ prior
+                prior_action = np.asarray(self.prior.act(obs), dtype=np.float64)
+                x = np.concatenate([x, prior_action.astype(np.float32)])
             if self._queue:
                 self._push(x)
-                return self._queue.pop(0)
-            chunk = self._chunk(x)
-            if chunk is None:
-                return None
-            self._queue = list(chunk[: self.execute])
-            return self._queue.pop(0)
+                out = self._queue.pop(0)
+            else:
+                chunk = self._chunk(x)
+                if chunk is None:
+                    return None
+                self._queue = list(chunk[: self.execute])
+                out = self._queue.pop(0)
+            return out if prior_action is None else np.clip(prior_action + out, -1.0, 1.0)
         return self._act_expert(x)
 
     def act_chunk(self, obs: np.ndarray) -> np.ndarray | None:
@@ -249,7 +264,13 @@ class Policy:
         if self.kind != "generalist":
             raise TypeError(f"{self.source}: act_chunk is for generalist policies (this one is {self.kind!r})")
         x = self._check(obs)
-        return None if x is None else self._chunk(x)
+        if x is None:
+            return None
+        if self.prior is None:
+            return self._chunk(x)
+        prior_action = np.asarray(self.prior.act(obs), dtype=np.float64)
+        chunk = self._chunk(np.concatenate([x, prior_action.astype(np.float32)]))
+        return None if chunk is None else np.clip(prior_action[None] + chunk, -1.0, 1.0)
 
     def run_graph(self, **inputs: np.ndarray) -> np.ndarray:
         """The raw graph on explicit inputs (names as in ``meta['graph']['inputs']``; shapes as declared)."""

@@ -247,7 +247,13 @@ def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: i
         to = int(meta["obs_horizon"])
         earlier = [random_observations(layout, n_random, rng, reference=obs_seq) for _ in range(to - 1)]
         rand_hist = np.stack([*earlier, rand_obs], axis=1)
-        roll_hist = histories(obs_seq, to)[pick]
+        roll_obs = obs_seq
+        if meta.get("residual_on_prior"):  # graph rows are obs ⊕ prior action
+            a = int(meta["action"]["dim"])
+            rand_hist = np.concatenate([rand_hist, rng.uniform(-1.0, 1.0, (*rand_hist.shape[:2], a))], axis=-1)
+            roll_obs = np.concatenate([obs_seq, _replay_prior(torch_policy.residual, obs_seq)], axis=-1)
+        rand_hist = rand_hist.astype(np.float32)
+        roll_hist = histories(roll_obs.astype(np.float32), to)[pick]
         sets = {"random": {"obs_hist": rand_hist}, "rollout": {"obs_hist": roll_hist}}
         if meta["noise"].get("used", True):
             shape = meta["noise"]["shape"][1:]

@@ -86,8 +86,12 @@ class EpisodeData:
         return h.hexdigest()[:16]
 
 
-def open_store(store: str | Path) -> EpisodeData:
+def open_store(store: str | Path, residual_on_prior: bool = False) -> EpisodeData:
     """Read the COMMITTED episodes of a store into memory.
+
+    ``residual_on_prior``: return the residual view (:mod:`sim_training.imitation.residual`):
+    ``obs ⊕ prior_action`` as observations (layout with a ``prior_action`` field) and
+    ``action - prior_action`` as labels; needs a store with the ``prior_action`` column.
 
     Stores written by :class:`sim_training.dataset.DatasetWriter` (root attr ``schema_version``) are
     read through :class:`sim_training.dataset.DatasetReader` (which drops an uncommitted tail left by
@@ -105,10 +109,21 @@ def open_store(store: str | Path) -> EpisodeData:
 
         reader = DatasetReader(path)
         s = reader.schema
-        return EpisodeData(obs=reader.column("obs"), action=reader.column("action"), episode_ends=reader.episode_ends,
-                           piece_id=reader.meta["piece_id"], observation_layout=s.observation_layout,
+        obs, action, layout = reader.column("obs"), reader.column("action"), s.observation_layout
+        attrs = dict(reader.attrs)
+        if residual_on_prior:
+            from sim_training.imitation.residual import augment_layout, augment_obs
+
+            prior = reader.column("prior_action")
+            obs, action = augment_obs(obs, prior), (action - prior).astype(np.float32)
+            layout = augment_layout(layout, action.shape[1])
+            attrs["residual_on_prior"] = True
+        return EpisodeData(obs=obs, action=action, episode_ends=reader.episode_ends,
+                           piece_id=reader.meta["piece_id"], observation_layout=layout,
                            embodiment=s.embodiment, action_names=list(s.action_names), control_dt=s.control_dt,
-                           source=str(path), attrs=reader.attrs)
+                           source=str(path), attrs=attrs)
+    if residual_on_prior:
+        raise KeyError(f"{path}: a bare store has no prior_action column; residual_on_prior needs a dataset store")
     root = zarr.open_group(str(path), mode="r")
     for name in ("data/obs", "data/action", "meta/episode_ends", "meta/piece_id"):
         if name not in root:

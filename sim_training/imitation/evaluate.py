@@ -36,7 +36,9 @@ def evaluate_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodi
     emb = policy.embodiment if embodiment is None else embodiment_from_meta(embodiment)
     env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch))
     try:
-        env.layout.check_matches(policy.meta["observation_layout"], where=f"{policy.source} observation_layout")
+        from sim_training.imitation.residual import base_layout
+
+        env.layout.check_matches(base_layout(policy.meta["observation_layout"]), where=f"{policy.source} observation_layout")
         obs, _ = env.reset(seed=0)
         policy.reset()
         act_s: list[float] = []

@@ -10,6 +10,10 @@ policy is a deterministic function of the observations (and an exported graph fe
 reproduces it); ``random`` — a fresh draw per chunk from a generator seeded at ``reset``; ``zero`` —
 the mean of the noise distribution.
 
+Residual generalists (``meta['residual_on_prior']``): the policy steps the OT/IK prior every call
+(:class:`~sim_training.imitation.residual.PriorResidual`), feeds the network ``obs ⊕ prior_action``
+and executes ``clip(prior_action + residual, -1, 1)`` — the prior of THIS step plus the chunk's row.
+
 Runtime hook: :func:`load_policy` returns this class for torch checkpoints and, for ``*.onnx`` files,
 ``policy_export.runtime.Policy.load(path)`` — the exporter's ORT runtime, which must offer the same
 ``reset`` / ``act`` / ``embodiment`` / ``meta`` interface (:class:`ActingPolicy`).
@@ -63,6 +67,12 @@ class GeneralistPolicy:
             raise ValueError(f"execute must be in 1..{self.pred_horizon}, got {self.execute}")
         self.k_steps = k_steps or int(meta["k_steps"])
         self.obs_dim, self.action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
+        self.residual = None
+        if meta.get("residual_on_prior"):
+            from sim_training.imitation.residual import PriorResidual, base_layout
+
+            lookahead = int(base_layout(meta["observation_layout"])["lookahead"])
+            self.residual = PriorResidual(self.embodiment, meta.get("prior_config") or {}, lookahead)
         chunk = (1, self.pred_horizon, self.action_dim)
         self._fixed_noise = torch.randn(chunk, generator=torch.Generator().manual_seed(seed))
         self._zero_noise = torch.zeros(chunk)
@@ -88,6 +98,8 @@ class GeneralistPolicy:
         self._fresh = True
         self._queue.clear()
         self._gen.manual_seed(self.seed)
+        if self.residual is not None:
+            self.residual.reset()
 
     def _noise(self) -> torch.Tensor:
         if self.noise_mode == "fixed":
@@ -110,13 +122,34 @@ class GeneralistPolicy:
 
     @torch.no_grad()
     def act_chunk(self, obs: np.ndarray) -> np.ndarray:
-        """Push ``obs`` (D,) into the history and sample a full chunk (H, A), float64, clipped to [-1, 1]."""
+        """Push ``obs`` (D,) into the history and sample a full chunk (H, A), float64, clipped to [-1, 1].
+
+        Residual policies: ``obs`` is the environment observation; the chunk is prior (this step) + residual rows."""
+        if self.residual is not None:
+            from sim_training.imitation.residual import compose
+
+            x, prior_action = self.residual.step(obs)
+            self._push(x)
+            chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0].numpy()
+            return compose(prior_action[None], np.clip(chunk.astype(np.float64), -1.0, 1.0))
         self._push(obs)
         chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0]
         return np.clip(chunk.numpy().astype(np.float64), -1.0, 1.0)
 
+    @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Observation (D,) -> action (A,) in [-1, 1], float64 (a new chunk every ``execute`` calls)."""
+        if self.residual is not None:
+            from sim_training.imitation.residual import compose
+
+            x, prior_action = self.residual.step(obs)
+            if self._queue:
+                self._push(x)
+            else:
+                self._push(x)
+                chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0].numpy()
+                self._queue = list(np.clip(chunk.astype(np.float64), -1.0, 1.0)[: self.execute])
+            return compose(prior_action, self._queue.pop(0))
         if self._queue:
             self._push(obs)
         else:

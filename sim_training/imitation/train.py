@@ -83,6 +83,9 @@ class PolicyTrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     """Fraction of the PIECES held out for validation."""
+    residual_on_prior: bool = False
+    """Learn the residual on the OT/IK prior (input obs ⊕ prior action, target action - prior action;
+    see sim_training.imitation.residual) instead of the whole action."""
     train_pieces: str = ""
     """Comma-separated piece ids to train (and validate) on; empty = every piece in the store."""
     stats_rows: int = 200_000
@@ -106,7 +109,7 @@ class PolicyTrainConfig:
         return names or None
 
 
-_MUST_MATCH = ("store_card", "model", "model_config", "seed", "val_fraction", "train_pieces")
+_MUST_MATCH = ("store_card", "model", "model_config", "seed", "val_fraction", "train_pieces", "residual_on_prior")
 
 
 def lr_at(cfg: PolicyTrainConfig, step: int, progress_fraction: float) -> float:
@@ -189,6 +192,8 @@ def _meta(cfg: PolicyTrainConfig, data: EpisodeData, split: dict[str, Any], mode
         "execute_horizon": EXECUTE_HORIZON, "k_steps": mc.k_steps, "data_card_id": data.data_card_id(),
         "store": data.source, "train_pieces": split["train_pieces"], "val_pieces": split["val_pieces"],
         "split": split["split"], "params": model.n_params(),  # type: ignore[operator]
+        "residual_on_prior": bool(cfg.residual_on_prior),
+        "prior_config": dict(data.attrs.get("prior_config") or {}) if cfg.residual_on_prior else None,
     }
 
 
@@ -206,7 +211,7 @@ def train_policy(cfg: PolicyTrainConfig) -> dict[str, Any]:
 def _train(cfg: PolicyTrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = open_store(cfg.store)
+    data = open_store(cfg.store, residual_on_prior=cfg.residual_on_prior)
     mc = cfg.model_config
     train_eps, val_eps, split = split_episodes(data, cfg.val_fraction, cfg.seed, cfg.piece_filter)
     train_set = WindowSampler(data, train_eps, mc.obs_horizon, mc.pred_horizon)
