@@ -141,9 +141,8 @@ def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None 
     """Export a generalist checkpoint; returns the stored metadata."""
     from sim_training.imitation.checkpoint import config_dict, embodiment_from_meta, load_checkpoint
     from sim_training.imitation.model import sampler_module
-    from sim_training.models.scene import build_scene
-
     from sim_training.imitation.residual import PRIOR_FIELD, base_layout
+    from sim_training.models.scene import build_scene
 
     model, meta, file = load_checkpoint(src)
     emb = embodiment_from_meta(meta.get("embodiment_key") or meta["embodiment"])
