@@ -183,6 +183,23 @@ def cmd_bench_prior(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_bench_generalist(args: argparse.Namespace) -> int:
+    from sim_training.imitation.benchmark import GeneralistBenchConfig, format_table, run_generalist_bench
+
+    cfg = GeneralistBenchConfig(policies=tuple(args.policy), unseen_pieces=args.unseen_pieces,
+                                seen_pieces=args.seen_pieces, seed=args.seed, target_policy=args.target_policy,
+                                show_progress=not args.json)
+    result = run_generalist_bench(cfg)
+    if args.out:
+        from omnipianist.fileio import save_json
+
+        save_json(result, args.out)
+    targets = "; ".join(f"{k} {v['measured']} (target {v['target']}) {'ok' if v['ok'] else 'MISSED'}"
+                        for k, v in result["targets"].items())
+    emit(result, args.json, f"{format_table(result)}\n\n{targets}; {result['wall_s']:.0f} s")
+    return 0 if result["ok"] else 1
+
+
 def cmd_bench_expert(args: argparse.Namespace) -> int:
     from sim_training.experts.bench import ExpertBenchConfig, run_expert_bench
 
@@ -341,6 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_dataclass_args(p, ExpertBenchConfig)
     p.set_defaults(func=cmd_bench_expert)
+
+    p = bsub.add_parser("generalist", help="generalists (FMT, BC-MLP) vs the prior: F1 on seen and unseen corpus pieces",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--policy", action="append", required=True, metavar="NAME=PATH",
+                   help="a generalist checkpoint, run directory or .onnx (repeat; the first is checked against the targets)")
+    p.add_argument("--unseen-pieces", type=int, default=20, help="test-split pieces (the same for every policy)")
+    p.add_argument("--seen-pieces", type=int, default=20, help="pieces from each policy's own training set")
+    p.add_argument("--seed", type=int, default=0, help="piece sampling seed")
+    p.add_argument("--target-policy", default="", help="policy the targets are checked on ('' = the first)")
+    p.add_argument("--out", default="", help="also write the JSON result here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench_generalist)
 
     from policy_export.cli import add_bench_inference_args, run_bench_inference
 

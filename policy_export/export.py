@@ -192,7 +192,8 @@ def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None 
         "residual_on_prior": residual,
         "data_card_id": meta.get("data_card_id"),
         "source": {"checkpoint": str(Path(file).resolve()), "store": meta.get("store"), "step": meta.get("step"),
-                   "train_pieces": len(meta.get("train_pieces") or [])},
+                   "train_pieces": len(meta.get("train_pieces") or []),
+                   "train_piece_ids": list(meta.get("train_pieces") or []), "model": meta.get("model")},
         "export": export_info(),
     }
     if residual:

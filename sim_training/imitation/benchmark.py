@@ -1,0 +1,218 @@
+"""Generalist benchmark: F1 on seen (training) and unseen (test-split) corpus pieces, policies side by side.
+
+``omnipianist bench generalist --policy NAME=PATH [--policy ...] --json`` (``benchmarks/bench_generalist.py``).
+Each PATH is a generalist checkpoint (``policy.pt`` or its run directory) or an exported ``.onnx``;
+checkpoints are exported to a temporary ONNX file first and played through
+:class:`policy_export.runtime.Policy` (the deployed runtime; ~5x faster than torch eager, and the
+parity check in ``omnipianist export --verify`` bounds the difference). The OT/IK prior is always a row.
+
+* **unseen**: ``unseen_pieces`` pieces of the corpus ``test`` split (seeded sample, the same for every
+  policy); no policy trained on any of them.
+* **seen**: ``seen_pieces`` of EACH policy's own training pieces (from its checkpoint's
+  ``train_pieces``; seeded sample), played from the first step (the data were recorded the same way,
+  with and without action noise).
+
+Targets (issue "RP1M++-style dataset and the flow-matching transformer generalist"), checked on the
+policy named by ``target_policy`` (default: the first): unseen F1 >= 0.60, seen F1 >= 0.85, and
+FMT beats the BC-MLP on unseen pieces when both a ``fmt`` and a ``bc`` model are given.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UNSEEN_F1_TARGET = 0.60
+SEEN_F1_TARGET = 0.85
+
+
+@dataclass(frozen=True)
+class GeneralistBenchConfig:
+    policies: tuple[str, ...] = field(default_factory=tuple)
+    """NAME=PATH entries (checkpoint, run directory or .onnx)."""
+    unseen_pieces: int = 20
+    seen_pieces: int = 20
+    seed: int = 0
+    target_policy: str = ""
+    """Name of the policy the targets are checked on ('' = the first)."""
+    show_progress: bool = True
+
+
+def _parse(entries: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for e in entries:
+        name, sep, path = e.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--policy {e!r}: expected NAME=PATH")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"--policy {name}: {path} does not exist")
+        out.append((name, path))
+    if len({n for n, _ in out}) != len(out):
+        raise ValueError(f"policy names must be unique: {[n for n, _ in out]}")
+    return out
+
+
+def _checkpoint_meta(path: str) -> dict[str, Any] | None:
+    """The generalist checkpoint's meta (None for .onnx files, which carry only counts)."""
+    if path.endswith(".onnx"):
+        from policy_export.metadata import read_metadata
+
+        m = read_metadata(path)
+        src = m.get("source") or {}
+        return {"model": m["model"]["type"], "residual_on_prior": bool(m.get("residual_on_prior")),
+                "train_pieces": list(src.get("train_piece_ids") or []), "step": src.get("step")}
+    from sim_training.imitation.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)[1]
+
+
+def _as_onnx(path: str, tmp: Path, name: str) -> str:
+    if path.endswith(".onnx"):
+        return path
+    from policy_export.export import export_policy
+
+    out = tmp / f"{name}.onnx"
+    export_policy(path, out)
+    return str(out)
+
+
+class _PriorPolicy:
+    """The OT/IK prior behind the ActingPolicy interface (a row of the table)."""
+
+    source = "otik-prior"
+
+    def __init__(self, embodiment: str = "shadow") -> None:
+        from sim_training.env.observation import ObservationLayout
+        from sim_training.fingering.prior import OTIKPrior
+        from sim_training.models.embodiment import get_embodiment
+        from sim_training.models.scene import build_scene
+
+        self.embodiment = get_embodiment(embodiment)
+        self.prior = OTIKPrior(build_scene(self.embodiment))
+        self.meta = {"observation_layout": ObservationLayout.for_embodiment(self.embodiment).to_dict()}
+
+    def reset(self) -> None:
+        self.prior.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip(self.prior.act(obs), -1.0, 1.0)
+
+
+def _evaluate(piece_path: str, policy: Any) -> dict[str, Any]:
+    from sim_training.imitation.evaluate import evaluate_policy
+
+    r = evaluate_policy(piece_path, policy)
+    return {k: r[k] for k in ("f1", "onset_f1", "precision", "recall", "steps", "do_nothing_f1")}
+
+
+def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
+    """Play every policy (and the prior) on the seen / unseen pieces; see the module docstring."""
+    from omnipianist.cliutil import progress
+    from policy_export.runtime import Policy
+    from sim_training.music.corpus import load_manifest
+
+    t0 = time.perf_counter()
+    entries = _parse(cfg.policies)
+    if not entries:
+        raise ValueError("give at least one --policy NAME=PATH")
+    manifest = load_manifest()
+    rng = np.random.default_rng(cfg.seed)
+    test_ids = sorted(p.id for p in manifest.pieces("test"))
+    unseen = sorted(rng.choice(test_ids, size=min(cfg.unseen_pieces, len(test_ids)), replace=False).tolist())
+    metas = {name: _checkpoint_meta(path) for name, path in entries}
+    seen: dict[str, list[str]] = {}
+    for name, _ in entries:
+        meta = metas[name]
+        pool = sorted(meta.get("train_pieces") or []) if meta else []
+        known = {p.id for p in manifest.pieces()}
+        pool = [p for p in pool if p in known]
+        pick = np.random.default_rng(cfg.seed).choice(pool, size=min(cfg.seen_pieces, len(pool)), replace=False) \
+            if pool else []
+        seen[name] = sorted(str(p) for p in pick)
+    rows: list[dict[str, Any]] = []
+    policies: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="omnipianist-bench-gen-") as tmp:
+        for name, path in entries:
+            policies[name] = Policy.load(_as_onnx(path, Path(tmp), name))
+        policies["prior"] = _PriorPolicy(str(next(iter(policies.values())).embodiment.name))
+        jobs = [(name, "unseen", pid) for name in policies for pid in unseen]
+        jobs += [(name, "seen", pid) for name in policies if name != "prior" for pid in seen[name]]
+        jobs += [("prior", "seen", pid) for pid in sorted(set().union(*seen.values()))]
+        for name, split, pid in progress(jobs, desc="bench generalist", disable=not cfg.show_progress):
+            r = _evaluate(str(manifest.corpus_path(pid)), policies[name])
+            rows.append({"policy": name, "split": split, "piece": pid, **r})
+
+    def mean(name: str, split: str, pieces: list[str] | None = None, key: str = "f1") -> float | None:
+        vals = [r[key] for r in rows if r["policy"] == name and r["split"] == split
+                and (pieces is None or r["piece"] in pieces)]
+        return float(np.mean(vals)) if vals else None
+
+    table = {}
+    for name, path in [*entries, ("prior", "otik-prior")]:
+        meta = metas.get(name)
+        table[name] = {
+            "path": path, "model": (meta or {}).get("model", "prior" if name == "prior" else "onnx"),
+            "residual_on_prior": bool((meta or {}).get("residual_on_prior", False)),
+            "train_pieces": len(meta.get("train_pieces") or []) if meta else None,
+            "step": (meta or {}).get("step"),
+            "unseen_f1": mean(name, "unseen"), "unseen_onset_f1": mean(name, "unseen", key="onset_f1"),
+            "seen_f1": mean(name, "seen", seen.get(name)) if name != "prior" else mean(name, "seen"),
+            "seen_onset_f1": mean(name, "seen", seen.get(name), "onset_f1") if name != "prior" else None,
+            "prior_unseen_f1": mean("prior", "unseen"),
+            "prior_seen_f1_same_pieces": mean("prior", "seen", seen.get(name)) if name != "prior" else None,
+        }
+    target = cfg.target_policy or entries[0][0]
+    if target not in table:
+        raise ValueError(f"target_policy {target!r} is not one of {list(table)}")
+    t = table[target]
+    checks = {
+        "unseen_f1": (t["unseen_f1"], UNSEEN_F1_TARGET, (t["unseen_f1"] or 0.0) >= UNSEEN_F1_TARGET),
+        "seen_f1": (t["seen_f1"], SEEN_F1_TARGET, (t["seen_f1"] or 0.0) >= SEEN_F1_TARGET),
+    }
+    fmts = [n for n, _ in entries if table[n]["model"] == "fmt"]
+    bcs = [n for n, _ in entries if table[n]["model"] == "bc"]
+    if fmts and bcs:
+        best_fmt = max(fmts, key=lambda n: table[n]["unseen_f1"] or 0.0)
+        best_bc = max(bcs, key=lambda n: table[n]["unseen_f1"] or 0.0)
+        checks["fmt_beats_bc_unseen"] = (table[best_fmt]["unseen_f1"], table[best_bc]["unseen_f1"],
+                                         (table[best_fmt]["unseen_f1"] or 0.0) > (table[best_bc]["unseen_f1"] or 0.0))
+    return {
+        "benchmark": "generalist", "target_policy": target, "unseen_pieces": unseen, "seen_pieces": seen,
+        "table": table, "rows": rows,
+        "targets": {k: {"measured": None if v[0] is None else round(v[0], 4), "target": v[1], "ok": bool(v[2])}
+                    for k, v in checks.items()},
+        "ok": all(v[2] for v in checks.values()), "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def format_table(r: dict[str, Any]) -> str:
+    """Markdown table of the result (for cards and the README)."""
+    lines = ["| policy | model | residual on prior | train pieces | steps | seen F1 | unseen F1 | unseen onset F1 | "
+             "prior on the same unseen |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, t in r["table"].items():
+        def f(v: Any) -> str:
+            return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+        lines.append(f"| {name} | {t['model']} | {'yes' if t['residual_on_prior'] else 'no'} | {f(t['train_pieces'])} | "
+                     f"{f(t['step'])} | {f(t['seen_f1'])} | {f(t['unseen_f1'])} | {f(t['unseen_onset_f1'])} | "
+                     f"{f(t['prior_unseen_f1'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper (the CLI has the real one)
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--policy", action="append", default=[])
+    p.add_argument("--unseen-pieces", type=int, default=20)
+    p.add_argument("--seen-pieces", type=int, default=20)
+    a = p.parse_args(argv)
+    r = run_generalist_bench(GeneralistBenchConfig(tuple(a.policy), a.unseen_pieces, a.seen_pieces, show_progress=False))
+    print(json.dumps(r))
+    return 0 if r["ok"] else 1
