@@ -1,62 +1,137 @@
-"""``make demo``: the main job. Grows with the stack; today it plays a piece with the OT/IK prior.
+"""``make demo``: the main job — the shipped generalist plays a piece it never trained on, and you see and hear it.
 
-Writes ``runs/<timestamp>/``: ``report.json``, ``piano_roll.png`` (score vs played, coloured by
-finger), ``fingering.csv``, ``hands.mp4`` (when offscreen rendering works) and prints what it
-measured.
+Stages (each prints what it measured; outputs in ``runs/<timestamp>/``):
+
+1. **simulation**: the shipped ONNX generalist (``models/generalist/``) plays the piece on the simulated
+   Shadow hands through :class:`policy_export.runtime.Policy` — ``piano_roll.png`` (score vs played,
+   coloured by the finger that was there), ``fingering.csv``, ``hands.mp4`` (offscreen rendering; skipped
+   with a note when unavailable), ``played.wav`` (the project's synth) and ``score.wav`` for comparison.
+2. **ROS 2 graph**: the same model through score -> policy -> safety -> MuJoCo mock -> evaluator on
+   loopback DDS (``omnipianist play --sim``), in a child process: live F1 (must equal stage 1's within
+   0.02), loop figures, and the MCAP recording when the recorder is configured.
+3. **hardware in the loop**: policy -> safety -> hand driver -> pty Dynamixel bus -> emulated servos
+   backed by MuJoCo (:mod:`omnipianist.hardware.hil`, when present): F1 and bus statistics.
+
+``report.json`` holds every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from omnipianist.cliutil import emit
 
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_POLICY = ROOT / "models" / "generalist" / "fmt_shadow.onnx"
 
-def run_demo(args: argparse.Namespace) -> int:
+
+def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: dict[str, Any]) -> dict[str, Any]:
+    from omnipianist.audio import write_activity_wav
     from omnipianist.plots import plot_piano_roll
-    from sim_training.env.bench import SimBenchConfig, run_sim_bench
-    from sim_training.fingering.piece import play_with_prior, write_fingering_csv
+    from policy_export.runtime import Policy
+    from sim_training.fingering.piece import write_fingering_csv
+    from sim_training.imitation.evaluate import play_policy
 
-    t0 = time.perf_counter()
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"piece": args.piece, "outputs": str(out)}
-
-    video = not args.no_video
+    policy = Policy.load(policy_path)
     try:
-        run = play_with_prior(args.piece, "shadow", video=video)
+        run = play_policy(piece, policy, video=video)
     except Exception as exc:  # noqa: BLE001 - rendering backends fail in many ways; the play must not
         if not video:
             raise
         report["video_error"] = f"offscreen rendering unavailable ({type(exc).__name__}: {exc}); played without video"
-        run = play_with_prior(args.piece, "shadow", video=False)
-    report["prior"] = run.summary()
-    write_fingering_csv(run.notes, out / "fingering.csv")
-    report["piano_roll_png"] = plot_piano_roll(run.roll, run.active, out / "piano_roll.png", fingering=run.notes,
-                                               title=f"{args.piece}: OT/IK prior, Shadow hands — F1 "
-                                                     f"{run.metrics['f1']:.3f}")
-    if run.frames:
+        policy.reset()
+        run = play_policy(piece, policy, video=False)
+    name = policy.meta["model"]["type"].upper()
+    write_fingering_csv(run["notes"], out / "fingering.csv")
+    plot_piano_roll(run["roll"], run["active"], out / "piano_roll.png", fingering=run["notes"],
+                    title=f"{piece}: {name} generalist ({policy_path.name}), Shadow hands — F1 {run['f1']:.3f}")
+    dt = float(run["roll"].dt_s)
+    sim = {k: v for k, v in run.items() if k not in ("roll", "active", "notes", "frames")}
+    sim["outputs"] = {"piano_roll_png": str(out / "piano_roll.png"), "fingering_csv": str(out / "fingering.csv"),
+                      "played_wav": write_activity_wav(run["active"], dt, out / "played.wav"),
+                      "score_wav": write_activity_wav(run["roll"].keys, dt, out / "score.wav")}
+    if run["frames"]:
         from omnipianist.media import write_video
 
-        report["video"] = write_video(run.frames, out / "hands.mp4", fps=20)
-    report["sim_bench"] = run_sim_bench(SimBenchConfig(steps=600, repeats=2))
+        sim["outputs"]["video"] = write_video(run["frames"], out / "hands.mp4", fps=round(1.0 / dt))
+    sim["refused_observations"] = policy.refused_count
+    return sim
+
+
+def _stage_ros(piece: str, policy_path: Path, out: Path, timeout_s: float) -> dict[str, Any]:
+    """``omnipianist play --sim`` in a child process (its own DDS participant, loopback profile)."""
+    cmd = [sys.executable, "-m", "omnipianist.cli", "play", piece, "--sim", "--policy", str(policy_path),
+           "--report", str(out / "ros_report.json"), "--json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=str(ROOT), env=dict(os.environ))
+    if proc.returncode != 0:
+        return {"ok": False, "error": (proc.stderr or proc.stdout).strip()[-2000:], "command": " ".join(cmd[1:])}
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["ok"] = True
+    r["wall_s"] = round(time.perf_counter() - t0, 1)
+    r["command"] = "omnipianist " + " ".join(cmd[3:])
+    return r
+
+
+def _stage_hil(piece: str, policy_path: Path, out: Path) -> dict[str, Any]:
+    try:
+        from omnipianist.hardware import hil
+    except ImportError as exc:
+        return {"ok": False, "skipped": f"HIL rig not available ({exc})"}
+    play = getattr(hil, "play_piece", None)
+    if play is None:
+        return {"ok": False, "skipped": "omnipianist.hardware.hil has no play_piece()"}
+    r = play(piece, str(policy_path))
+    return {"ok": True, **r}
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    policy_path = Path(args.policy) if args.policy else DEFAULT_POLICY
+    if not policy_path.exists():
+        from omnipianist.errors import ConfigError
+
+        raise ConfigError(f"{policy_path}: no such policy file (the shipped generalist lives in models/generalist/)")
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"piece": args.piece, "policy": str(policy_path), "outputs": str(out)}
+
+    report["sim"] = _stage_sim(args.piece, policy_path, out, not args.no_video, report)
+    if not args.no_ros:
+        report["ros"] = _stage_ros(args.piece, policy_path, out, args.ros_timeout_s)
+        if report["ros"].get("ok"):
+            report["ros"]["f1_minus_sim_f1"] = round(report["ros"]["f1"] - report["sim"]["f1"], 4)
+    if not args.no_hil:
+        report["hil"] = _stage_hil(args.piece, policy_path, out)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    p, b = report["prior"], report["sim_bench"]
-    human = "\n".join([
-        f"omnipianist demo — {args.piece} played by the zero-training OT/IK prior on simulated Shadow hands",
-        f"  step F1 {p['f1']:.3f} (P {p['precision']:.3f} R {p['recall']:.3f}), onset F1 {p['onset_f1']:.3f}, "
-        f"note-step F1 {p['note_step_f1']:.3f}; doing nothing scores {p['do_nothing_f1']:.3f}",
-        f"  prior step p99 {p['prior_step_ms_p99']:.2f} ms; {p['steps']} control steps at {p['steps_per_s']:.0f} steps/s",
-        f"  simulator: {b['env_steps_per_s']:.0f} env steps/s vs raw mj_step {b['raw_mj_step_control_steps_per_s']:.0f} "
-        f"(ratio {b['env_over_raw']:.2f}); batched x{b['batched_over_single']:.2f} on {b['batched_threads']} threads",
-        f"  outputs in {out}: report.json, piano_roll.png, fingering.csv"
-        + (", hands.mp4" if "video" in report else f" (no video: {report.get('video_error', 'disabled')})"),
-        f"  wall time {report['wall_s']:.0f} s",
-    ])
-    emit(report, args.json, human)
-    return 0
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+
+    s = report["sim"]
+    lines = [f"omnipianist demo — {args.piece} (not in the training data) played by {policy_path.name} on simulated "
+             f"Shadow hands",
+             f"  simulation: step F1 {s['f1']:.3f} (P {s['precision']:.3f} R {s['recall']:.3f}), onset F1 "
+             f"{s['onset_f1']:.3f}; doing nothing scores {s['do_nothing_f1']:.3f}; policy p99 {s['act_ms_p99']:.2f} ms "
+             f"per step; {s['steps']} steps"]
+    ros = report.get("ros")
+    if ros is not None:
+        lines.append(f"  ROS 2 graph: F1 {ros['f1']:.3f} (sim {s['f1']:.3f}), onset F1 {ros['onset_f1']:.3f}, "
+                     f"inference p99 {ros['inference_ms_p99']:.2f} ms, {ros['steps_per_s']:.0f} steps/s lock-step"
+                     if ros.get("ok") else f"  ROS 2 graph FAILED: {ros['error'][-400:]}")
+    hil_r = report.get("hil")
+    if hil_r is not None:
+        lines.append(f"  hardware in the loop: F1 {hil_r.get('f1', float('nan')):.3f}; {hil_r.get('summary', '')}"
+                     if hil_r.get("ok") else f"  hardware in the loop: {hil_r.get('skipped') or hil_r.get('error')}")
+    outs = ", ".join(Path(str(v if not isinstance(v, dict) else v["path"])).name for v in s["outputs"].values())
+    lines.append(f"  outputs in {out}: report.json, {outs}"
+                 + ("" if "video" in s["outputs"] else f" (no video: {report.get('video_error', 'disabled')})"))
+    lines.append(f"  wall time {report['wall_s']:.0f} s")
+    emit(report, args.json, "\n".join(lines))
+    failed = (ros is not None and not ros.get("ok")) or (hil_r is not None and hil_r.get("error"))
+    return 1 if failed else 0

@@ -13,7 +13,20 @@ present-state items. The default (:class:`FirstOrderServo`) moves present toward
 Fault injection (applied to the next reply packets, optionally only those of one servo):
 :meth:`~ServoBusEmulator.corrupt_next_reply`, :meth:`~ServoBusEmulator.truncate_next_reply`,
 :meth:`~ServoBusEmulator.prepend_to_next_reply`, :meth:`~ServoBusEmulator.delay_next_reply`, plus the
-persistent :meth:`~ServoBusEmulator.set_silent` and :meth:`~ServoBusEmulator.set_hardware_error`.
+persistent :meth:`~ServoBusEmulator.set_silent` and :meth:`~ServoBusEmulator.set_hardware_error`,
+:meth:`~ServoBusEmulator.trip_bus_watchdog`, and :meth:`~ServoBusEmulator.unplug` /
+:meth:`~ServoBusEmulator.replug` (the port's device node disappears and comes back, like a USB adapter).
+
+Timing: with ``byte_timing`` (default on) every packet costs its wire time at ``baudrate`` (10 bits per
+byte, 8N1): an instruction is handled only once its last byte would have arrived, and a reply leaves
+after the Return Delay Time plus its own wire time. The Bus Watchdog (address 98) is emulated: a
+servo with torque on and a non-zero watchdog that hears no instruction for ``units x 20 ms`` stops
+(goal := present), reads 255 in address 98 and refuses goal writes (data range error) until the host
+writes 0 there (e-manual, Bus Watchdog).
+
+:attr:`ServoBusEmulator.port` is a symlink in a private temporary folder that points at the current pty
+slave (a stable name, like the udev symlink ``/dev/omnipianist_left``), so an unplugged and replugged
+emulator is reopened under the same name.
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from __future__ import annotations
 import math
 import os
 import select
+import shutil
+import tempfile
 import threading
 import time
 import tty
@@ -35,11 +50,17 @@ OnTorque = Callable[[int, bool], None]
 PresentProvider = Callable[[int], tuple[int, int, int]]
 
 ERR_INSTRUCTION = 0x02
+ERR_DATA_RANGE = 0x04
 ERR_DATA_LENGTH = 0x05
 ERR_ACCESS = 0x07
 
 FIRMWARE_VERSION = 52
 """Firmware version the virtual servos report (Fast Sync Read needs >= 46 on X330)."""
+BUS_WATCHDOG_TRIPPED = 0xFF
+"""Bus Watchdog register value after a trip (-1 as a signed byte)."""
+_GOAL_ITEMS = ("goal_pwm", "goal_current", "goal_velocity", "goal_position")
+_PRESENT_START, _PRESENT_END = 120, 147
+"""Addresses whose reads need a fresh present state (realtime tick .. present temperature)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,8 @@ class VirtualServo:
     model_number: int = t.XC330_M288
     table: bytearray = field(default_factory=lambda: bytearray(t.X_SERIES_TABLE_SIZE))
     silent: bool = False
+    ram_defaults: bytes = b""
+    """RAM area (address 64 on) as at power-on; restored by REBOOT."""
 
     def get(self, name: str) -> int:
         it = t.X_SERIES[name]
@@ -83,7 +106,12 @@ class VirtualServo:
         self.table[it.address : it.end] = it.encode(value)
 
     def reset_ram(self) -> None:
-        """RAM defaults after power-on or reboot (torque off, errors cleared, goal = present)."""
+        """RAM defaults after power-on or reboot (torque off, errors cleared, gains and watchdog back to
+        their power-on values, goal = present)."""
+        present = bytes(self.table[_PRESENT_START:_PRESENT_END])
+        if self.ram_defaults:
+            self.table[t.EEPROM_END :] = self.ram_defaults
+        self.table[_PRESENT_START:_PRESENT_END] = present
         self.set("torque_enable", 0)
         self.set("hardware_error_status", 0)
         self.set("goal_position", self.get("present_position"))
@@ -95,6 +123,13 @@ class FirstOrderServo:
     ``tau_s = 0`` makes present equal goal at once (what the round-trip tests want). Velocity is the
     finite difference [0.229 rpm units]; current is proportional to the remaining error [units].
     """
+
+    def set_position(self, servo_id: int, ticks: float) -> None:
+        """Move the horn by hand (a limp joint pushed by the user, in calibration tests)."""
+        self._advance(servo_id)
+        self._pos[servo_id] = float(ticks)
+        if not self._torque.get(servo_id, False):
+            self._goal[servo_id] = float(ticks)
 
     def __init__(self, tau_s: float = 0.0, start_ticks: int = t.CENTER_TICKS, amps_per_tick: float = 0.5) -> None:
         self.tau_s = tau_s
@@ -160,6 +195,8 @@ class ServoBusEmulator:
         present: returns ``(position_ticks, velocity_units, current_units)``; default ditto.
         on_torque: called ``(id, enabled)`` when Torque Enable changes; default ditto.
         return_delay_time: initial Return Delay Time [2 us units] (factory 250; the project sets 0).
+        baudrate: line rate [bit/s] used for the per-byte timing.
+        byte_timing: charge every packet its wire time (see the module docstring).
     """
 
     def __init__(
@@ -171,7 +208,11 @@ class ServoBusEmulator:
         present: PresentProvider | None = None,
         on_torque: OnTorque | None = None,
         return_delay_time: int = 0,
+        baudrate: int = 4_000_000,
+        byte_timing: bool = True,
     ) -> None:
+        self.baudrate = baudrate
+        self.byte_timing = byte_timing
         self.physics = FirstOrderServo()
         self.on_goal: OnGoal = on_goal or self.physics.on_goal
         self.present: PresentProvider = present or self.physics.present
@@ -189,6 +230,12 @@ class ServoBusEmulator:
             servo.set("max_position_limit", 4095)
             servo.set("present_position", t.CENTER_TICKS)
             servo.set("goal_position", t.CENTER_TICKS)
+            servo.set("position_p_gain", 400)
+            servo.set("velocity_p_gain", 180)
+            servo.set("velocity_i_gain", 1600)
+            servo.set("goal_current", 1750)
+            servo.set("profile_velocity", 0)
+            servo.ram_defaults = bytes(servo.table[t.EEPROM_END :])
             self.servos[servo_id] = servo
         self.log: list[LoggedInstruction] = []
         self.parser = p.PacketParser()
@@ -201,7 +248,15 @@ class ServoBusEmulator:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.port = ""
+        self.device = ""
+        """The current pty slave behind :attr:`port` (changes at each replug)."""
         self.error: BaseException | None = None
+        self.plugged = False
+        self._dir: str | None = None
+        self._last_rx_s = time.monotonic()
+        self._requests: list[tuple[str, threading.Event]] = []
+        self.watchdog_trips = 0
+        """Servo watchdog trips so far (one per servo per trip)."""
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -209,11 +264,12 @@ class ServoBusEmulator:
         """Open the pty and start serving; :attr:`port` is then the device to open."""
         if self._thread is not None:
             return self
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)  # no echo, no CR/LF translation, 8-bit clean
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
+        for servo in self.servos.values():
+            self._refresh_present(servo)
+            servo.set("goal_position", servo.get("present_position"))
+        self._dir = tempfile.mkdtemp(prefix="omnipianist-emu-")
+        self.port = os.path.join(self._dir, "ttyDXL")
+        self._open_pty()
         self._wake_r, self._wake_w = os.pipe()
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"servo-emulator {self.port}", daemon=True)
@@ -229,10 +285,53 @@ class ServoBusEmulator:
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=2.0)
         self._thread = None
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+        self._close_pty()
+        for fd in (self._wake_r, self._wake_w):
             if fd is not None:
                 os.close(fd)
-        self._master = self._slave = self._wake_r = self._wake_w = None
+        self._wake_r = self._wake_w = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def _open_pty(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)  # no echo, no CR/LF translation, 8-bit clean
+        self._master, self._slave = master, slave
+        self.device = os.ttyname(slave)
+        tmp = self.port + ".new"
+        os.symlink(self.device, tmp)
+        os.replace(tmp, self.port)
+        self.parser.reset()
+        self.plugged = True
+
+    def _close_pty(self) -> None:
+        if os.path.lexists(self.port):
+            os.unlink(self.port)
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                os.close(fd)
+        self._master = self._slave = None
+        self.plugged = False
+
+    def unplug(self) -> None:
+        """The adapter disappears: the pty closes (the host's reads and writes fail) and :attr:`port` is
+        gone. The servos keep power and state (their bus watchdogs trip if armed)."""
+        self._request("unplug")
+
+    def replug(self) -> None:
+        """The adapter comes back under the same :attr:`port` name (a new pty behind it)."""
+        self._request("replug")
+
+    def _request(self, what: str) -> None:
+        done = threading.Event()
+        with self._lock:
+            self._requests.append((what, done))
+        assert self._wake_w is not None
+        os.write(self._wake_w, b"r")
+        if not done.wait(timeout=2.0):
+            raise RuntimeError(f"servo emulator {self.port}: {what} request not served")
 
     def __enter__(self) -> ServoBusEmulator:
         return self.start()
@@ -268,6 +367,34 @@ class ServoBusEmulator:
         with self._lock:
             self.servos[servo_id].silent = silent
 
+    def trip_bus_watchdog(self, ids: Iterable[int] | None = None) -> None:
+        """Trip the Bus Watchdog of ``ids`` (default: every servo with torque on and a watchdog armed)
+        now, as if the host had been silent too long."""
+        with self._lock:
+            targets = list(ids) if ids is not None else [
+                i for i, s in self.servos.items() if s.get("torque_enable") and 0 < s.get("bus_watchdog") < 128
+            ]
+            for servo_id in targets:
+                self._trip(self.servos[servo_id])
+
+    def _trip(self, servo: VirtualServo) -> None:
+        if servo.get("bus_watchdog") == BUS_WATCHDOG_TRIPPED:
+            return
+        self.watchdog_trips += 1
+        servo.set("bus_watchdog", BUS_WATCHDOG_TRIPPED)
+        self._refresh_present(servo)
+        servo.set("goal_position", servo.get("present_position"))
+        if servo.get("torque_enable"):
+            self.on_goal(servo.servo_id, servo.get("goal_position"))
+
+    def _check_watchdogs(self, now: float) -> None:
+        silent_s = now - self._last_rx_s
+        with self._lock:
+            for servo in self.servos.values():
+                units = servo.get("bus_watchdog")
+                if 0 < units < 128 and servo.get("torque_enable") and silent_s > units * t.BUS_WATCHDOG_MS_PER_UNIT * 1e-3:
+                    self._trip(servo)
+
     def set_hardware_error(self, servo_id: int, bits: int) -> None:
         """Latch Hardware Error Status bits (see tables.HARDWARE_ERROR_BITS); non-zero turns torque off
         and sets the alert bit (0x80) in every status packet until a REBOOT."""
@@ -292,20 +419,48 @@ class ServoBusEmulator:
     # --- serving ----------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        assert self._master is not None and self._wake_r is not None
+        assert self._wake_r is not None
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([self._master, self._wake_r], [], [], 0.5)
-                if self._master not in ready:
+                fds = [self._wake_r] + ([self._master] if self._master is not None else [])
+                ready, _, _ = select.select(fds, [], [], 0.005)
+                self._check_watchdogs(time.monotonic())
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 64)
+                    with self._lock:
+                        requests, self._requests = self._requests, []
+                    for what, done in requests:
+                        if what == "unplug" and self.plugged:
+                            self._close_pty()
+                        elif what == "replug" and not self.plugged:
+                            self._open_pty()
+                        done.set()
+                if self._master is None or self._master not in ready:
                     continue
                 try:
                     data = os.read(self._master, 4096)
                 except OSError:
                     continue
                 for packet in self.parser.feed(data):
+                    if self.byte_timing:
+                        self._sleep(self._wire_s(len(packet.raw)))
                     self._handle(packet)
         except BaseException as exc:  # surfaced to tests through .error
             self.error = exc
+
+    def _wire_s(self, n_bytes: int) -> float:
+        return n_bytes * 10 / self.baudrate
+
+    @staticmethod
+    def _sleep(seconds: float) -> None:
+        """Sleep precisely for short waits (time.sleep overshoots by ~60 us; spin the tail)."""
+        if seconds <= 0:
+            return
+        end = time.perf_counter() + seconds
+        if seconds > 2e-4:
+            time.sleep(seconds - 1.5e-4)
+        while time.perf_counter() < end:
+            pass
 
     def _send(self, servo_id: int, raw: bytes) -> None:
         with self._lock:
@@ -325,13 +480,19 @@ class ServoBusEmulator:
             elif f.kind == "prepend":
                 assert isinstance(f.value, bytes)
                 raw = f.value + raw
-        assert self._master is not None
-        os.write(self._master, raw)
+        if self.byte_timing:
+            self._sleep(self._wire_s(len(raw)))
+        if self._master is None:
+            return  # unplugged meanwhile
+        try:
+            os.write(self._master, raw)
+        except OSError:
+            pass  # unplugged meanwhile
 
     def _return_delay(self, servo: VirtualServo) -> None:
         delay_s = servo.get("return_delay_time") * t.RETURN_DELAY_US_PER_UNIT * 1e-6
         if delay_s > 0:
-            time.sleep(delay_s)
+            self._sleep(delay_s)
 
     def _status_error(self, servo: VirtualServo, error: int = 0) -> int:
         return error | (p.ERROR_ALERT if servo.get("hardware_error_status") else 0)
@@ -354,7 +515,7 @@ class ServoBusEmulator:
     def _read_bytes(self, servo: VirtualServo, address: int, length: int) -> tuple[int, bytes]:
         if address + length > len(servo.table) or length == 0:
             return ERR_ACCESS, b""
-        if address < 147 and address + length > 120:
+        if address < _PRESENT_END and address + length > _PRESENT_START:
             self._refresh_present(servo)
         return 0, bytes(servo.table[address : address + length])
 
@@ -368,6 +529,11 @@ class ServoBusEmulator:
             if it.address < end and address < it.end:
                 if not it.writable or (it.eeprom and torque_on and it.name != "torque_enable"):
                     return ERR_ACCESS
+        if servo.get("bus_watchdog") == BUS_WATCHDOG_TRIPPED:
+            for name in _GOAL_ITEMS:
+                it = t.X_SERIES[name]
+                if it.address < end and address < it.end:
+                    return ERR_DATA_RANGE  # goals are refused until the watchdog is cleared (write 0)
         torque_item = t.X_SERIES["torque_enable"]
         if address <= torque_item.address < end and data[torque_item.address - address] == 1:
             if servo.get("hardware_error_status"):
@@ -387,7 +553,9 @@ class ServoBusEmulator:
         if packet.is_status:
             return  # our own replies never come back on a pty, but a real bus would echo them
         with self._lock:
-            self.log.append(LoggedInstruction(time.monotonic(), packet.servo_id, packet.instruction, packet.params, packet.raw))
+            now = time.monotonic()
+            self.log.append(LoggedInstruction(now, packet.servo_id, packet.instruction, packet.params, packet.raw))
+            self._last_rx_s = now
             silent = {i for i, s in self.servos.items() if s.silent}
         inst, params = packet.instruction, packet.params
         if packet.servo_id == p.BROADCAST_ID:
@@ -414,6 +582,7 @@ class ServoBusEmulator:
         elif inst == p.INST_REBOOT:
             self._reply(servo)
             was_on = servo.get("torque_enable") == 1
+            self._refresh_present(servo)
             servo.reset_ram()
             if was_on:
                 self.on_torque(servo.servo_id, False)

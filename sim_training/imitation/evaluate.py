@@ -76,3 +76,64 @@ def format_evaluation(r: dict[str, Any]) -> str:
             f"R {r['recall']:.3f}; note steps {r['note_step_f1']:.3f}; onset F1 {r['onset_f1']:.3f}; "
             f"do-nothing F1 {r['do_nothing_f1']:.3f}); {r['steps']} steps, {r['steps_per_s']:.0f} steps/s, "
             f"policy p99 {r['act_ms_p99']:.2f} ms")
+
+
+def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment: str | Embodiment | None = None,
+                *, video: bool = False, stretch: float = 1.0, show_progress: bool = False) -> dict[str, Any]:
+    """Play ``piece`` like :func:`evaluate_policy` and keep what the demo shows.
+
+    Returns the evaluation dict plus ``roll``, ``active`` (T, 88) key-down per step, ``notes``
+    (:class:`~sim_training.fingering.piece.NoteFingering` per score note: which finger was nearest the
+    key when it had to go down — read off the simulated fingertips, so it works for any policy) and
+    ``frames`` (RGB, when ``video``).
+    """
+    from omnipianist.cliutil import progress
+    from sim_training.fingering.piece import note_fingering
+    from sim_training.imitation.residual import base_layout
+
+    emb = policy.embodiment if embodiment is None else embodiment_from_meta(embodiment)
+    env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch),
+                   render_mode="rgb_array" if video else None)
+    per_hand = emb.n_fingertips // 2
+    frames: list[np.ndarray] = []
+    per_step: list[dict[int, tuple[int, int]]] = []
+    act_s: list[float] = []
+    try:
+        env.layout.check_matches(base_layout(policy.meta["observation_layout"]), where=f"{policy.source} observation_layout")
+        targets = env.scene.key_target_xyz_m
+        obs, _ = env.reset(seed=0)
+        policy.reset()
+        t_start = time.perf_counter()
+        for t in progress(range(env.n_piece_steps), desc=f"play {policy.source}", disable=not show_progress):
+            t0 = time.perf_counter()
+            action = policy.act(obs)
+            act_s.append(time.perf_counter() - t0)
+            if action is None:  # refused (non-finite observation): hold still rather than act on garbage
+                action = np.zeros(emb.action_dim)
+            obs, _, terminated, truncated, _ = env.step(action)
+            tips = env.fingertip_xyz()
+            keys = np.flatnonzero(env.roll.keys[min(t, env.roll.n_steps - 1)])
+            per_step.append({int(k): divmod(int(np.argmin(np.linalg.norm(tips - targets[k], axis=1))), per_hand)
+                             for k in keys})
+            if video:
+                frames.append(env.render())
+            if terminated or truncated:
+                break
+        wall = time.perf_counter() - t_start
+        m = env.episode_metrics()
+        active, *_ = env.episode_log()
+        onset = onset_prf(active, env.roll)
+        roll = env.roll
+    finally:
+        env.close()
+    ms = 1e3 * np.asarray(act_s)
+    return {
+        "piece": piece if isinstance(piece, str) else type(piece).__name__, "embodiment": emb.key,
+        "policy": policy.source, "f1": m["f1"], "precision": m["precision"], "recall": m["recall"],
+        "onset_f1": onset.f1, "steps": int(m["steps"]), "note_step_f1": m["note_step_f1"],
+        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"],
+        "steps_per_s": m["steps"] / max(wall, 1e-9),
+        "act_ms_p50": float(np.percentile(ms, 50)) if ms.size else 0.0,
+        "act_ms_p99": float(np.percentile(ms, 99)) if ms.size else 0.0,
+        "roll": roll, "active": active, "notes": note_fingering(roll, per_step, active), "frames": frames,
+    }

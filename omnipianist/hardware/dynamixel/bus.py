@@ -90,6 +90,12 @@ class DynamixelBus:
         self.low_latency_enabled = False
         self.stats: dict[int, ServoStats] = {}
         self.parser = p.PacketParser()
+        self.alerts: dict[int, int] = {}
+        """Servos whose last status carried the hardware-alert bit (id -> error byte); cleared by the
+        caller (the hand driver reads it after each transaction to start a reboot-and-restore)."""
+        self.partial: dict[int, bytes] = {}
+        self.last_write_s = 0.0
+        """``time.monotonic()`` right after the last instruction left (for the bus-watchdog bookkeeping)."""
         self._serial: serial.SerialBase | None = None
         self._fileno: int | None = None
 
@@ -149,25 +155,25 @@ class DynamixelBus:
 
     # --- public operations ------------------------------------------------------------------------
 
-    def ping(self, servo_id: int) -> int:
+    def ping(self, servo_id: int, *, deadline: float | None = None) -> int:
         """Ping one servo; return its model number."""
-        reply = self._request(servo_id, p.encode_ping(servo_id), expect_len=3)
+        reply = self._request(servo_id, p.encode_ping(servo_id), expect_len=3, deadline=deadline)
         return int.from_bytes(reply[:2], "little")
 
-    def read(self, servo_id: int, item: ItemLike) -> int:
+    def read(self, servo_id: int, item: ItemLike, *, deadline: float | None = None) -> int:
         """Read one control-table item from one servo (signed items decoded as such)."""
         it = t.item(item)
-        reply = self._request(servo_id, p.encode_read(servo_id, it.address, it.size), expect_len=it.size)
+        reply = self._request(servo_id, p.encode_read(servo_id, it.address, it.size), expect_len=it.size, deadline=deadline)
         return it.decode(reply)
 
-    def write(self, servo_id: int, item: ItemLike, value: int) -> None:
+    def write(self, servo_id: int, item: ItemLike, value: int, *, deadline: float | None = None) -> None:
         """Write one item on one servo and wait for its status (raises ServoError on e.g. access error)."""
         it = t.item(item)
-        self._request(servo_id, p.encode_write(servo_id, it.address, it.encode(value)), expect_len=0)
+        self._request(servo_id, p.encode_write(servo_id, it.address, it.encode(value)), expect_len=0, deadline=deadline)
 
-    def reboot(self, servo_id: int) -> None:
+    def reboot(self, servo_id: int, *, deadline: float | None = None) -> None:
         """Reboot one servo (clears a latched hardware error; torque comes back off)."""
-        self._request(servo_id, p.encode_reboot(servo_id), expect_len=0)
+        self._request(servo_id, p.encode_reboot(servo_id), expect_len=0, deadline=deadline)
 
     def sync_write(self, item: ItemLike, values: Mapping[int, int]) -> None:
         """Write ``values[id]`` to ``item`` on every listed servo in one broadcast packet (no reply)."""
@@ -179,17 +185,22 @@ class DynamixelBus:
             self._stat(servo_id).tx += 1
         self._write(packet, servo_id=None)
 
-    def sync_read(self, item_or_span: SpanLike, ids: Sequence[int]) -> dict[int, int] | dict[int, tuple[int, ...]]:
+    def sync_read(
+        self, item_or_span: SpanLike, ids: Sequence[int], *, deadline: float | None = None
+    ) -> dict[int, int] | dict[int, tuple[int, ...]]:
         """Sync Read (0x82): one status packet per servo. Returns ``{id: value}`` (or ``{id: tuple}`` for a
-        span of several items). Retries only the servos that have not answered."""
+        span of several items). Retries only the servos that have not answered.
+
+        The replies that did arrive before a failure are kept in :attr:`partial` (``{id: raw bytes}``)."""
         sp = t.as_span(item_or_span)
         ids = list(ids)
         raw: dict[int, bytes] = {}
+        self.partial = raw
         missing = list(ids)
-        deadline_total = time.monotonic() + (1 + self.retries) * self.timeout_s
+        deadline_total = self._deadline_total(deadline)
         last: BusError | None = None
         for _attempt in range(1 + self.retries):
-            if not missing:
+            if not missing or (last is not None and time.monotonic() >= deadline_total):
                 break
             for servo_id in missing:
                 self._stat(servo_id).tx += 1
@@ -207,7 +218,9 @@ class DynamixelBus:
             raise last
         return self._decode_span(sp, {i: raw[i] for i in ids})
 
-    def fast_sync_read(self, item_or_span: SpanLike, ids: Sequence[int]) -> dict[int, int] | dict[int, tuple[int, ...]]:
+    def fast_sync_read(
+        self, item_or_span: SpanLike, ids: Sequence[int], *, deadline: float | None = None
+    ) -> dict[int, int] | dict[int, tuple[int, ...]]:
         """Fast Sync Read (0x8A): one combined reply for all servos (X330 firmware >= 46).
 
         Returns ``{id: value}`` (or ``{id: tuple}`` for a span). The reply is all-or-nothing, so a retry
@@ -215,9 +228,11 @@ class DynamixelBus:
         """
         sp = t.as_span(item_or_span)
         ids = list(ids)
-        deadline_total = time.monotonic() + (1 + self.retries) * self.timeout_s
+        deadline_total = self._deadline_total(deadline)
         last: BusError | None = None
         for _attempt in range(1 + self.retries):
+            if last is not None and time.monotonic() >= deadline_total:
+                break
             for servo_id in ids:
                 self._stat(servo_id).tx += 1
             got, last = self._transact(
@@ -265,6 +280,7 @@ class DynamixelBus:
         try:
             ser.reset_input_buffer()
             ser.write(packet)
+            self.last_write_s = time.monotonic()
         except serial.SerialTimeoutException as exc:
             raise BusTimeout(f"write of {len(packet)} bytes timed out", port=self.port, servo_id=servo_id) from exc
         except (serial.SerialException, OSError) as exc:
@@ -287,11 +303,18 @@ class DynamixelBus:
         except (serial.SerialException, OSError) as exc:
             raise BusConnectionError(f"read failed: {exc}", port=self.port) from exc
 
-    def _request(self, servo_id: int, packet: bytes, expect_len: int) -> bytes:
+    def _deadline_total(self, deadline: float | None) -> float:
+        """The call's absolute deadline: the retry budget, cut short by the caller's ``deadline``."""
+        budget = time.monotonic() + (1 + self.retries) * self.timeout_s
+        return budget if deadline is None else min(budget, deadline)
+
+    def _request(self, servo_id: int, packet: bytes, expect_len: int, deadline: float | None = None) -> bytes:
         """Unicast instruction -> the servo's status params (``expect_len`` bytes), with retries."""
-        deadline_total = time.monotonic() + (1 + self.retries) * self.timeout_s
+        deadline_total = self._deadline_total(deadline)
         last: BusError | None = None
         for _attempt in range(1 + self.retries):
+            if last is not None and time.monotonic() >= deadline_total:
+                break
             self._stat(servo_id).tx += 1
             got, last = self._transact(packet, [servo_id], expect_len, fast=False, deadline_total=deadline_total)
             if servo_id in got:
@@ -380,6 +403,8 @@ class DynamixelBus:
             return
         stats = self._stat(servo_id)
         stats.servo_errors += 1
+        if error & p.ERROR_ALERT:
+            self.alerts[servo_id] = error
         description = p.describe_status_error(error)
         stats.last_error = description
         if (error & 0x7F) or self.raise_on_alert:
