@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omnipianist-installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo test test-fast bench lock lint clean
+.PHONY: all setup render-deps demo test test-fast bench lock lint clean
 all: test
 
 setup: $(STAMP)
@@ -20,8 +20,18 @@ $(STAMP): requirements.lock setup.py setup.cfg package.xml
 	$(PY) -m pip check
 	@touch $@
 
-demo: setup
+demo: setup render-deps
 	$(VENV)/bin/omnipianist demo
+
+# Offscreen rendering for the demo's MP4 (MuJoCo over EGL, Mesa's software rasteriser on machines
+# without a GPU). Best effort: installs Debian's packages when they are missing and apt is usable;
+# without them the demo says so and skips the video.
+render-deps:
+	@if ldconfig -p | grep -q 'libEGL.so.1' && ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    libegl1 libgl1-mesa-dri libosmesa6 >/dev/null) || echo "render-deps: could not install EGL/OSMesa; the demo will skip the video"; \
+	else echo "render-deps: libEGL/Mesa missing and apt not usable; the demo will skip the video"; fi
 
 # The whole suite, slow tier included, inside a private network namespace with only loopback up.
 test: setup
