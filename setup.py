@@ -49,5 +49,8 @@ setup(
         "omnipianist_score = omnipianist_ros.nodes.main:score_main",
         "omnipianist_policy = omnipianist_ros.nodes.main:policy_main",
         "omnipianist_evaluator = omnipianist_ros.nodes.main:evaluator_main",
+        "omnipianist_piano_listener = omnipianist_ros.nodes.main:piano_listener_main",
+        "omnipianist_recorder = omnipianist_ros.nodes.main:recorder_main",
+        "omnipianist_hand_driver = omnipianist_ros.nodes.main:hand_driver_main",
     ]},
 )

@@ -371,6 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench_generalist)
 
+    from omnipianist_ros.loopbench import add_bench_loop_args, run_bench_loop
+
+    p = bsub.add_parser("loop", help="real-time ROS control loop: period jitter, score->command latency, misses",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_bench_loop_args(p)
+    p.set_defaults(func=run_bench_loop)
+
     from policy_export.cli import add_bench_inference_args, run_bench_inference
 
     p = bsub.add_parser("inference", help="ORT vs torch latency per control step, FLOPs, fraction of the GEMM ceiling")

@@ -9,10 +9,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from omnipianist_ros.config import config_path, load_bringup_config
-
-EXECUTABLES = {"mujoco_mock": "omnipianist_mujoco_mock", "score": "omnipianist_score",
-               "policy": "omnipianist_policy", "evaluator": "omnipianist_evaluator"}
+from omnipianist_ros.config import EXECUTABLES, config_path, load_bringup_config
 
 
 def _nodes(context, *args, **kwargs):

@@ -28,11 +28,30 @@ from typing import Any
 import yaml
 
 from omnipianist.errors import ConfigError
-from omnipianist_ros.params import EvaluatorParams, MockParams, PolicyParams, ScoreParams, coerce, field_types
+from omnipianist_ros.params import (
+    EvaluatorParams,
+    HandDriverParams,
+    MockParams,
+    PianoListenerParams,
+    PolicyParams,
+    RecorderParams,
+    ScoreParams,
+    coerce,
+    field_types,
+)
 
 NODE_PARAMS: dict[str, type] = {"mujoco_mock": MockParams, "score": ScoreParams, "policy": PolicyParams,
-                                "evaluator": EvaluatorParams}
-"""Node kind -> its parameter dataclass."""
+                                "evaluator": EvaluatorParams, "piano_listener": PianoListenerParams,
+                                "recorder": RecorderParams, "hand_driver_left": HandDriverParams,
+                                "hand_driver_right": HandDriverParams}
+"""Node name -> its parameter dataclass."""
+
+EXECUTABLES: dict[str, str] = {
+    "mujoco_mock": "omnipianist_mujoco_mock", "score": "omnipianist_score", "policy": "omnipianist_policy",
+    "evaluator": "omnipianist_evaluator", "piano_listener": "omnipianist_piano_listener",
+    "recorder": "omnipianist_recorder", "hand_driver_left": "omnipianist_hand_driver",
+    "hand_driver_right": "omnipianist_hand_driver"}
+"""Node name -> console script (``omnipianist_ros.nodes.main``) that launch_ros starts."""
 GLOBAL_KEY = "/**"
 COMMON_PARAMS = ("use_sim_time",)
 
@@ -124,11 +143,15 @@ def parse_bringup_config(raw: Any, path: str = "<config>") -> BringupConfig:
                 values[key] = value
         if not isinstance(use_sim_time, bool):
             raise ConfigError(f"{path}: {name}: use_sim_time must be true or false, got {use_sim_time!r}")
+        if cls is HandDriverParams:
+            values.setdefault("side", name.rsplit("_", 1)[1])
         try:
             params = coerce(cls, values, f"{path}: {name}.ros__parameters")
         except ConfigError as exc:
             msg = str(exc)
             raise ConfigError(msg if msg.startswith(path) else f"{path}: {msg}") from exc
+        if isinstance(params, HandDriverParams) and name != f"hand_driver_{params.side}":
+            raise ConfigError(f"{path}: {name}.ros__parameters.side: {params.side!r} does not match the node name")
         nodes.append(NodeSpec(name, params, use_sim_time))
     return BringupConfig(path, tuple(nodes))
 

@@ -56,6 +56,26 @@ def sim_safety_filters(scene: Scene, settings: SafetySettings, dt: float = CONTR
     return out
 
 
+def hardware_safety_filters(scene: Scene, hardware_dir: str, dt: float = CONTROL_DT_S) -> tuple[dict[str, SafetyFilter], float]:
+    """Per-hand filters from ``hardware_dir`` (hand YAMLs + safety.yaml) in the embodiment's actuator
+    order (hand joints, then slides), and the e-stop heartbeat timeout [s] they use.
+
+    Raises ConfigError (HardwareConfigError) naming the file and key, or when the hardware's actuator
+    order differs from the embodiment's.
+    """
+    from omnipianist.errors import ConfigError
+    from omnipianist.hardware.config import load_hardware
+
+    emb = scene.embodiment
+    hw = load_hardware(hardware_dir, emb.name)
+    filters = {side: SafetyFilter.for_hand(hw.hands[side], hw.safety, dt, include_rails=True) for side in HAND_SIDES}
+    for side, f in filters.items():
+        if f.joint_names != tuple(emb.actuator_names(side)):
+            raise ConfigError(f"{hardware_dir}: {side} hand: safety filter order {list(f.joint_names)} differs from "
+                              f"the embodiment's actuators {list(emb.actuator_names(side))}")
+    return filters, hw.safety.estop.heartbeat_timeout_s
+
+
 @dataclass
 class LoopStats:
     """Timing of the control loop (wall clock, seconds)."""
@@ -104,16 +124,18 @@ class PolicyController:
     """Observation assembly, the policy, the per-hand safety filters and loop statistics."""
 
     def __init__(self, scene: Scene, policy: PolicyProvider, lookahead: int, safety: SafetySettings,
-                 dt: float = CONTROL_DT_S) -> None:
+                 dt: float = CONTROL_DT_S, filters: dict[str, SafetyFilter] | None = None) -> None:
         emb = scene.embodiment
         self.scene = scene
         self.policy = policy
         self.dt = dt
         self.assembler = ObservationAssembler(scene, lookahead)
         check_contract(policy, self.assembler.layout, emb.action_dim, emb.key)
-        self.filters = sim_safety_filters(scene, safety, dt)
+        self.filters = filters if filters is not None else sim_safety_filters(scene, safety, dt)
         self.heartbeat_timeout_s = safety.heartbeat_timeout_s
         self.n_side = len(emb.actuator_names("left"))
+        self.actuator_names = {side: tuple(emb.actuator_names(side)) for side in HAND_SIDES}
+        self._chunk_rest: dict[str, list[np.ndarray]] = {side: [] for side in HAND_SIDES}
         self.sustain_state = 0.0
         self.stats = LoopStats()
         self.refused_observations = 0
@@ -175,6 +197,7 @@ class PolicyController:
                                                    measured[i * self.n_side:(i + 1) * self.n_side])
                    for i, side in enumerate(HAND_SIDES)}
         commands = {side: r.command for side, r in results.items()}
+        self._remember_chunk()
         # the simulator's sustain: pressed when the normalised pedal action maps to >= 0.5
         sustain = 1.0 if 0.5 * (action[-1] + 1.0) >= SUSTAIN_ACTIVE_THRESHOLD else 0.0
         if all(c is not None for c in commands.values()):
@@ -182,6 +205,24 @@ class PolicyController:
         t3 = time.perf_counter()
         self.stats.add(t2 - t1, t3 - t0, t3, self.dt)
         return StepResult(commands, self.sustain_state, obs, action, results)
+
+    def _remember_chunk(self) -> None:
+        """The rest of the policy's action chunk (queued actions of a generalist executing more than
+        one per chunk), in ctrl units clipped to the safe range; empty for one-action policies."""
+        queued = getattr(self.policy, "_queue", None) or []  # policy_export.runtime.Policy's queued actions
+        rest: dict[str, list[np.ndarray]] = {side: [] for side in HAND_SIDES}
+        for a in queued:
+            a = np.asarray(a, dtype=np.float64)
+            if a.shape != (self.scene.embodiment.action_dim,) or not np.isfinite(a).all():
+                break
+            for side, cmd in self.action_to_commands(a).items():
+                f = self.filters[side]
+                rest[side].append(np.clip(cmd, f.lower_safe, f.upper_safe))
+        self._chunk_rest = rest
+
+    def chunk_commands(self, side: str) -> list[np.ndarray]:
+        """Commands after this step's one, from the last step's action chunk (see :meth:`_remember_chunk`)."""
+        return self._chunk_rest[side]
 
     def tick(self, now_s: float) -> dict[str, FilterResult]:
         """No step this period (stale inputs): run the filters' watchdogs."""

@@ -8,6 +8,7 @@ Metrics are :mod:`sim_training.metrics`, the same functions the simulator report
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,15 @@ class LiveEvaluator:
         rows = np.flatnonzero(self.seen)
         return step_prf(self.active[rows], self.roll.keys[rows]).f1
 
+    def live_onset_f1(self) -> float:
+        """Onset F1 of the piece up to the last step seen (notes starting later are not yet due)."""
+        rows = np.flatnonzero(self.seen)
+        if rows.size == 0:
+            return 1.0
+        n = int(rows[-1]) + 1
+        head = self.roll if n >= self.roll.n_steps else _head(self.roll, n)
+        return onset_prf(self.active[:n], head).f1
+
     def report(self) -> dict[str, Any]:
         """Step P/R/F1, note-step F1, onset F1 and the do-nothing baseline over the steps seen."""
         n = self.n_seen
@@ -82,3 +92,9 @@ class LiveEvaluator:
                 "do_nothing_f1": do_nothing_f1(goal), "steps": int(self.roll.n_steps),
                 "steps_seen": n, "steps_missing": int(self.roll.n_steps - n),
                 "goal_mismatches": self.goal_mismatches, "goals_checked": self.goals_checked}
+
+
+def _head(roll: PianoRoll, n: int) -> PianoRoll:
+    """The first ``n`` steps of ``roll`` (onsets before step ``n``)."""
+    return dataclasses.replace(roll, keys=roll.keys[:n], sustain=roll.sustain[:n],
+                               onsets=tuple(o for o in roll.onsets if o[0] < n))

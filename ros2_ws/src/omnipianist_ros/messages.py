@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from builtin_interfaces.msg import Duration as DurationMsg
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, MultiArrayDimension, MultiArrayLayout
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sim_training.constants import GOAL_WIDTH, NUM_KEYS
 
@@ -122,3 +124,25 @@ class JointOrder:
 
 def time_from_ns(ns: int) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def duration_msg(t_s: float) -> DurationMsg:
+    ns = round(t_s * 1e9)
+    return DurationMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def chunk_trajectory(names: Sequence[str], command: np.ndarray, rest: Sequence[np.ndarray], dt_s: float,
+                     stamp: Time) -> JointTrajectory:
+    """The action chunk as a JointTrajectory: point 0 = this step's (filtered) command at
+    ``time_from_start`` 0, then the chunk's later actions at ``k * dt_s`` (ctrl units, ``names`` order)."""
+    msg = JointTrajectory()
+    msg.header.stamp = stamp
+    msg.joint_names = list(names)
+    for k, values in enumerate([command, *rest]):
+        msg.points.append(JointTrajectoryPoint(positions=np.asarray(values, dtype=np.float64),
+                                               time_from_start=duration_msg(k * dt_s)))
+    return msg
+
+
+def builtin_time_zero() -> Time:
+    return Time(sec=0, nanosec=0)

@@ -47,9 +47,12 @@ class ScoreParams:
     tick_source: str = _p("timer", "'timer': a timer on the node's (ROS) clock; 'clock': one tick per /clock "
                                    "message (lock-step simulation, where /clock advances one control step at a time)",
                           ("timer", "clock"))
+    period_s: float = _p(0.0, "timer tick period [s] (0 = the control period; shorter only for loop stress tests)")
 
     def __post_init__(self) -> None:
         _validate(self, "score")
+        if self.period_s < 0:
+            raise ConfigError(f"score: period_s must be >= 0, got {self.period_s}")
         if not self.tempo_scale > 0:
             raise ConfigError(f"score: tempo_scale must be > 0, got {self.tempo_scale}")
         if self.lookahead < 0:
@@ -69,7 +72,9 @@ class PolicyParams:
     lookahead: int = _p(LOOKAHEAD_STEPS, "goal rows the policy expects minus one (must match /piano/goal)")
     trigger: str = _p("timer", "'timer': act every control period on the ROS clock with the newest inputs; "
                                "'lockstep': act once per simulation step, when joint states, keys and a goal "
-                               "for that step have all arrived (deterministic simulation)", ("timer", "lockstep"))
+                               "for that step have all arrived (deterministic simulation); 'goal': act on each new "
+                               "/piano/goal (the score's timer paces the loop: least score->command latency; the "
+                               "control timer then only runs the safety watchdog)", ("timer", "lockstep", "goal"))
     stale_after_s: float = _p(0.15, "timer mode: an input older than this is stale and the step is skipped")
     safety_margin: float = _p(0.0, "distance kept from each actuator's ctrl range [rad | m]")
     max_rate: float = _p(20.0, "rate limit of each hand command [ctrl units/s] (rad/s, m/s for slides)")
@@ -77,6 +82,11 @@ class PolicyParams:
     estop_heartbeat_timeout_s: float = _p(0.0, "latch ESTOP when /estop is silent this long; 0 = only its value "
                                                "counts (simulation)")
     arm_on_start: bool = _p(True, "arm the safety filter at the first step (seeded at the measured position)")
+    hardware_config: str = _p("", "hardware_config/ folder: take the safety filter's limits, rates, watchdog and "
+                                  "e-stop settings from its safety.yaml and hand YAMLs ('' = the simulation "
+                                  "settings above, limits = the model's actuator ranges)")
+    publish_trajectory: bool = _p(True, "also publish each step's action chunk on "
+                                        "/<side>_hand/position_controller/joint_trajectory")
 
     def __post_init__(self) -> None:
         _validate(self, "policy")
@@ -85,6 +95,50 @@ class PolicyParams:
                 raise ConfigError(f"policy: {name} must be > 0, got {getattr(self, name)}")
         if self.safety_margin < 0 or self.estop_heartbeat_timeout_s < 0:
             raise ConfigError("policy: safety_margin and estop_heartbeat_timeout_s must be >= 0")
+
+
+@dataclass(frozen=True)
+class PianoListenerParams:
+    """piano_listener node: a real digital piano's MIDI input -> /piano/keys, stamped at receipt."""
+
+    port: str = _p("", "MIDI input port name, or a unique substring of it ('' = the only port there is)")
+    rate_hz: float = _p(100.0, "how often pending MIDI messages are read and /piano/keys published on change")
+    publish_period_s: float = _p(0.05, "also publish the key state at least this often (0 = only on change)")
+    channel: int = _p(-1, "MIDI channel to listen to (0-15), -1 = all")
+
+    def __post_init__(self) -> None:
+        if not self.rate_hz > 0:
+            raise ConfigError(f"piano_listener: rate_hz must be > 0, got {self.rate_hz}")
+        if self.publish_period_s < 0:
+            raise ConfigError(f"piano_listener: publish_period_s must be >= 0, got {self.publish_period_s}")
+        if not -1 <= self.channel <= 15:
+            raise ConfigError(f"piano_listener: channel must be -1..15, got {self.channel}")
+
+
+@dataclass(frozen=True)
+class RecorderParams:
+    """recorder node: every topic of the graph to an MCAP file (CDR, ros2msg schemas)."""
+
+    output: str = _p("runs/recordings/omnipianist_%Y%m%d_%H%M%S.mcap", "MCAP file to write (strftime codes allowed)")
+    topics: str = _p("", "comma-separated topics to record ('' = every topic, discovered while running)")
+    flush_period_s: float = _p(0.5, "flush (and fsync) the file this often: a crash loses at most this much")
+    discovery_period_s: float = _p(1.0, "look for new topics this often")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.flush_period_s <= 1.0:
+            raise ConfigError(f"recorder: flush_period_s must be in (0, 1], got {self.flush_period_s}")
+        if not self.discovery_period_s > 0:
+            raise ConfigError(f"recorder: discovery_period_s must be > 0, got {self.discovery_period_s}")
+
+
+@dataclass(frozen=True)
+class HandDriverParams:
+    """hand_driver_left / hand_driver_right (nodes/hand_driver_node.py, a LifecycleNode): the config-side
+    contract of the Dynamixel hand driver's parameters."""
+
+    side: str = _p("left", "which hand this driver runs", ("left", "right"))
+    hardware_config: str = _p("hardware_config", "hardware_config/ folder (hand YAML, bus.yaml, safety.yaml)")
+    autostart: bool = _p(False, "configure and activate on start-up (otherwise via lifecycle transitions)")
 
 
 @dataclass(frozen=True)
@@ -101,9 +155,13 @@ class MockParams:
     settle_s: float = _p(0.5, "wall seconds to wait, once every peer endpoint is matched, before the first step")
     wait_for_subscribers: int = _p(1, "subscribers of /piano/keys to wait for before starting")
     max_steps: int = _p(0, "stop stepping after this many control steps (0 = never)")
+    period_s: float = _p(0.0, "realtime: wall period of a step [s] (0 = the control period; the physics always "
+                              "advances one control period per step)")
 
     def __post_init__(self) -> None:
         _validate(self, "mujoco_mock")
+        if self.period_s < 0:
+            raise ConfigError(f"mujoco_mock: period_s must be >= 0, got {self.period_s}")
         if not self.lockstep_timeout_s > 0:
             raise ConfigError(f"mujoco_mock: lockstep_timeout_s must be > 0, got {self.lockstep_timeout_s}")
 
@@ -115,10 +173,13 @@ class EvaluatorParams:
     file: str = _p("twinkle", "the piece the score node plays (same value)")
     tempo_scale: float = _p(1.0, "the score node's tempo_scale (same value)")
     report: str = _p("", "write the end-of-piece JSON report here ('' = do not write)")
+    onset_every: int = _p(20, "publish the live onset F1 every this many steps (and at the end)")
 
     def __post_init__(self) -> None:
         if not self.tempo_scale > 0:
             raise ConfigError(f"evaluator: tempo_scale must be > 0, got {self.tempo_scale}")
+        if self.onset_every < 1:
+            raise ConfigError(f"evaluator: onset_every must be >= 1, got {self.onset_every}")
 
 
 def field_types(cls: type) -> dict[str, type]:

@@ -64,6 +64,15 @@ class ScoreSchedule:
     def stop(self) -> None:
         self.start_s = None
 
+    def seek(self, now_s: float, to_s: float) -> int:
+        """Jump so that the row due at ``now_s`` is the one ``to_s`` seconds into the piece (playing on
+        from there; starts the score if idle). Returns that row. ValueError if ``to_s`` is outside the piece."""
+        if not 0.0 <= to_s < self.n_steps * self.dt_s:
+            raise ValueError(f"seek to {to_s} s: outside the piece (0 .. {self.n_steps * self.dt_s:.2f} s)")
+        step = int(np.floor(to_s / self.dt_s + 1e-9))
+        self.start_s = now_s - step * self.dt_s
+        return step
+
     def step_at(self, now_s: float) -> int:
         """Row index due at ``now_s`` (may be negative or >= n_steps); ValueError when idle."""
         if self.start_s is None:

@@ -21,6 +21,9 @@ F1 = "/evaluator/f1"
 REPORT = "/evaluator/report"
 SCORE_START = "/score/start"
 SCORE_STOP = "/score/stop"
+SCORE_SEEK = "/score/seek"
+"""std_srvs/Trigger: jump to the step in the score node's ``seek_step`` parameter (set it first)."""
+ONSET_F1 = "/evaluator/onset_f1"
 POLICY_REARM = "/policy/rearm"
 
 
@@ -34,6 +37,12 @@ def commands(side: str) -> str:
     """``/<side>_hand/position_controller/commands`` (std_msgs/Float64MultiArray, actuator ctrl units)."""
     _check_side(side)
     return f"/{side}_hand/position_controller/commands"
+
+
+def trajectory(side: str) -> str:
+    """``/<side>_hand/position_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory: action chunks)."""
+    _check_side(side)
+    return f"/{side}_hand/position_controller/joint_trajectory"
 
 
 def _check_side(side: str) -> None:
@@ -60,6 +69,7 @@ def command_sub_qos(deadline_s: float) -> QoSProfile:
                       deadline=Duration(seconds=deadline_s))
 
 
+TRAJECTORY_QOS = _reliable(1)
 GOAL_QOS = _reliable(1)
 GOAL_CHECK_QOS = _reliable(10)
 """The evaluator keeps every goal (it pairs them with /piano/progress); compatible with GOAL_QOS."""
@@ -71,4 +81,5 @@ ESTOP_QOS = _reliable(1, transient_local=True)
 DIAGNOSTICS_QOS = _reliable(10)
 CLOCK_QOS = _reliable(1)
 F1_QOS = _reliable(10)
+ONSET_F1_QOS = _reliable(10)
 REPORT_QOS = _reliable(1, transient_local=True)

@@ -1,6 +1,7 @@
 """evaluator node: live step F1 from ``/piano/keys`` against the score; onset F1 and a JSON report at the end.
 
-Publishes ``/evaluator/f1`` (std_msgs/Float32, step F1 over the steps played so far) at every step
+Publishes ``/evaluator/f1`` (std_msgs/Float32, step F1 over the steps played so far) at every step,
+``/evaluator/onset_f1`` (std_msgs/Float32, onset F1 of the notes due so far) every ``onset_every`` steps,
 and ``/evaluator/report`` (std_msgs/String, JSON, latched) once the whole piece has been answered.
 ``/piano/goal`` is checked against the evaluator's own copy of the score (``goal_mismatches``): the
 score node publishes one progress message then one goal per tick, both reliable and in order, so the
@@ -36,6 +37,7 @@ class EvaluatorNode(Node):
         self.params = p = declare_and_read(self, EvaluatorParams)
         self.evaluator = LiveEvaluator(load_roll(p.file, p.tempo_scale))
         self.f1_pub = self.create_publisher(Float32, topics.F1, topics.F1_QOS)
+        self.onset_pub = self.create_publisher(Float32, topics.ONSET_F1, topics.ONSET_F1_QOS)
         self.report_pub = self.create_publisher(String, topics.REPORT, topics.REPORT_QOS)
         self.create_subscription(Float64MultiArray, topics.PROGRESS, self._on_progress, topics.PROGRESS_QOS)
         self.create_subscription(Float32MultiArray, topics.GOAL, self._on_goal, topics.GOAL_CHECK_QOS)
@@ -52,8 +54,8 @@ class EvaluatorNode(Node):
         step, _, start, state = msg.data[:4]
         self._progress_steps.append(int(step))
         self._pair()
-        if int(state) in (ScoreState.WAITING, ScoreState.PLAYING) and self.evaluator.start_s is None:
-            self.evaluator.set_start(float(start))
+        if int(state) in (ScoreState.WAITING, ScoreState.PLAYING) and self.evaluator.start_s != float(start):
+            self.evaluator.set_start(float(start))  # the first start, or a /score/seek
 
     def _on_goal(self, msg: Float32MultiArray) -> None:
         self._goal_rows.append(np.asarray(msg.data[:GOAL_WIDTH], dtype=np.float32))
@@ -68,10 +70,17 @@ class EvaluatorNode(Node):
     def _on_keys(self, msg: Joy) -> None:
         if self.done:
             return
-        _, active = joy_to_keys(msg)
-        if self.evaluator.add_keys(time_s(msg.header.stamp), active) is None:
+        try:
+            _, active = joy_to_keys(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"evaluator: {exc}", throttle_duration_sec=1.0)
+            return
+        step = self.evaluator.add_keys(time_s(msg.header.stamp), active)
+        if step is None:
             return
         self.f1_pub.publish(Float32(data=float(self.evaluator.live_f1())))
+        if (step + 1) % self.params.onset_every == 0:
+            self.onset_pub.publish(Float32(data=float(self.evaluator.live_onset_f1())))
         if self.evaluator.complete:
             self.finish()
 
@@ -83,6 +92,7 @@ class EvaluatorNode(Node):
             path = Path(p.report)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(report, indent=2) + "\n")
+        self.onset_pub.publish(Float32(data=float(report["onset_f1"])))
         self.report_pub.publish(String(data=json.dumps(report)))
         self.get_logger().info(f"evaluator: F1 {report['f1']:.3f}, onset F1 {report['onset_f1']:.3f} "
                                f"({report['steps_seen']}/{report['steps']} steps)")

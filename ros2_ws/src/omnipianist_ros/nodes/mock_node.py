@@ -66,7 +66,7 @@ class MockNode(Node):
         if p.mode == "lockstep":
             self.create_timer(POLL_S, self._poll_lockstep, callback_group=group, clock=wall)
         else:
-            self.create_timer(CONTROL_DT_S, self._step_realtime, callback_group=group, clock=wall)
+            self.create_timer(p.period_s or CONTROL_DT_S, self._step_realtime, callback_group=group, clock=wall)
 
     # ------------------------------------------------------------------------------------ inputs
     def _on_command(self, side: str, msg: Float64MultiArray) -> None:

@@ -12,6 +12,8 @@ Refuses to start (raises ContractError) when the policy's contract does not matc
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -24,11 +26,12 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from omnipianist.safety.filter import SafetyError
 from omnipianist_ros import topics
-from omnipianist_ros.control import PolicyController, SafetySettings
-from omnipianist_ros.messages import JointOrder, float64_array, joy_to_keys, msg_to_goal, time_ns
+from omnipianist_ros.control import PolicyController, SafetySettings, hardware_safety_filters
+from omnipianist_ros.messages import JointOrder, chunk_trajectory, float64_array, joy_to_keys, msg_to_goal, time_ns
 from omnipianist_ros.params import PolicyParams, declare_and_read
 from omnipianist_ros.policies import load_policy
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES
@@ -43,12 +46,19 @@ class PolicyNode(Node):
         scene = build_scene(get_embodiment(p.embodiment, p.action_set, p.forearm_z))  # type: ignore[arg-type]
         policy = load_policy(p.policy, scene, p.lookahead)
         safety = SafetySettings(p.safety_margin, p.max_rate, p.max_rate_rail, p.estop_heartbeat_timeout_s)
-        self.controller = PolicyController(scene, policy, p.lookahead, safety)  # ContractError: refuse to start
+        filters = None
+        if p.hardware_config:  # the rig's limits, rates, watchdog and e-stop (hardware_config/safety.yaml)
+            filters, timeout = hardware_safety_filters(scene, p.hardware_config)
+            safety = dataclasses.replace(safety, heartbeat_timeout_s=timeout)
+        # ContractError here: the node refuses to start
+        self.controller = PolicyController(scene, policy, p.lookahead, safety, filters=filters)
         emb = scene.embodiment
         self.orders = {s: JointOrder(emb.joint_names(s), topics.joint_states(s)) for s in HAND_SIDES}
         group = MutuallyExclusiveCallbackGroup()
         self.cmd_pubs = {s: self.create_publisher(Float64MultiArray, topics.commands(s), topics.COMMAND_PUB_QOS)
                          for s in HAND_SIDES}
+        self.traj_pubs = ({s: self.create_publisher(JointTrajectory, topics.trajectory(s), topics.TRAJECTORY_QOS)
+                           for s in HAND_SIDES} if p.publish_trajectory else {})
         self.sustain_pub = self.create_publisher(Float32, topics.SUSTAIN, topics.SUSTAIN_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
         for side in HAND_SIDES:
@@ -65,10 +75,16 @@ class PolicyNode(Node):
         self._goal_used = 0
         self._last_step_ns: int | None = None
         self._estopped = False
+        self._armed_once = False
+        self._last_step_wall: float | None = None
         self._input_errors = 0
         self.commands_sent = 0
-        if p.trigger == "timer":
-            self.create_timer(CONTROL_DT_S, self._on_timer, callback_group=group)
+        if p.trigger in ("timer", "goal"):
+            # hardware (no use_sim_time): the steady clock, immune to system-time jumps; simulation: the
+            # ROS clock, i.e. /clock, so the loop follows simulated time
+            sim = bool(self.get_parameter("use_sim_time").value)
+            self.create_timer(CONTROL_DT_S, self._on_timer, callback_group=group,
+                              clock=None if sim else RosClock(clock_type=ClockType.STEADY_TIME))
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group,
                           clock=RosClock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"policy: {getattr(policy, 'name', p.policy)} on {emb.key}, trigger {p.trigger}")
@@ -99,7 +115,10 @@ class PolicyNode(Node):
             self._input_error(str(exc))
             return
         self._goal_seq += 1
-        self._maybe_lockstep()
+        if self.params.trigger == "goal":
+            self._control(self._now_s())
+        else:
+            self._maybe_lockstep()
 
     def _on_estop(self, msg: Bool) -> None:
         now = self._now_s()
@@ -151,6 +170,15 @@ class PolicyNode(Node):
 
     def _on_timer(self) -> None:
         now = self._now_s()
+        if self.params.trigger == "goal":
+            # goals pace the loop; this timer only keeps the filters' watchdogs running when they stop
+            if self._last_step_wall is None or time.monotonic() - self._last_step_wall > 1.5 * CONTROL_DT_S:
+                self.controller.tick(now)
+            return
+        self._control(now)
+
+    def _control(self, now: float) -> None:
+        """Step with the newest inputs, or count stale inputs and run the watchdogs."""
         inputs = [v[0] for v in self._q.values() if v is not None]
         stale = (len(inputs) < len(HAND_SIDES) or self._keys is None or self._goal is None
                  or any(now - t * 1e-9 > self.params.stale_after_s for t in [*inputs, self._keys[0]]))
@@ -164,16 +192,25 @@ class PolicyNode(Node):
         assert self._goal is not None and self._keys is not None
         hand_q = self._hand_q()
         ctl = self.controller
-        if (self.params.arm_on_start and not self._estopped and ctl.stats.steps == 0
+        if (self.params.arm_on_start and not self._estopped and not self._armed_once
                 and not ctl.armed):
-            ctl.arm(now_s, hand_q)
+            try:
+                ctl.arm(now_s, hand_q)  # the first arm only; after that, re-arm is /policy/rearm's
+                self._armed_once = True
+            except SafetyError as exc:  # e.g. no e-stop heartbeat yet (hardware): keep trying, send nothing
+                self.get_logger().warning(f"policy: not armed: {exc}", throttle_duration_sec=2.0)
         self._goal_used = self._goal_seq
+        self._last_step_wall = time.monotonic()
         result = ctl.step(now_s, self._goal, self._keys[1], hand_q)
+        stamp = self.get_clock().now().to_msg()
         for side in HAND_SIDES:
             cmd = result.commands[side]
             if cmd is not None:
                 self.cmd_pubs[side].publish(float64_array(cmd))
                 self.commands_sent += 1
+                if side in self.traj_pubs:
+                    self.traj_pubs[side].publish(chunk_trajectory(ctl.actuator_names[side], cmd,
+                                                                  ctl.chunk_commands(side), ctl.dt, stamp))
         self.sustain_pub.publish(Float32(data=float(result.sustain)))
 
     def _publish_diagnostics(self) -> None:

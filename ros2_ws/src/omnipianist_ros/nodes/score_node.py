@@ -2,13 +2,18 @@
 
 Publishes, every control period: ``/piano/progress`` (std_msgs/Float64MultiArray
 ``[step, n_steps, start_time_s, state]``; state 0 idle, 1 waiting, 2 playing, 3 done; start_time_s is
-NaN while idle), then ``/piano/goal``. Services ``/score/start`` and ``/score/stop`` (std_srvs/Trigger).
+NaN while idle), then ``/piano/goal``. Services ``/score/start``, ``/score/stop`` and ``/score/seek``
+(std_srvs/Trigger): seek jumps to the writable parameter ``seek_s`` (seconds into the piece; set it
+with ``ros2 param set /score seek_s 12.5`` first), starting the score if it is idle.
+A bad ``file`` (missing or malformed MIDI) is a ScoreError naming the file, raised at start-up.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -31,13 +36,19 @@ class ScoreNode(Node):
         self.progress_pub = self.create_publisher(Float64MultiArray, topics.PROGRESS, topics.PROGRESS_QOS)
         self.create_service(Trigger, topics.SCORE_START, self._on_start)
         self.create_service(Trigger, topics.SCORE_STOP, self._on_stop)
+        self.create_service(Trigger, topics.SCORE_SEEK, self._on_seek)
+        self.declare_parameter("seek_s", 0.0, ParameterDescriptor(
+            type=ParameterType.PARAMETER_DOUBLE, description="/score/seek target: seconds into the piece"))
+        self._seek_requested: float | None = None
         self._start_requested = p.autostart
         self.last_state = ScoreState.IDLE
         self.ticks = 0
+        self.goal_published_s: float | None = None
+        """time.perf_counter() of the last goal publish (loop benchmark)."""
         if p.tick_source == "clock":
             self.create_subscription(Clock, topics.CLOCK, lambda m: self._tick(time_s(m.clock)), topics.CLOCK_QOS)
         else:
-            self.create_timer(CONTROL_DT_S, lambda: self._tick(self.get_clock().now().nanoseconds * 1e-9))
+            self.create_timer(p.period_s or CONTROL_DT_S, lambda: self._tick(self.get_clock().now().nanoseconds * 1e-9))
         self.get_logger().info(f"score: {p.file!r} x{p.tempo_scale}, {self.schedule.n_steps} steps, "
                                f"lookahead {p.lookahead}, tick on {p.tick_source}")
 
@@ -52,7 +63,25 @@ class ScoreNode(Node):
         res.success, res.message = True, "stopped"
         return res
 
+    def request_seek(self, to_s: float) -> None:
+        """Seek to ``to_s`` seconds into the piece at the next tick (what /score/seek does)."""
+        self._seek_requested = to_s
+
+    def _on_seek(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        to_s = float(self.get_parameter("seek_s").value)
+        if not 0.0 <= to_s < self.schedule.n_steps * self.schedule.dt_s:
+            res.success = False
+            res.message = f"seek_s {to_s} is outside the piece (0 .. {self.schedule.n_steps * self.schedule.dt_s:.2f} s)"
+            return res
+        self._seek_requested = to_s
+        res.success, res.message = True, f"seeking to {to_s:.3f} s at the next tick"
+        return res
+
     def _tick(self, now_s: float) -> None:
+        if self._seek_requested is not None:
+            step = self.schedule.seek(now_s, self._seek_requested)
+            self._seek_requested, self._start_requested = None, False
+            self.get_logger().info(f"score: seek to step {step}")
         if self._start_requested and self.schedule.start_s is None:
             self.schedule.start(now_s)
             self._start_requested = False
@@ -60,6 +89,7 @@ class ScoreNode(Node):
         start = self.schedule.start_s if self.schedule.start_s is not None else float("nan")
         self.progress_pub.publish(float64_array([tick.step, self.schedule.n_steps, start, int(tick.state)],
                                                 "step,n_steps,start_time_s,state"))
+        self.goal_published_s = time.perf_counter()
         self.goal_pub.publish(goal_to_msg(tick.goal))
         self.ticks += 1
         if tick.state != self.last_state:
