@@ -132,6 +132,9 @@ class Policy:
         self._bind()
 
         self._queue: list[np.ndarray] = []
+        self.last_chunk: np.ndarray | None = None
+        """Generalists: the last sampled chunk (H, A) as executed actions (prior added for residual
+        policies), row 0 first; the ROS policy node publishes it as a JointTrajectory."""
         self._fresh = True
         self.prior = None
         self.residual_on_prior = bool(meta.get("residual_on_prior")) and self.kind == "generalist"
@@ -232,6 +235,7 @@ class Policy:
         """Call at the start of every episode: clears the history and the queue, reseeds noise, resets the prior."""
         self._fresh = True
         self._queue.clear()
+        self.last_chunk = None
         if self.kind == "generalist":
             self._gen.manual_seed(self.seed)
         if self.prior is not None:
@@ -254,6 +258,7 @@ class Policy:
                 chunk = self._chunk(x)
                 if chunk is None:
                     return None
+                self.last_chunk = chunk if prior_action is None else np.clip(prior_action[None] + chunk, -1.0, 1.0)
                 self._queue = list(chunk[: self.execute])
                 out = self._queue.pop(0)
             return out if prior_action is None else np.clip(prior_action + out, -1.0, 1.0)

@@ -207,9 +207,10 @@ class PolicyController:
         return StepResult(commands, self.sustain_state, obs, action, results)
 
     def _remember_chunk(self) -> None:
-        """The rest of the policy's action chunk (queued actions of a generalist executing more than
-        one per chunk), in ctrl units clipped to the safe range; empty for one-action policies."""
-        queued = getattr(self.policy, "_queue", None) or []  # policy_export.runtime.Policy's queued actions
+        """The rest of the policy's last action chunk (rows after the executed one; a generalist predicts
+        ``pred_horizon`` actions), in ctrl units clipped to the safe range; empty for one-action policies."""
+        chunk = getattr(self.policy, "last_chunk", None)  # policy_export.runtime.Policy (generalists)
+        queued = list(chunk[1:]) if chunk is not None else []
         rest: dict[str, list[np.ndarray]] = {side: [] for side in HAND_SIDES}
         for a in queued:
             a = np.asarray(a, dtype=np.float64)
