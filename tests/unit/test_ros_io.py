@@ -4,6 +4,12 @@ onset F1, the action chunk message, hardware.yaml, both launch files, the node r
 from __future__ import annotations
 
 import ast
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +17,24 @@ import mido
 import numpy as np
 import pytest
 import yaml
+from mcap.reader import make_reader
 from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from omnipianist.errors import ConfigError, ScoreError
-from omnipianist_ros import bringup
+from omnipianist_ros import bringup, midi_input
 from omnipianist_ros.config import EXECUTABLES, NODE_PARAMS, config_path, load_bringup_config, parse_bringup_config
 from omnipianist_ros.evaluation import LiveEvaluator
 from omnipianist_ros.mcap_writer import MAGIC, McapWriter, read_mcap, ros2msg_schema
 from omnipianist_ros.messages import builtin_time_zero, chunk_trajectory
-from omnipianist_ros.midi_input import KeyTracker, resolve_port_name
+from omnipianist_ros.midi_input import KeyTracker, open_input, resolve_port_name
 from omnipianist_ros.score import ScoreSchedule
+
+with warnings.catch_warnings():  # mcap_ros2.reader warns on import with mcap_ros1's deprecation docstring
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from mcap_ros2.reader import read_ros2_messages
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,38 +72,133 @@ def test_port_name_resolution_is_clear() -> None:
         resolve_port_name("", [])
 
 
+class _FakeBackend:
+    """Stands in for mido's rtmidi backend: ``names`` listed, or ``fail`` raised when listing."""
+
+    def __init__(self, names: list[str] | None = None, fail: Exception | None = None) -> None:
+        self.names, self.fail, self.opened = names or [], fail, []
+
+    def get_input_names(self) -> list[str]:
+        if self.fail is not None:
+            raise self.fail
+        return self.names
+
+    def open_input(self, name: str, callback: Any = None) -> str:
+        self.opened.append(name)
+        return name
+
+
+def test_open_input_by_name_through_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert midi_input.MIDI_BACKEND == "mido.backends.rtmidi"
+    fake = _FakeBackend(["Midi Through:Midi Through Port-0 14:0", "Kawai CA49:Kawai CA49 MIDI 1 20:0"])
+    monkeypatch.setattr(midi_input, "_backend", lambda: fake)
+    assert open_input("Kawai") == fake.names[1] and fake.opened == [fake.names[1]]
+    with pytest.raises(ConfigError, match=r"port 'Yamaha': no MIDI input port matches; available: .*Kawai CA49"):
+        open_input("Yamaha")
+
+
+@pytest.mark.parametrize("fake, match", [
+    (_FakeBackend([]), r"port 'Kawai': no MIDI input ports"),
+    # what rtmidi raises without an ALSA sequencer (its SystemError is an OSError)
+    (_FakeBackend(fail=OSError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")),
+     r"cannot list MIDI input ports with mido\.backends\.rtmidi: MidiInAlsa.*/dev/snd/seq"),
+])
+def test_no_midi_ports_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, fake: _FakeBackend, match: str) -> None:
+    monkeypatch.setattr(midi_input, "_backend", lambda: fake)
+    with pytest.raises(ConfigError, match=match):
+        open_input("Kawai")
+
+
+def test_real_backend_missing_port_is_a_config_error() -> None:
+    """Whatever this machine has (no ALSA sequencer, no ports, other ports): a ConfigError, never a trace."""
+    with pytest.raises(ConfigError, match="piano_listener: "):
+        open_input("No Such Piano 0xdeadbeef")
+
+
 # ------------------------------------------------------------------------------------- MCAP
-def test_mcap_round_trip_with_cdr(tmp_path: Path) -> None:
+_FLOATS, _JOINTS = "std_msgs/msg/Float64MultiArray", "sensor_msgs/msg/JointState"
+
+
+def test_mcap_round_trip_read_by_the_mcap_libraries(tmp_path: Path) -> None:
     path = tmp_path / "rec.mcap"
-    msgs = [Float64MultiArray(data=[float(i), 2.0]) for i in range(3)]
+    cmd = "/left_hand/position_controller/commands"
     with McapWriter(path) as w:
-        for i, m in enumerate(msgs):
-            w.write("/left_hand/position_controller/commands", "std_msgs/msg/Float64MultiArray",
-                    serialize_message(m), 1_000 + i)
+        for i in range(3):
+            w.write(cmd, _FLOATS, serialize_message(Float64MultiArray(data=[float(i), 2.0])), 1_000 + i)
             w.flush()
         w.write("/traj", "trajectory_msgs/msg/JointTrajectory", serialize_message(JointTrajectory()), 5_000)
+        w.write("/joint_states", _JOINTS, serialize_message(JointState(name=["wrist", "index_mcp"],
+                                                                        position=[0.5, -1.25])), 6_000, 5_900)
     raw = path.read_bytes()
     assert raw.startswith(MAGIC) and raw.endswith(MAGIC)
-    r = read_mcap(path)
-    assert r["profile"] == "ros2" and r["complete"]
-    assert {c[0] for c in r["channels"].values()} == {"/left_hand/position_controller/commands", "/traj"}
-    assert all(s[1] == "ros2msg" for s in r["schemas"].values())
-    got = [deserialize_message(d, Float64MultiArray) for cid, _, _, d in r["messages"] if cid == 0]
-    assert [list(m.data) for m in got] == [[0.0, 2.0], [1.0, 2.0], [2.0, 2.0]]
-    assert [m[1] for m in r["messages"] if m[0] == 0] == [0, 1, 2]  # per-channel sequence
+    with path.open("rb") as f:  # the standard seeking reader: header, summary, CRCs
+        reader = make_reader(f, validate_crcs=True)
+        assert reader.get_header().profile == "ros2"
+        summary = reader.get_summary()
+        assert summary is not None and summary.statistics is not None and summary.statistics.message_count == 5
+        assert {s.encoding for s in summary.schemas.values()} == {"ros2msg"}
+        assert {c.message_encoding for c in summary.channels.values()} == {"cdr"}
+    decoded = list(read_ros2_messages(path))  # mcap_ros2 decodes from the file's own ros2msg schemas
+    assert [m.channel.topic for m in decoded] == [cmd] * 3 + ["/traj", "/joint_states"]
+    assert [list(m.ros_msg.data) for m in decoded[:3]] == [[0.0, 2.0], [1.0, 2.0], [2.0, 2.0]]
+    assert [m.sequence_count for m in decoded[:3]] == [0, 1, 2]  # per-channel sequence
+    js = decoded[-1]
+    assert list(js.ros_msg.name) == ["wrist", "index_mcp"] and list(js.ros_msg.position) == [0.5, -1.25]
+    assert (js.log_time_ns, js.publish_time_ns, js.schema.name) == (6_000, 5_900, _JOINTS)
+    r = read_mcap(path)  # our reader hands back the CDR bytes rclpy reads
+    assert r.complete and r.topics() == {cmd, "/traj", "/joint_states"}
+    assert list(deserialize_message(r.on("/joint_states")[0].data, JointState).position) == [0.5, -1.25]
 
 
-def test_mcap_cut_short_keeps_flushed_messages(tmp_path: Path) -> None:
-    path = tmp_path / "crash.mcap"
+def test_mcap_cut_short_keeps_every_whole_message(tmp_path: Path) -> None:
+    path = tmp_path / "w.mcap"
     w = McapWriter(path)
-    w.write("/a", "std_msgs/msg/Float64MultiArray", serialize_message(Float64MultiArray(data=[1.0])), 1)
-    w.flush()
-    size = path.stat().st_size
-    w.write("/a", "std_msgs/msg/Float64MultiArray", serialize_message(Float64MultiArray(data=[2.0])), 2)
-    w._file().flush()
-    path.write_bytes(path.read_bytes()[: size + 10])  # the "crash": a partial record after the flush
-    r = read_mcap(path)
-    assert len(r["messages"]) == 1 and not r["complete"]
+    sizes = []  # the file's size once each message is on disk
+    for i in range(3):
+        w.write("/a", _FLOATS, serialize_message(Float64MultiArray(data=[float(i)])), i)
+        w.flush()
+        sizes.append(path.stat().st_size)
+    flushed = path.read_bytes()
+    w.close()
+    cut_file = tmp_path / "cut.mcap"
+    # a crash may end the file anywhere: every byte from the first message's tail on, a sample before
+    cuts = sorted(set(range(len(MAGIC), sizes[0], 97)) | set(range(sizes[0] - 40, len(flushed) + 1)))
+    for cut in cuts:
+        cut_file.write_bytes(flushed[:cut])
+        r = read_mcap(cut_file)
+        assert not r.complete
+        assert len(r.messages) == sum(cut >= s for s in sizes), cut
+        assert [list(deserialize_message(m.data, Float64MultiArray).data) for m in r.messages] == \
+            [[float(i)] for i in range(len(r.messages))]
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import JointState
+    from omnipianist_ros.mcap_writer import McapWriter
+
+    w = McapWriter(sys.argv[1])
+    for i in range(50):
+        w.write("/joint_states", "sensor_msgs/msg/JointState",
+                serialize_message(JointState(name=["wrist"], position=[float(i)])), i)
+    w.flush()  # what the recorder's flush timer does every flush_period_s
+    w.write("/joint_states", "sensor_msgs/msg/JointState", serialize_message(JointState(name=["late"])), 50)
+    os.kill(os.getpid(), signal.SIGKILL)  # no close(): no summary, no footer
+""")
+
+
+def test_mcap_of_a_killed_writer_reads(tmp_path: Path) -> None:
+    path = tmp_path / "killed.mcap"
+    res = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(path)], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    assert not path.read_bytes().endswith(MAGIC)
+    r = read_mcap(path, decode=True)
+    assert not r.complete
+    got = r.messages[:50]  # the flushed ones all made it (the unflushed one may or may not have)
+    assert [list(m.ros_msg.position) for m in got] == [[float(i)] for i in range(50)]
+    assert all(list(m.ros_msg.name) == ["wrist"] for m in got) and len(r.messages) <= 51
 
 
 def test_ros2msg_schema_includes_nested_definitions() -> None:
@@ -224,18 +331,6 @@ def test_bench_loop_cli_args() -> None:
     assert judge(ok) == []
     assert judge({**ok, "missed_deadlines": 1}) and judge({**ok, "latency_ms_p99": 11.0})
     assert judge({**ok, "rate_hz": 100.0, "latency_ms_p99": 11.0}) == []
-
-
-def test_missing_midi_backend_is_reported() -> None:
-    from omnipianist_ros.midi_input import input_names
-
-    try:
-        import rtmidi  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="python-rtmidi"):
-            input_names()
-    else:
-        assert isinstance(input_names(), list)
 
 
 def test_wrong_onnx_is_refused(tmp_path: Path) -> None:

@@ -1,39 +1,40 @@
-"""A small MCAP writer (and reader, for checks) for ROS 2 messages: profile ``ros2``, schemas ``ros2msg``,
-messages ``cdr`` (the bytes rclpy's raw subscriptions and ``rclpy.serialization`` produce).
+"""ROS 2 messages to MCAP with the ``mcap`` library: profile ``ros2``, schemas ``ros2msg``, messages ``cdr``
+(the bytes rclpy's raw subscriptions and ``rclpy.serialization`` produce).
 
-Why our own: neither ``mcap`` nor ``mcap-ros2-support`` is installed here. This writes the MCAP
-format's required records only (https://mcap.dev/spec): magic, Header, Schema, Channel, Message,
-DataEnd, Footer (no summary, no chunks, no index: every MCAP reader reads such a file front to
-back, e.g. ``mcap cat`` or ``mcap.reader.make_reader(f).iter_messages()``). Records go straight to
-the file; :meth:`McapWriter.flush` flushes and fsyncs, so a crash loses only what came after the
-last flush, and a file cut short ends at a record boundary or inside the last record (readers stop
-there; ``mcap recover`` rewrites it with an index).
+:class:`McapWriter` writes through :class:`mcap.writer.Writer` *un-chunked*: each record goes to the
+file as it is added (no chunk held in memory), so :meth:`McapWriter.flush` (flush + fsync, the recorder
+calls it every ``flush_period_s`` <= 1 s) puts every message received before it on disk; a crash loses
+only what came after the last flush. :meth:`McapWriter.close` writes the summary (schemas, channels,
+statistics) and footer; then any MCAP reader (``mcap.reader.make_reader``, ``mcap cat``, Foxglove)
+reads the file. A file whose writer was killed has no footer: ``make_reader(f)`` on a seekable file
+looks for the footer first and fails, so :func:`read_mcap` reads front to back with
+:class:`mcap.reader.NonSeekingReader` and stops at the end of the last whole record
+(``mcap recover`` rewrites such a file with a summary).
+
+The schemas are the .msg files of the installed interface packages (``share/<pkg>/msg``), each
+nested type's definition appended after a ``MSG: pkg/Type`` separator, as rosbag2 writes them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import struct
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
-MAGIC = b"\x89MCAP0\r\n"
-OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_DATA_END = 0x01, 0x02, 0x03, 0x04, 0x05, 0x0F
-LIBRARY = "omnipianist mcap_writer 1"
+from mcap.exceptions import EndOfFile
+from mcap.reader import NonSeekingReader
+from mcap.well_known import MessageEncoding, Profile, SchemaEncoding
+from mcap.writer import MCAP0_MAGIC, CompressionType, Writer
+
+MAGIC = MCAP0_MAGIC
+LIBRARY = "omnipianist mcap_writer 2 (mcap-python)"
 _PRIMITIVES = {"bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32",
                "uint32", "int64", "uint64", "string", "wstring"}
 _SEPARATOR = "=" * 80
-
-
-def _str(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack("<I", len(b)) + b
-
-
-def _record(op: int, content: bytes) -> bytes:
-    return struct.pack("<BQ", op, len(content)) + content
 
 
 class SchemaError(LookupError):
@@ -93,17 +94,23 @@ def ros2msg_schema(type_name: str) -> str:
 
 
 class McapWriter:
-    """Append-only MCAP writer. ``with McapWriter(path) as w: w.write(topic, type_name, cdr, t_ns)``."""
+    """``with McapWriter(path) as w: w.write(topic, type_name, cdr, t_ns)``; ``flush()`` makes it durable.
 
-    def __init__(self, path: str | Path, profile: str = "ros2") -> None:
+    Safe to call from several threads (one lock around the file)."""
+
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
         self._f: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        # Un-chunked: no record waits in a chunk buffer, so a flush writes every message out.
+        self._writer = Writer(self._f, use_chunking=False, compression=CompressionType.NONE,
+                              enable_data_crcs=True)
+        self._writer.start(profile=Profile.ROS2, library=LIBRARY)
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, tuple[int, str]] = {}
         self._seq: dict[int, int] = {}
         self.messages = 0
-        self._f.write(MAGIC + _record(OP_HEADER, _str(profile) + _str(LIBRARY)))
 
     def _file(self) -> BinaryIO:
         if self._f is None:
@@ -111,53 +118,54 @@ class McapWriter:
         return self._f
 
     def channel(self, topic: str, type_name: str, metadata: dict[str, str] | None = None) -> int:
-        """The channel id of ``topic`` (registered with its schema on first use). ValueError if the topic
-        was registered with another type."""
+        """The channel id of ``topic`` (registered with its schema on first use). SchemaError if the
+        type's .msg is not installed; ValueError if the topic was registered with another type."""
+        with self._lock:
+            return self._channel(topic, type_name, metadata)
+
+    def _channel(self, topic: str, type_name: str, metadata: dict[str, str] | None) -> int:
         if topic in self._channels:
             cid, known = self._channels[topic]
             if known != type_name:
                 raise ValueError(f"{self.path}: topic {topic} is {known}, not {type_name}")
             return cid
-        f = self._file()
+        self._file()
         sid = self._schemas.get(type_name)
         if sid is None:
-            sid = len(self._schemas) + 1
-            data = ros2msg_schema(type_name).encode()
-            f.write(_record(OP_SCHEMA, struct.pack("<H", sid) + _str(type_name) + _str("ros2msg")
-                            + struct.pack("<I", len(data)) + data))
+            sid = self._writer.register_schema(type_name, SchemaEncoding.ROS2, ros2msg_schema(type_name).encode())
             self._schemas[type_name] = sid
-        cid = len(self._channels)
-        meta = b"".join(_str(k) + _str(v) for k, v in (metadata or {}).items())
-        f.write(_record(OP_CHANNEL, struct.pack("<HH", cid, sid) + _str(topic) + _str("cdr")
-                        + struct.pack("<I", len(meta)) + meta))
+        cid = self._writer.register_channel(topic, MessageEncoding.CDR, sid, metadata or {})
         self._channels[topic] = (cid, type_name)
         self._seq[cid] = 0
         return cid
 
     def write(self, topic: str, type_name: str, data: bytes, log_time_ns: int, publish_time_ns: int | None = None) -> None:
-        """One CDR-serialised message of ``type_name`` (``pkg/msg/Type``) on ``topic``."""
-        cid = self.channel(topic, type_name)
-        seq = self._seq[cid]
-        self._seq[cid] = seq + 1
-        pub = log_time_ns if publish_time_ns is None else publish_time_ns
-        self._file().write(_record(OP_MESSAGE, struct.pack("<HIQQ", cid, seq & 0xFFFFFFFF, log_time_ns, pub) + data))
-        self.messages += 1
+        """One CDR-serialised message of ``type_name`` (``pkg/msg/Type``) on ``topic``; times in ns."""
+        with self._lock:
+            cid = self._channel(topic, type_name, None)
+            seq = self._seq[cid]
+            self._seq[cid] = seq + 1
+            pub = log_time_ns if publish_time_ns is None else publish_time_ns
+            self._writer.add_message(cid, log_time_ns, bytes(data), pub, sequence=seq & 0xFFFFFFFF)
+            self.messages += 1
 
     def flush(self) -> None:
-        """Push what was written to the disk (flush + fsync)."""
-        f = self._file()
-        f.flush()
-        os.fsync(f.fileno())
+        """Put everything written so far on the disk (flush + fsync)."""
+        with self._lock:
+            f = self._file()
+            f.flush()
+            os.fsync(f.fileno())
 
     def close(self) -> None:
-        if self._f is None:
-            return
-        f = self._f
-        f.write(_record(OP_DATA_END, struct.pack("<I", 0)) + _record(OP_FOOTER, struct.pack("<QQI", 0, 0, 0)) + MAGIC)
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
-        self._f = None
+        """Write the summary and footer, fsync and close (idempotent)."""
+        with self._lock:
+            if self._f is None:
+                return
+            f, self._f = self._f, None
+            self._writer.finish()
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
 
     def __enter__(self) -> McapWriter:
         return self
@@ -166,45 +174,62 @@ class McapWriter:
         self.close()
 
 
-def read_mcap(path: str | Path) -> dict[str, Any]:
-    """Parse an MCAP file this module wrote (front to back; tolerates a file cut short).
+# ------------------------------------------------------------------------------------- reading back
+class _WholeReads:
+    """A file whose ``read(n)`` returns n bytes or nothing: mcap's stream reader then raises EndOfFile
+    at a record cut short, instead of handing out the record's partial bytes."""
 
-    Returns ``{"profile", "schemas": {id: (name, encoding, text)}, "channels": {id: (topic, schema_id,
-    encoding)}, "messages": [(channel_id, sequence, log_time_ns, data)], "complete": bool}``.
-    """
-    raw = Path(path).read_bytes()
-    if not raw.startswith(MAGIC):
-        raise ValueError(f"{path}: not an MCAP file (bad magic)")
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
 
-    def s(buf: bytes, i: int) -> tuple[str, int]:
-        (n,) = struct.unpack_from("<I", buf, i)
-        return buf[i + 4:i + 4 + n].decode(), i + 4 + n
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        return data if n < 0 or len(data) == n else b""
 
-    out: dict[str, Any] = {"profile": None, "schemas": {}, "channels": {}, "messages": [], "complete": False}
-    i = len(MAGIC)
-    while i + 9 <= len(raw):
-        op, n = struct.unpack_from("<BQ", raw, i)
-        body = raw[i + 9:i + 9 + n]
-        if len(body) < n:
-            break  # cut short inside a record
-        i += 9 + n
-        if op == OP_HEADER:
-            out["profile"], _ = s(body, 0)
-        elif op == OP_SCHEMA:
-            (sid,) = struct.unpack_from("<H", body, 0)
-            name, j = s(body, 2)
-            enc, j = s(body, j)
-            (dn,) = struct.unpack_from("<I", body, j)
-            out["schemas"][sid] = (name, enc, body[j + 4:j + 4 + dn].decode())
-        elif op == OP_CHANNEL:
-            cid, sid = struct.unpack_from("<HH", body, 0)
-            topic, j = s(body, 4)
-            enc, j = s(body, j)
-            out["channels"][cid] = (topic, sid, enc)
-        elif op == OP_MESSAGE:
-            cid, seq, log_t, _pub = struct.unpack_from("<HIQQ", body, 0)
-            out["messages"].append((cid, seq, log_t, body[22:]))
-        elif op == OP_FOOTER:
-            out["complete"] = raw[i:i + len(MAGIC)] == MAGIC
-            break
-    return out
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    topic: str
+    type_name: str
+    """``pkg/msg/Type`` (the schema's name)."""
+    sequence: int
+    log_time_ns: int
+    publish_time_ns: int
+    data: bytes
+    """The CDR bytes (``rclpy.serialization.deserialize_message(data, Type)``)."""
+    ros_msg: Any = None
+    """With ``read_mcap(..., decode=True)``: the message decoded by ``mcap_ros2`` from the file's schema."""
+
+
+@dataclass(frozen=True)
+class McapContents:
+    messages: list[RecordedMessage]
+    """In file order (= receipt order for the recorder)."""
+    complete: bool
+    """The file ends with its footer (the writer was closed); False: cut short (writer killed or running)."""
+
+    def topics(self) -> set[str]:
+        return {m.topic for m in self.messages}
+
+    def on(self, topic: str) -> list[RecordedMessage]:
+        return [m for m in self.messages if m.topic == topic]
+
+
+def read_mcap(path: str | Path, decode: bool = False) -> McapContents:
+    """Every whole message of an MCAP file, complete or cut short (read front to back by
+    :class:`mcap.reader.NonSeekingReader`, CRCs checked; ``decode`` decodes with ``mcap_ros2``)."""
+    from mcap_ros2.decoder import DecoderFactory
+
+    out: list[RecordedMessage] = []
+    with open(path, "rb") as f:
+        reader = NonSeekingReader(cast(IO[bytes], _WholeReads(f)), validate_crcs=True,
+                                  decoder_factories=[DecoderFactory()] if decode else ())
+        items: Any = (reader.iter_decoded_messages(log_time_order=False) if decode
+                      else ((*t, None) for t in reader.iter_messages(log_time_order=False)))
+        try:
+            for schema, channel, msg, ros_msg in items:
+                out.append(RecordedMessage(channel.topic, schema.name if schema else "", msg.sequence, msg.log_time,
+                                           msg.publish_time, msg.data, ros_msg))
+        except EndOfFile:
+            return McapContents(out, complete=False)
+    return McapContents(out, complete=True)

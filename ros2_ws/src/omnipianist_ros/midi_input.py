@@ -5,7 +5,7 @@ note-off (a note-on with velocity 0 is a note-off, as running status sends it), 
 (Joy axes) is 1.0 while down, 0.0 when up. MIDI note 21 (A0) is key 0, 108 (C8) key 87; notes
 outside the keyboard are ignored and counted. The sustain pedal (CC 64 >= 64) is tracked too.
 
-Ports: :func:`open_input` opens a port by name with mido (python-rtmidi backend); any object with
+Ports: :func:`open_input` opens a port by name with mido's rtmidi backend; any object with
 ``iter_pending()`` yielding mido messages works too (mido's ``EchoPort``/``IOPort``, a fake in tests).
 """
 
@@ -71,21 +71,31 @@ class KeyTracker:
         return self.active.astype(np.float32)
 
 
-def input_names() -> list[str]:
-    """MIDI input port names (ConfigError when the backend is missing)."""
+MIDI_BACKEND = "mido.backends.rtmidi"
+"""The mido backend ports are opened by name with (python-rtmidi; ALSA sequencer on Linux)."""
+
+
+def _backend() -> Any:
     import mido
 
+    return mido.Backend(MIDI_BACKEND, load=True)
+
+
+def input_names() -> list[str]:
+    """MIDI input port names from :data:`MIDI_BACKEND`. ConfigError when they cannot be listed (no ALSA
+    sequencer, e.g. a container without ``/dev/snd/seq``; rtmidi raises an OSError subclass then)."""
     try:
-        return list(mido.get_input_names())
-    except ImportError as exc:
-        raise ConfigError(f"piano_listener: the MIDI backend is not installed ({exc}); install python-rtmidi "
-                          "(pip install python-rtmidi) to open a port by name") from exc
+        return [str(n) for n in _backend().get_input_names()]
+    except (OSError, RuntimeError, ImportError) as exc:
+        raise ConfigError(f"piano_listener: cannot list MIDI input ports with {MIDI_BACKEND}: {exc} "
+                          "(is the ALSA sequencer /dev/snd/seq available to this process?)") from exc
 
 
 def resolve_port_name(wanted: str, names: list[str]) -> str:
     """The one port whose name equals or contains ``wanted`` ('' = the only port). ConfigError otherwise."""
     if not names:
-        raise ConfigError("piano_listener: no MIDI input ports (is the piano connected and switched on?)")
+        raise ConfigError(f"piano_listener: port {wanted!r}: no MIDI input ports (is the piano connected and "
+                          "switched on?)")
     if wanted in names:
         return wanted
     matches = [n for n in names if wanted in n]
@@ -96,12 +106,11 @@ def resolve_port_name(wanted: str, names: list[str]) -> str:
 
 
 def open_input(wanted: str, callback: Callable[[Any], None] | None = None) -> Any:
-    """Open the MIDI input ``wanted`` names (see :func:`resolve_port_name`); with ``callback`` mido calls
-    it from the backend's thread at each message's receipt."""
-    import mido
-
+    """Open the MIDI input ``wanted`` names (see :func:`resolve_port_name`) with :data:`MIDI_BACKEND`; with
+    ``callback`` mido calls it from the backend's thread at each message's receipt. ConfigError (naming the
+    port and listing the available ones) when it cannot."""
     name = resolve_port_name(wanted, input_names())
     try:
-        return mido.open_input(name, callback=callback)
-    except (OSError, ImportError, RuntimeError) as exc:  # rtmidi raises OSError subclasses
-        raise ConfigError(f"piano_listener: cannot open MIDI input {name!r}: {exc}") from exc
+        return _backend().open_input(name, callback=callback)
+    except (OSError, RuntimeError, ImportError) as exc:  # rtmidi raises OSError subclasses
+        raise ConfigError(f"piano_listener: cannot open MIDI input {name!r} with {MIDI_BACKEND}: {exc}") from exc

@@ -2,9 +2,11 @@
 
 Topics are discovered every ``discovery_period_s``; each is subscribed raw (CDR bytes, no
 deserialisation) with a QoS its publishers can serve (reliable and transient-local only when every
-publisher is), and written with :class:`omnipianist_ros.mcap_writer.McapWriter` at receipt time
-(``log_time`` = this node's clock). The file is flushed and fsynced every ``flush_period_s`` (<= 1 s):
-a crash loses at most that much. ``close()`` (and node destruction) writes the footer.
+publisher is), and written as received (CDR bytes, ``log_time`` = this node's clock) through
+:class:`omnipianist_ros.mcap_writer.McapWriter` (``mcap.writer.Writer``, un-chunked). The file is flushed
+and fsynced every ``flush_period_s`` (<= 1 s): a crash loses at most that much, and the file cut short
+still reads (``mcap_writer.read_mcap``, ``mcap recover``). ``close()`` (and node destruction) writes the
+summary and footer.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class RecorderNode(Node):
             self.writer.flush()
 
     def close(self) -> None:
-        """Write the footer and close the file (idempotent)."""
+        """Write the summary and footer and close the file (idempotent)."""
         if self.writer is not None:
             self.writer.close()
             self.get_logger().info(f"recorder: {self.writer.messages} messages on {len(self.recorded)} topics "

@@ -1,0 +1,230 @@
+"""hand_driver node: a ROS 2 LifecycleNode around :class:`omnipianist.hardware.driver.HandDriver` (one hand).
+
+Transitions (the driver core does the work; this node is only plumbing):
+
+* configure: load ``hand_config`` / ``bus_config`` / ``safety_config``, open the port, PING every servo,
+  check models, write the EEPROM settings with torque off (``HandDriver.configure``).
+* activate: goal := present, torque on, bus watchdog armed (``HandDriver.activate``); the control timer
+  then runs one driver cycle per period, with absolute I/O deadlines inside the driver.
+* deactivate / cleanup / shutdown / error: torque off (shutdown and cleanup also close the port).
+
+Topics: subscribes ``topics.commands(side)`` (std_msgs/Float64MultiArray, actuator ctrl units in
+``embodiment.actuator_names(side)`` order; entries without a servo, e.g. the LEAP forearm rail, are
+ignored) with ``topics.command_sub_qos`` (deadline = the filter's hold time) and ``/estop`` (std_msgs/Bool:
+True latches the e-stop, every message is a heartbeat); publishes ``topics.joint_states(side)``
+(sensor_msgs/JointState: position, velocity, effort = current [mA]; stale servos keep their last good
+value and are listed in the diagnostics) and diagnostic_msgs/DiagnosticArray on ``topics.DIAGNOSTICS`` at 1 Hz.
+
+Parameters (read once at configure): ``hand_config`` (path), ``bus_config`` (path), ``safety_config``
+(path), ``side`` (left | right), ``rate_hz`` (control rate), ``port`` (override, "" = the bus file's).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+
+from omnipianist.errors import OmnipianistError
+from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_bus_config, load_safety_config
+from omnipianist.hardware.driver import DriverState, HandDriver
+from omnipianist.hardware.hil import load_channels
+from omnipianist_ros import topics
+
+PARAMS: dict[str, tuple[Any, str]] = {
+    "side": ("left", "hand side: left | right"),
+    "hand_config": ("", "hand YAML (default hardware_config/leap_<side>.yaml)"),
+    "bus_config": (str(HARDWARE_CONFIG_DIR / "bus.yaml"), "bus YAML"),
+    "safety_config": (str(HARDWARE_CONFIG_DIR / "safety.yaml"), "safety YAML"),
+    "embodiment": ("leap", "embodiment of the hand file (leap | shadow for the HIL virtual hands)"),
+    "rate_hz": (20.0, "control rate [Hz]"),
+    "port": ("", "serial port override ('' = the bus file's port)"),
+}
+
+
+class HandDriverNode(LifecycleNode):
+    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name or "hand_driver", **kwargs)
+        for key, (default, help_text) in PARAMS.items():
+            self.declare_parameter(key, default, ParameterDescriptor(description=help_text, read_only=True))
+        self.driver: HandDriver | None = None
+        self._timer = None
+        self._command: np.ndarray | None = None
+        self._pick: np.ndarray = np.zeros(0, dtype=int)
+        self._n_actuators = 0
+        self._last_diag = 0.0
+        self._js_pub = None
+        self._diag_pub = None
+        self._subs: list[Any] = []
+
+    def _p(self, key: str) -> Any:
+        return self.get_parameter(key).value
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- transitions --------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        side = str(self._p("side"))
+        try:
+            topics.joint_states(side)
+            embodiment = str(self._p("embodiment"))
+            hand_path = Path(self._p("hand_config") or HARDWARE_CONFIG_DIR / f"leap_{side}.yaml")
+            safety = load_safety_config(self._p("safety_config"), embodiment)
+            channels, bus_name = load_channels(hand_path, embodiment, safety)
+            buses = load_bus_config(self._p("bus_config"))
+            if bus_name not in buses:
+                raise OmnipianistError(f"{hand_path}: bus {bus_name!r} is not in {self._p('bus_config')}")
+            period = 1.0 / float(self._p("rate_hz"))
+            self.driver = HandDriver(channels, buses[bus_name], safety, period_s=period,
+                                     port=str(self._p("port")) or None, name=side)
+            from sim_training.models.embodiment import get_embodiment
+
+            names = list(get_embodiment(embodiment).actuator_names(side))
+            self._n_actuators = len(names)
+            self._pick = np.array([names.index(c.name) for c in channels])
+            self.driver.configure()
+        except (OmnipianistError, ValueError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._js_pub = self.create_lifecycle_publisher(JointState, topics.joint_states(side), topics.JOINT_STATES_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
+        self._subs = [
+            self.create_subscription(Float64MultiArray, topics.commands(side), self._on_command,
+                                     topics.command_sub_qos(safety.watchdog.hold_after_s)),
+            self.create_subscription(Bool, topics.ESTOP, self._on_estop, topics.ESTOP_QOS),
+        ]
+        self.get_logger().info(f"configured {len(channels)} servos on {self.driver.port}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        assert self.driver is not None
+        try:
+            self.driver.activate(self._now())
+        except OmnipianistError as exc:
+            self.get_logger().error(f"activate failed: {exc}")
+            self.driver.deactivate()
+            return TransitionCallbackReturn.FAILURE
+        self._timer = self.create_timer(self.driver.period_s, self._cycle)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_timer()
+        if self.driver is not None:
+            self.driver.deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_timer()
+        if self.driver is not None:
+            self.driver.on_error()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _release(self) -> None:
+        self._stop_timer()
+        if self.driver is not None:
+            self.driver.shutdown()
+            self.driver = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+
+    # --- callbacks ----------------------------------------------------------------------------------
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        data = np.asarray(msg.data, dtype=float)
+        if data.shape != (self._n_actuators,):
+            self.get_logger().warning(f"command of length {data.size} ignored; expected {self._n_actuators}",
+                                      throttle_duration_sec=1.0)
+            return
+        self._command = data[self._pick]  # NaNs go through: the filter refuses them and counts it
+
+    def _on_estop(self, msg: Bool) -> None:
+        if self.driver is None:
+            return
+        now = self._now()
+        self.driver.heartbeat(now)
+        if msg.data:
+            self.driver.estop(now, "/estop is true")
+
+    def _cycle(self) -> None:
+        driver = self.driver
+        if driver is None:
+            return
+        now = self._now()
+        command, self._command = self._command, None
+        reading = driver.step(command, now)
+        if self._js_pub is not None:
+            js = JointState()
+            js.header.stamp = self.get_clock().now().to_msg()
+            js.name = list(driver.names)
+            js.position = reading.position.tolist()
+            js.velocity = reading.velocity.tolist()
+            js.effort = reading.current_ma.tolist()
+            self._js_pub.publish(js)
+        mono = time.monotonic()
+        if self._diag_pub is not None and mono - self._last_diag >= 1.0:
+            self._last_diag = mono
+            self._diag_pub.publish(self.diagnostics_msg())
+        if driver.state is DriverState.FAULT:
+            self.get_logger().error(f"hand driver FAULT: {driver.last_error}", throttle_duration_sec=1.0)
+
+    def diagnostics_msg(self) -> DiagnosticArray:
+        assert self.driver is not None
+        d = self.driver
+        status = DiagnosticStatus()
+        status.name = f"hand_driver/{d.name}"
+        status.hardware_id = d.port
+        stale = any(h.stale for h in d.health.values())
+        status.level = (DiagnosticStatus.ERROR if d.state is DriverState.FAULT
+                        else DiagnosticStatus.WARN if stale or not d.bus.is_connected else DiagnosticStatus.OK)
+        status.message = d.last_error or d.state.value
+        status.values = [KeyValue(key=k, value=v) for k, v in d.diagnostic_key_values().items()]
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [status]
+        return msg
+
+
+def main(args: list[str] | None = None) -> None:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    node = HandDriverNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node.driver is not None:
+            node.driver.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
