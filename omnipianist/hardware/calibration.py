@@ -91,3 +91,178 @@ def joint_rad_to_ticks(cal: JointCalibration, rad: float) -> int:
     if not math.isfinite(rad):
         raise ValueError(f"joint {cal.name} (servo id {cal.servo_id}): non-finite angle {rad!r}")
     return CENTER_TICKS + round(cal.direction * (rad + cal.offset_rad) / RAD_PER_TICK)
+
+
+# --- guided calibration (``omnipianist calibrate``) -------------------------------------------------
+
+ZERO_POSE_PROMPT = (
+    "Torque is off: the hand is limp. Put every joint at its zero pose (fingers flat and straight, "
+    "abduction centred, thumb as in the model's zero pose), hold it there, then press Enter."
+)
+FLEX_POSE_PROMPT = (
+    "Now move every joint some way toward the upper end of its range (curl each finger, spread each "
+    "abduction joint toward positive, curl the thumb) -- at least {min_deg:.0f} degrees -- then press Enter."
+)
+MIN_MOTION_RAD = 0.2
+"""A joint must move at least this far between the two poses for its direction to be measured."""
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What :func:`run_calibration` measured and wrote.
+
+    Attributes:
+        hand: the new hand configuration (re-loaded from ``path``, so it passed validation).
+        path: the YAML file written.
+        zero_ticks / flexed_ticks: Present Position per joint at the two poses.
+        unchanged_direction: joints that moved less than ``min_motion_rad`` (direction kept from before).
+    """
+
+    hand: object
+    path: object
+    zero_ticks: dict[str, int]
+    flexed_ticks: dict[str, int]
+    unchanged_direction: tuple[str, ...]
+
+
+def run_calibration(
+    bus: object,
+    hand: object,
+    out_path: object,
+    *,
+    prompt: object = None,
+    min_motion_rad: float = MIN_MOTION_RAD,
+) -> CalibrationResult:
+    """Record every joint's ``offset_rad`` and ``direction`` with the hand limp, and write a hand YAML.
+
+    Steps: torque off on every servo of ``hand`` (so the user can move the joints), ``prompt`` the zero
+    pose and read Present Position, ``prompt`` the flexed pose and read again. For each joint the
+    direction is the sign of the motion (ticks up = +1) when it moved at least ``min_motion_rad``, else
+    the previous direction is kept (listed in the result); the offset makes the zero pose read 0 rad:
+    ``offset_rad = direction * servo_rad(zero_ticks)``. Everything else is kept. The file is written via
+    :func:`dump_hand_yaml` and re-loaded with the strict loader.
+
+    Args:
+        bus: a connected :class:`~omnipianist.hardware.dynamixel.bus.DynamixelBus` on the hand's port.
+        hand: the current :class:`~omnipianist.hardware.config.HandConfig` (ids, limits, gains).
+        out_path: where to write the new YAML (may be the input file).
+        prompt: ``prompt(message)`` returns when the user is ready (default: ``input``); tests inject one
+            that moves the emulated joints.
+
+    Raises:
+        BusError: a servo did not answer (names port and id).
+        HardwareConfigError: the measured offsets make the limits leave the single-turn range (names
+            the joint).
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    from omnipianist.hardware.config import HandConfig, load_hand_config
+    from omnipianist.hardware.dynamixel.bus import DynamixelBus
+
+    assert isinstance(bus, DynamixelBus) and isinstance(hand, HandConfig)
+    ask = prompt if callable(prompt) else (lambda message: input(message + " "))
+    ids = {name: cal.servo_id for name, cal in hand.joints.items()}
+    bus.disable_torque(ids.values())
+    ask(ZERO_POSE_PROMPT)
+    zero = bus.sync_read("present_position", list(ids.values()))
+    ask(FLEX_POSE_PROMPT.format(min_deg=math.degrees(min_motion_rad)))
+    flexed = bus.sync_read("present_position", list(ids.values()))
+    joints = {}
+    unchanged = []
+    for name, cal in hand.joints.items():
+        z, f = int(zero[cal.servo_id]), int(flexed[cal.servo_id])  # type: ignore[arg-type]
+        moved = (f - z) * RAD_PER_TICK
+        if abs(moved) >= min_motion_rad:
+            direction = 1 if moved > 0 else -1
+        else:
+            direction = cal.direction
+            unchanged.append(name)
+        offset = direction * (z - CENTER_TICKS) * RAD_PER_TICK
+        joints[name] = replace(cal, offset_rad=round(offset, 6), direction=direction)
+    new = replace(hand, joints=joints)
+    path = Path(str(out_path))
+    path.write_text(dump_hand_yaml(new), encoding="utf-8")
+    loaded = load_hand_config(path)
+    return CalibrationResult(
+        loaded, path, {n: int(zero[c.servo_id]) for n, c in hand.joints.items()},  # type: ignore[arg-type]
+        {n: int(flexed[c.servo_id]) for n, c in hand.joints.items()}, tuple(unchanged),  # type: ignore[arg-type]
+    )
+
+
+def dump_hand_yaml(hand: object) -> str:
+    """A hand configuration as YAML in the layout of ``hardware_config/leap_left.yaml`` (one line per joint)."""
+    from omnipianist.hardware.config import HandConfig
+
+    assert isinstance(hand, HandConfig)
+    out = [
+        f"# {hand.embodiment.upper()} hand, {hand.side}. Every field and the calibration convention: "
+        "hardware_config/README.md.",
+        "# joint_rad = direction * (ticks - 2048) * 2*pi/4096 - offset_rad",
+        f"side: {hand.side}",
+        f"embodiment: {hand.embodiment}",
+        f"servo_model: {hand.servo_model}",
+        f"bus: {hand.bus}",
+        "joints:",
+    ]
+    width = max(len(n) for n in hand.joints) + 1
+    for name, c in hand.joints.items():
+        g = c.gains
+        out.append(
+            f"  {name + ':':<{width}} {{servo_id: {c.servo_id}, offset_rad: {c.offset_rad!r}, direction: {c.direction}, "
+            f"limits_rad: [{c.limits_rad[0]!r}, {c.limits_rad[1]!r}], gains: {{p: {g.p}, i: {g.i}, d: {g.d}}}, "
+            f"current_limit_ma: {c.current_limit_ma!r}}}"
+        )
+    rail = hand.rail
+    out += ["rail:", f"  driver: {rail.driver}", f"  port: {rail.port if rail.port is not None else 'null'}", "  slides:"]
+    for name, s in rail.slides.items():
+        out.append(f"    {name}: {{limits_m: [{s.limits_m[0]!r}, {s.limits_m[1]!r}], max_speed_m_s: {s.max_speed_m_s!r}}}")
+    return "\n".join(out) + "\n"
+
+
+def add_calibrate_args(parser: object) -> None:
+    """Flags of ``omnipianist calibrate`` (argparse)."""
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    parser.add_argument("--side", choices=("left", "right"), required=True, help="which hand")
+    parser.add_argument("--hand-config", default=None,
+                        help="hand YAML to start from (default hardware_config/leap_<side>.yaml)")
+    parser.add_argument("--bus-config", default=None, help="bus YAML (default hardware_config/bus.yaml)")
+    parser.add_argument("--port", default=None, help="serial port (default: the bus file's port)")
+    parser.add_argument("--out", default=None, help="YAML to write (default: the hand config; a .bak is kept)")
+    parser.add_argument("--min-motion-deg", type=float, default=math.degrees(MIN_MOTION_RAD),
+                        help="smallest motion between the poses that sets a joint's direction [deg]")
+
+
+def run_calibrate(args: object, prompt: object = None) -> int:
+    """``omnipianist calibrate``: open the hand's bus, run :func:`run_calibration`, print a summary."""
+    import shutil
+    from pathlib import Path
+
+    from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_bus_config, load_hand_config
+    from omnipianist.hardware.dynamixel.bus import DynamixelBus
+
+    side = args.side  # type: ignore[attr-defined]
+    hand_path = Path(args.hand_config or HARDWARE_CONFIG_DIR / f"leap_{side}.yaml")  # type: ignore[attr-defined]
+    hand = load_hand_config(hand_path)
+    buses = load_bus_config(args.bus_config or HARDWARE_CONFIG_DIR / "bus.yaml")  # type: ignore[attr-defined]
+    bus_cfg = buses[hand.bus]
+    out = Path(args.out or hand_path)  # type: ignore[attr-defined]
+    if out.exists() and out.resolve() == hand_path.resolve():
+        shutil.copyfile(hand_path, hand_path.with_suffix(hand_path.suffix + ".bak"))
+    bus = DynamixelBus(args.port or bus_cfg.port, bus_cfg.baudrate, timeout_s=bus_cfg.timeout_s,  # type: ignore[attr-defined]
+                       retries=bus_cfg.retries, raise_on_alert=False)
+    bus.connect()
+    try:
+        result = run_calibration(bus, hand, out, prompt=prompt,
+                                 min_motion_rad=math.radians(args.min_motion_deg))  # type: ignore[attr-defined]
+    finally:
+        bus.disconnect(disable_torque=True)
+    print(f"wrote {result.path}")
+    for name, cal in result.hand.joints.items():  # type: ignore[attr-defined]
+        print(f"  {name:8s} servo {cal.servo_id:3d}  offset_rad {cal.offset_rad:+.4f}  direction {cal.direction:+d}")
+    if result.unchanged_direction:
+        print(f"  direction not measured (moved < {args.min_motion_deg:.0f} deg), kept: "  # type: ignore[attr-defined]
+              f"{', '.join(result.unchanged_direction)}")
+    return 0

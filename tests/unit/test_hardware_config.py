@@ -380,3 +380,62 @@ def test_cross_file_checks(tmp_path: Path, file: str, mutate: Mutation, where: s
         load_hardware(d)
     msg = str(exc.value)
     assert where in msg and problem in msg, msg
+
+
+# --- simulation-only virtual hands (hardware_config/hil/) ----------------------------------------------
+
+
+def test_shipped_virtual_hands_equal_the_generator() -> None:
+    from omnipianist.hardware.hil_config import generate_virtual_hand_yaml, shipped_virtual_hands
+
+    for name, path in shipped_virtual_hands().items():
+        side = name.removeprefix("shadow_").removesuffix(".yaml")
+        assert path.read_text() == generate_virtual_hand_yaml("shadow", side), (
+            f"{path} is stale: run .venv/bin/python -m omnipianist.hardware.hil_config"
+        )
+
+
+def test_virtual_hand_covers_every_actuator_in_action_order() -> None:
+    from omnipianist.hardware.hil_config import HIL_CONFIG_DIR, load_virtual_hand
+    from sim_training.models.scene import build_scene
+
+    scene = build_scene("shadow")
+    for side in ("left", "right"):
+        hand = load_virtual_hand(HIL_CONFIG_DIR / f"shadow_{side}.yaml")
+        names = [c.name for c in hand.channels]
+        assert names == list(hand.embodiment.actuator_names(side))
+        for ch in hand.channels:
+            a = scene.model.actuator(ch.name).id
+            assert ch.limits == pytest.approx(tuple(scene.model.actuator_ctrlrange[a]))
+            lo, hi = ch.limit_ticks()
+            assert 0 <= lo < hi <= 4095
+            for value in (ch.limits[0], ch.limits[1], 0.5 * sum(ch.limits)):
+                assert ch.from_ticks(ch.to_ticks(value)) == pytest.approx(value, abs=ch.unit_per_tick / 2 + 1e-12)
+
+
+def test_virtual_hand_errors_name_the_key(tmp_path) -> None:  # noqa: ANN001
+    from omnipianist.hardware.config import HardwareConfigError
+    from omnipianist.hardware.hil_config import HIL_CONFIG_DIR, load_virtual_hand
+
+    text = (HIL_CONFIG_DIR / "shadow_left.yaml").read_text()
+    cases = {
+        "servos.FFJ3.limits": text.replace("limits: [-0.261799, 1.5708]", "limits: [-0.261799, 2.5]", 1),
+        "servos.FFJ9": text.replace("  FFJ0:", "  FFJ9:", 1),
+        "simulation_only": text.replace("simulation_only: true", "simulation_only: false"),
+        "servos.WRJ1.unit": text.replace("WRJ1: {servo_id: 1, unit: rad", "WRJ1: {servo_id: 1, unit: m", 1),
+    }
+    for key, bad in cases.items():
+        path = tmp_path / "shadow_left.yaml"
+        path.write_text(bad)
+        with pytest.raises(HardwareConfigError) as info:
+            load_virtual_hand(path)
+        assert key in str(info.value) and str(path) in str(info.value), str(info.value)
+
+
+def test_hil_bus_and_safety_files_load() -> None:
+    from omnipianist.hardware.config import load_bus_config, load_safety_config
+    from omnipianist.hardware.hil_config import HIL_CONFIG_DIR
+
+    buses = load_bus_config(HIL_CONFIG_DIR / "bus.yaml")
+    assert set(buses) == {"left", "right"} and all(b.baudrate == 4_000_000 for b in buses.values())
+    assert load_safety_config(HIL_CONFIG_DIR / "safety.yaml", "shadow").max_rate_rad_per_s > 0

@@ -10,6 +10,7 @@ retry (at most ``retries`` times) what is still missing. A call therefore blocks
 from __future__ import annotations
 
 import select
+import termios
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -283,7 +284,9 @@ class DynamixelBus:
             self.last_write_s = time.monotonic()
         except serial.SerialTimeoutException as exc:
             raise BusTimeout(f"write of {len(packet)} bytes timed out", port=self.port, servo_id=servo_id) from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error: tcflush on a device that vanished (USB adapter unplugged) -- found by the
+            # emulator's unplug fault; it is not an OSError and used to escape the driver.
             raise BusConnectionError(f"write failed: {exc}", port=self.port, servo_id=servo_id) from exc
 
     def _read_some(self, deadline: float) -> bytes:
@@ -300,7 +303,7 @@ class DynamixelBus:
                 return ser.read(max(1, ser.in_waiting))
             ser.timeout = remaining
             return ser.read(max(1, ser.in_waiting))
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise BusConnectionError(f"read failed: {exc}", port=self.port) from exc
 
     def _deadline_total(self, deadline: float | None) -> float:
@@ -363,9 +366,12 @@ class DynamixelBus:
                 if rejected.reason != "crc":
                     continue
                 crc_failures += 1
-                if rejected.servo_id in pending:
-                    self._stat(rejected.servo_id).crc_errors += 1
-                    self._stat(rejected.servo_id).last_error = "CRC mismatch"
+                # a corrupted Fast Sync Read reply (id 0xFE) belongs to every servo still pending
+                blamed = sorted(pending) if fast and rejected.servo_id == p.BROADCAST_ID else [rejected.servo_id]
+                for servo_id in blamed:
+                    if servo_id in pending:
+                        self._stat(servo_id).crc_errors += 1
+                        self._stat(servo_id).last_error = "CRC mismatch"
             if expired:
                 break
         if servo_errors:

@@ -1,0 +1,50 @@
+"""The hand_driver LifecycleNode against the pty emulator: configure / activate / cycle / deactivate."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.dds
+
+
+def test_lifecycle_drives_the_emulated_hand() -> None:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool, Float64MultiArray
+
+    from omnipianist.hardware.emulator import ServoBusEmulator
+    from omnipianist.hardware.hil import wait_until
+    from omnipianist_ros.nodes.hand_driver_node import HandDriverNode
+
+    with ServoBusEmulator(range(16)) as emu:
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        try:
+            node = HandDriverNode(context=context, parameter_overrides=[
+                Parameter("side", value="left"), Parameter("port", value=emu.port)])
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert emu.servos[1].get("operating_mode") == 5
+            node._on_estop(Bool(data=False))  # noqa: SLF001 - the heartbeat the filter needs to arm
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert all(s.get("torque_enable") == 1 for s in emu.servos.values())
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            n = node._n_actuators  # noqa: SLF001
+            node._on_command(Float64MultiArray(data=[0.1] * n))  # noqa: SLF001
+            for _ in range(5):
+                node._on_estop(Bool(data=False))  # noqa: SLF001
+                executor.spin_once(timeout_sec=0.1)
+            assert node.driver is not None and node.driver.counters.cycles >= 1
+            msg = node.diagnostics_msg()
+            assert msg.status[0].hardware_id == emu.port
+            assert any(kv.key == "servo1.timeouts" for kv in msg.status[0].values)
+            node._on_estop(Bool(data=True))  # noqa: SLF001
+            assert wait_until(lambda: all(s.get("torque_enable") == 0 for s in emu.servos.values()))
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+            executor.shutdown()
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)
