@@ -323,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_bringup_args(p)
     p.set_defaults(func=run_bringup)
 
+    from omnipianist.hardware.calibration import add_calibrate_args, run_calibrate
+
+    p = sub.add_parser("calibrate", help="guided calibration: joint offsets/directions into a hand YAML (hand limp)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_calibrate_args(p)
+    p.set_defaults(func=run_calibrate)
+
     from policy_export.cli import add_export_args, run_export
 
     p = sub.add_parser("export", help="export a policy (generalist or expert) to ONNX with its contract embedded",

@@ -137,8 +137,28 @@ class HandDriverParams:
     contract of the Dynamixel hand driver's parameters."""
 
     side: str = _p("left", "which hand this driver runs", ("left", "right"))
-    hardware_config: str = _p("hardware_config", "hardware_config/ folder (hand YAML, bus.yaml, safety.yaml)")
-    autostart: bool = _p(False, "configure and activate on start-up (otherwise via lifecycle transitions)")
+    hardware_config: str = _p("hardware_config", "hardware_config/ folder: <embodiment>_<side>.yaml, bus.yaml, "
+                                                 "safety.yaml (hardware_config/hil: the simulation-only virtual hands)")
+    embodiment: str = _p("leap", "embodiment of the hand file (leap | shadow for the HIL virtual hands)")
+    hand_config: str = _p("", "hand YAML ('' = <hardware_config>/<embodiment>_<side>.yaml)")
+    bus_config: str = _p("", "bus YAML ('' = <hardware_config>/bus.yaml)")
+    safety_config: str = _p("", "safety YAML ('' = <hardware_config>/safety.yaml)")
+    rate_hz: float = _p(20.0, "control rate [Hz] (one bus cycle per period)")
+    port: str = _p("", "serial port override ('' = the bus file's port)")
+    autostart: bool = _p(False, "configure on start-up and activate as soon as the /estop heartbeat is live "
+                                "(otherwise via lifecycle transitions)")
+
+    def paths(self) -> tuple[str, str, str]:
+        """(hand, bus, safety) YAML paths after the defaults."""
+        import os
+
+        d = self.hardware_config
+        if not os.path.isabs(d) and not os.path.isdir(d):  # relative to the repository, not the cwd
+            from omnipianist.hardware.config import HARDWARE_CONFIG_DIR
+
+            d = str(HARDWARE_CONFIG_DIR.parent / d)
+        return (self.hand_config or os.path.join(d, f"{self.embodiment}_{self.side}.yaml"),
+                self.bus_config or os.path.join(d, "bus.yaml"), self.safety_config or os.path.join(d, "safety.yaml"))
 
 
 @dataclass(frozen=True)

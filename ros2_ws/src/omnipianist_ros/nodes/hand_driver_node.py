@@ -15,8 +15,10 @@ True latches the e-stop, every message is a heartbeat); publishes ``topics.joint
 (sensor_msgs/JointState: position, velocity, effort = current [mA]; stale servos keep their last good
 value and are listed in the diagnostics) and diagnostic_msgs/DiagnosticArray on ``topics.DIAGNOSTICS`` at 1 Hz.
 
-Parameters (read once at configure): ``hand_config`` (path), ``bus_config`` (path), ``safety_config``
-(path), ``side`` (left | right), ``rate_hz`` (control rate), ``port`` (override, "" = the bus file's).
+Parameters: :class:`omnipianist_ros.params.HandDriverParams` (declared read-only with descriptors):
+``side``, ``hardware_config`` (folder) or explicit ``hand_config`` / ``bus_config`` / ``safety_config``,
+``embodiment``, ``rate_hz``, ``port`` (override), ``autostart`` (configure at once, activate when the
+e-stop heartbeat is live).
 """
 
 from __future__ import annotations
@@ -27,33 +29,24 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 
 from omnipianist.errors import OmnipianistError
-from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_bus_config, load_safety_config
+from omnipianist.hardware.config import load_bus_config, load_safety_config
 from omnipianist.hardware.driver import DriverState, HandDriver
 from omnipianist.hardware.hil import load_channels
 from omnipianist_ros import topics
-
-PARAMS: dict[str, tuple[Any, str]] = {
-    "side": ("left", "hand side: left | right"),
-    "hand_config": ("", "hand YAML (default hardware_config/leap_<side>.yaml)"),
-    "bus_config": (str(HARDWARE_CONFIG_DIR / "bus.yaml"), "bus YAML"),
-    "safety_config": (str(HARDWARE_CONFIG_DIR / "safety.yaml"), "safety YAML"),
-    "embodiment": ("leap", "embodiment of the hand file (leap | shadow for the HIL virtual hands)"),
-    "rate_hz": (20.0, "control rate [Hz]"),
-    "port": ("", "serial port override ('' = the bus file's port)"),
-}
+from omnipianist_ros.params import HandDriverParams, declare_and_read
 
 
 class HandDriverNode(LifecycleNode):
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, name: str | None = None, overrides: list[Any] | None = None, **kwargs: Any) -> None:
+        if overrides is not None:
+            kwargs["parameter_overrides"] = list(kwargs.get("parameter_overrides") or []) + list(overrides)
         super().__init__(name or "hand_driver", **kwargs)
-        for key, (default, help_text) in PARAMS.items():
-            self.declare_parameter(key, default, ParameterDescriptor(description=help_text, read_only=True))
+        self.params = declare_and_read(self, HandDriverParams)
         self.driver: HandDriver | None = None
         self._timer = None
         self._command: np.ndarray | None = None
@@ -63,9 +56,23 @@ class HandDriverNode(LifecycleNode):
         self._js_pub = None
         self._diag_pub = None
         self._subs: list[Any] = []
+        self._autostart_timer = None
+        if self.params.autostart:
+            self.trigger_configure()
+            self._autostart_timer = self.create_timer(0.5, self._try_activate)
 
-    def _p(self, key: str) -> Any:
-        return self.get_parameter(key).value
+    def _try_activate(self) -> None:
+        """autostart: activate once configured and the e-stop heartbeat is live (retried every 0.5 s)."""
+        if self.driver is None:
+            return
+        from lifecycle_msgs.msg import State
+
+        if self._state_machine.current_state[0] != State.PRIMARY_STATE_INACTIVE:
+            if self._autostart_timer is not None:
+                self.destroy_timer(self._autostart_timer)
+                self._autostart_timer = None
+            return
+        self.trigger_activate()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -73,19 +80,22 @@ class HandDriverNode(LifecycleNode):
     # --- transitions --------------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        side = str(self._p("side"))
+        p = self.params
+        side = p.side
         try:
             topics.joint_states(side)
-            embodiment = str(self._p("embodiment"))
-            hand_path = Path(self._p("hand_config") or HARDWARE_CONFIG_DIR / f"leap_{side}.yaml")
-            safety = load_safety_config(self._p("safety_config"), embodiment)
+            embodiment = p.embodiment
+            hand_file, bus_file, safety_file = p.paths()
+            hand_path = Path(hand_file)
+            safety = load_safety_config(safety_file, embodiment)
             channels, bus_name = load_channels(hand_path, embodiment, safety)
-            buses = load_bus_config(self._p("bus_config"))
+            buses = load_bus_config(bus_file)
             if bus_name not in buses:
-                raise OmnipianistError(f"{hand_path}: bus {bus_name!r} is not in {self._p('bus_config')}")
-            period = 1.0 / float(self._p("rate_hz"))
-            self.driver = HandDriver(channels, buses[bus_name], safety, period_s=period,
-                                     port=str(self._p("port")) or None, name=side)
+                raise OmnipianistError(f"{hand_path}: bus {bus_name!r} is not in {bus_file}")
+            if not p.rate_hz > 0:
+                raise OmnipianistError(f"{self.get_name()}: rate_hz must be > 0, got {p.rate_hz}")
+            self.driver = HandDriver(channels, buses[bus_name], safety, period_s=1.0 / p.rate_hz,
+                                     port=p.port or None, name=side)
             from sim_training.models.embodiment import get_embodiment
 
             names = list(get_embodiment(embodiment).actuator_names(side))
