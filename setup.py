@@ -52,5 +52,6 @@ setup(
         "omnipianist_piano_listener = omnipianist_ros.nodes.main:piano_listener_main",
         "omnipianist_recorder = omnipianist_ros.nodes.main:recorder_main",
         "omnipianist_hand_driver = omnipianist_ros.nodes.main:hand_driver_main",
+        "omnipianist_estop_heartbeat = omnipianist_ros.nodes.main:estop_heartbeat_main",
     ]},
 )

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import mujoco
 import numpy as np
 
+from omnipianist.errors import ConfigError
 from omnipianist.hardware.channels import ServoChannel, channels_from_hand
 from omnipianist.hardware.config import (
     HARDWARE_CONFIG_DIR,
@@ -100,6 +102,39 @@ def load_channels(path: Path, embodiment: str, safety: SafetyConfig) -> tuple[li
     return channels_from_hand(hand, safety), hand.bus
 
 
+def load_sim_buses(config: HilConfig) -> tuple[dict[str, list[ServoChannel]], dict[str, BusConfig], SafetyConfig]:
+    """Per side the servo channels and bus settings of ``config``'s hand files, and the safety settings."""
+    safety = load_safety_config(config.resolved_safety_file(), config.embodiment)
+    buses = load_bus_config(config.bus_file)
+    channels: dict[str, list[ServoChannel]] = {}
+    bus_configs: dict[str, BusConfig] = {}
+    for side, path in config.resolved_hand_files().items():
+        channels[side], bus_name = load_channels(Path(path), config.embodiment, safety)
+        if bus_name not in buses:
+            raise ConfigError(f"{path}: bus {bus_name!r} is not in {config.bus_file}")
+        bus_configs[side] = buses[bus_name]
+    return channels, bus_configs, safety
+
+
+def start_sim_bus(model: mujoco.MjModel, data: mujoco.MjData, channels: list[ServoChannel], bus_config: BusConfig,
+                  lock: threading.RLock, *, byte_timing: bool = True) -> tuple[SimServoBackend, ServoBusEmulator]:
+    """One hand's servos as an emulated Dynamixel bus whose physics is ``model`` / ``data``; started.
+
+    Goals start at the current ctrl and every servo powers up with torque off (limp until a driver
+    activates it). Whoever steps ``data`` must hold ``lock`` and call ``backend.apply(ctrl)`` before each
+    physics step. The pty to open is ``emulator.port`` (a stable symlink); call ``emulator.stop()`` at the end.
+    """
+    backend = SimServoBackend(model, data, channels, lock)
+    backend.seed_goals_from_ctrl(data.ctrl)
+    for c in channels:
+        backend.on_torque(c.servo_id, False)
+    emu = ServoBusEmulator(
+        [c.servo_id for c in channels], t.MODELS[t.XC330_M288].number, on_goal=backend.on_goal,
+        present=backend.present, on_torque=backend.on_torque, baudrate=bus_config.baudrate, byte_timing=byte_timing,
+    )
+    return backend, emu.start()
+
+
 @dataclass
 class HilResult:
     """What a HIL play produced."""
@@ -170,18 +205,11 @@ class HilRig:
         cfg = self.config
         self.obs, _ = self.env.reset(options={"start_step": self.start_step})
         for side, channels in self.channels.items():
-            backend = SimServoBackend(self.env.model, self.env.data, channels, self.lock)
-            backend.seed_goals_from_ctrl(self.env.data.ctrl)
-            for c in channels:
-                backend.on_torque(c.servo_id, False)  # powered up with torque off: limp until activated
-            self.backends[side] = backend
             bus_cfg = self.bus_configs[side]
-            emu = ServoBusEmulator(
-                [c.servo_id for c in channels], t.MODELS[t.XC330_M288].number, on_goal=backend.on_goal,
-                present=backend.present, on_torque=backend.on_torque, baudrate=bus_cfg.baudrate,
-                byte_timing=cfg.byte_timing,
-            )
-            self.emulators[side] = emu.start()
+            backend, emu = start_sim_bus(self.env.model, self.env.data, channels, bus_cfg, self.lock,
+                                         byte_timing=cfg.byte_timing)
+            self.backends[side] = backend
+            self.emulators[side] = emu
             self.drivers[side] = HandDriver(
                 channels, bus_cfg, self.safety, period_s=self.dt, io_budget_s=cfg.io_budget_s, port=emu.port,
                 persistent_failure_s=cfg.persistent_failure_s, name=side,

@@ -48,3 +48,51 @@ def test_lifecycle_drives_the_emulated_hand() -> None:
             node.destroy_node()
         finally:
             rclpy.shutdown(context=context)
+
+
+def test_command_trigger_cycles_once_per_command() -> None:
+    """trigger=command (lock-step HIL): each command runs one bus cycle and publishes one reading on
+    joint_states_topic; while no command comes, hold cycles keep the bus alive and publish nothing."""
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool, Float64MultiArray
+
+    from omnipianist.hardware.emulator import ServoBusEmulator
+    from omnipianist_ros.nodes.hand_driver_node import HandDriverNode
+
+    with ServoBusEmulator(range(16)) as emu:
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        try:
+            node = HandDriverNode(context=context, parameter_overrides=[
+                Parameter("side", value="left"), Parameter("port", value=emu.port),
+                Parameter("trigger", value="command"), Parameter("joint_states_topic", value="/left_hand/servo_states")])
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node._js_pub.topic_name == "/left_hand/servo_states"  # noqa: SLF001
+            node._on_estop(Bool(data=False))  # noqa: SLF001
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert node._timer is None  # noqa: SLF001 - no periodic control cycle in command mode
+            n = node._n_actuators  # noqa: SLF001
+            for k in range(3):
+                node._on_command(Float64MultiArray(data=[0.1] * n))  # noqa: SLF001
+                assert node.cycles_published == k + 1
+            assert node.driver is not None
+            cycles = node.driver.counters.cycles
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.05)
+            assert node.driver.counters.cycles > cycles  # hold cycles ran ...
+            assert node.cycles_published == 3  # ... and published nothing
+            assert node.lifecycle_state == "active"
+            node.close()
+            assert node.driver is None
+            executor.shutdown()
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)

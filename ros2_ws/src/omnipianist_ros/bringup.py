@@ -37,6 +37,7 @@ NODE_CLASSES: dict[str, tuple[str, str]] = {
     "recorder": ("omnipianist_ros.nodes.recorder_node", "RecorderNode"),
     "hand_driver_left": ("omnipianist_ros.nodes.hand_driver_node", "HandDriverNode"),
     "hand_driver_right": ("omnipianist_ros.nodes.hand_driver_node", "HandDriverNode"),
+    "estop_heartbeat": ("omnipianist_ros.nodes.estop_heartbeat_node", "EstopHeartbeatNode"),
 }
 """Node name -> (module, class). The hand driver (a LifecycleNode) is written separately."""
 
@@ -152,7 +153,11 @@ class Graph:
 
         for executor, _ in self._spinners:
             executor.shutdown(timeout_sec=1.0)
-        for node in [*self.nodes.values(), *self._extra]:
+        for _, thread in self._spinners:  # no callback may run on a node being destroyed
+            thread.join(timeout=2.0)
+        # reverse start order: consumers before producers (HIL: the drivers torque off and close their
+        # ports before the mock stops the emulated buses)
+        for node in [*reversed(self._extra), *reversed(list(self.nodes.values()))]:
             close = getattr(node, "close", None)
             if close is not None:
                 close()

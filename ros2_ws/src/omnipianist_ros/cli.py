@@ -2,13 +2,17 @@
 
 ``play --sim`` brings the simulation graph of ``ros2_ws/config/sim.yaml`` up in lock-step (as fast as
 the graph runs), plays the whole piece and prints the evaluator's live F1 (JSON keys as ``omnipianist
-prior --json``: f1, precision, recall, onset_f1, steps, ... plus loop figures). ``play --hardware``
-does the same in real time on the rig's graph (``ros2_ws/config/hardware.yaml``).
+prior --json``: f1, precision, recall, onset_f1, steps, ... plus loop figures). ``play --hil`` does the
+same on ``ros2_ws/config/hil.yaml``: the hand drivers talk Dynamixel bytes over ptys to emulated servos
+whose physics is the mock (plus the drivers' bus figures). ``play --hardware`` plays in real time on the
+rig's graph (``ros2_ws/config/hardware.yaml``). ``--record PATH`` adds the recorder (MCAP of every topic).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,9 @@ def add_play_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("piece", help="built-in piece name or MIDI file")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--sim", action="store_true", help="play in simulation (the MuJoCo mock, lock-step)")
+    where.add_argument("--hil", action="store_true",
+                       help="hardware in the loop: hand drivers -> Dynamixel bytes over ptys -> emulated servos whose "
+                            "physics is the MuJoCo mock (lock-step, Shadow virtual hands)")
     where.add_argument("--hardware", metavar="HARDWARE_CONFIG", default=None,
                        help="play on the rig: the hardware_config/ folder (hand YAMLs, bus.yaml, safety.yaml)")
     p.add_argument("--policy", default="prior", help="'prior' or the path of an exported .onnx policy")
@@ -48,6 +55,10 @@ def add_play_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None,
                    help="bringup YAML (default: ros2_ws/config/sim.yaml, or hardware.yaml with --hardware)")
     p.add_argument("--report", default="", help="also write the evaluator's JSON report here")
+    p.add_argument("--record", default="", metavar="OUT.mcap",
+                   help="--sim / --hil: also record every topic to this MCAP file (the recorder node)")
+    p.add_argument("--realtime", action="store_true",
+                   help="--hil: step on the wall clock (drivers on their timers) instead of lock-step")
     p.add_argument("--timeout-s", type=float, default=600.0, help="give up after this many wall seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
 
@@ -60,16 +71,76 @@ def _need(cfg: Any, names: tuple[str, ...]) -> None:
             raise ConfigError(f"{cfg.path}: play needs a node {name!r} in bringup.nodes") from exc
 
 
-def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, tempo_scale: float | None = None,
-         config: str | None = None, report: str = "", timeout_s: float = 600.0) -> dict[str, Any]:
-    """Play ``piece`` on the lock-step simulation graph; returns the evaluator's report plus loop figures.
+def with_recorder(cfg: Any, output: str) -> Any:
+    """``cfg`` with the recorder node writing ``output`` (added if the config has none)."""
+    from omnipianist_ros.config import NodeSpec
+    from omnipianist_ros.params import RecorderParams
 
+    if any(n.name == "recorder" for n in cfg.nodes):
+        return cfg.replace("recorder", output=output)
+    use_sim_time = cfg.node("mujoco_mock").use_sim_time if any(n.name == "mujoco_mock" for n in cfg.nodes) else False
+    spec = NodeSpec("recorder", RecorderParams(output=output), use_sim_time)
+    return dataclasses.replace(cfg, nodes=(*cfg.nodes, spec))
+
+
+def _hil_config(cfg: Any, port_dir: str, realtime: bool) -> Any:
+    """The HIL graph pointed at a fresh port folder; lock-step (drivers cycle per command) or real time."""
+    from omnipianist_ros.params import hil_port
+
+    _need(cfg, HIL_DRIVERS)
+    cfg = cfg.replace("mujoco_mock", hil=True, hil_port_dir=port_dir, mode="realtime" if realtime else "lockstep")
+    for name in HIL_DRIVERS:
+        side = cfg.node(name).params.side
+        cfg = cfg.replace(name, port=hil_port(port_dir, side), trigger="timer" if realtime else "command",
+                          autostart=True)
+    if realtime:  # the wall clock everywhere, as on the rig
+        cfg = dataclasses.replace(cfg, nodes=tuple(dataclasses.replace(n, use_sim_time=False) for n in cfg.nodes))
+        # the score's clock runs from start-up: leave the drivers time to activate and the mock to start
+        cfg = cfg.replace("score", tick_source="timer", start_delay=3.0).replace("policy", trigger="timer")
+    return cfg
+
+
+HIL_DRIVERS = ("hand_driver_left", "hand_driver_right")
+
+
+def bus_figures(driver_node: Any, emulator: Any, channels: Any) -> dict[str, Any]:
+    """One hand's bus figures from its driver node and emulator (as ``omnipianist.hardware.hil.play_piece``)."""
+    from omnipianist.hardware.hil import goals_outside_limits
+
+    out: dict[str, Any] = {"lifecycle": driver_node.lifecycle_state,
+                           "commands_cycled": driver_node.cycles_published}
+    if driver_node.driver is not None:
+        d = driver_node.driver.diagnostics()
+        servos = d["servos"].values()
+        out.update({"port": d["port"], "state": d["state"], "servos": len(servos),
+                    "timeouts": int(sum(s.get("timeouts", 0) for s in servos)),
+                    "crc_errors": int(sum(s.get("crc_errors", 0) for s in servos)),
+                    "stale_servos": int(sum(bool(s.get("stale")) for s in servos)),
+                    "watchdog_trips": int(sum(s.get("watchdog_trips", 0) for s in servos)),
+                    "cycles": int(d["counters"]["cycles"]), "cycle_overruns": int(d["counters"]["cycle_overruns"]),
+                    "goals_clipped": int(d["counters"]["goals_clipped"]), "filter": d["filter"]})
+    bad = goals_outside_limits(emulator, channels)
+    out.update({"out_of_limits": len(bad), "out_of_limits_first": bad[:3],
+                "emulator_error": repr(emulator.error) if emulator.error else None})
+    return out
+
+
+def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, tempo_scale: float | None = None,
+         config: str | None = None, report: str = "", timeout_s: float = 600.0, hil: bool = False,
+         record: str = "", realtime: bool = False) -> dict[str, Any]:
+    """Play ``piece`` on the lock-step simulation graph (``hil``: the HIL graph of ``ros2_ws/config/hil.yaml``);
+    returns the evaluator's report plus loop figures (HIL: plus ``buses``, per side the driver's lifecycle
+    state and bus figures, and ``out_of_limits``, goal writes outside a servo's safe range on the wire).
+
+    ``record``: also write an MCAP of every topic there. ``realtime`` (HIL only): step on the wall clock.
     Raises ConfigError for a bad config, TimeoutError when the piece does not finish in ``timeout_s``.
     """
     from omnipianist_ros.bringup import Graph
     from omnipianist_ros.config import config_path, load_bringup_config
 
-    cfg = load_bringup_config(config or config_path("sim.yaml"))
+    if realtime and not hil:
+        raise ConfigError("play: realtime is a HIL option (play --sim is lock-step)")
+    cfg = load_bringup_config(config or config_path("hil.yaml" if hil else "sim.yaml"))
     _need(cfg, ("mujoco_mock", "score", "policy", "evaluator"))
     tempo = tempo_scale if tempo_scale is not None else cfg.node("score").params.tempo_scale
     cfg = cfg.replace("score", file=piece, tempo_scale=tempo, tick_source="clock", autostart=True)
@@ -78,20 +149,36 @@ def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, te
     cfg = cfg.replace("mujoco_mock", mode="lockstep")
     if embodiment is not None:
         cfg = cfg.replace("policy", embodiment=embodiment).replace("mujoco_mock", embodiment=embodiment)
-    t0 = time.monotonic()
-    with Graph(cfg) as g:
-        evaluator, mock, pol = g.nodes["evaluator"], g.nodes["mujoco_mock"], g.nodes["policy"]
-        t_ready = time.monotonic()
-        if not g.wait_for(lambda: evaluator.done, timeout_s):
-            raise TimeoutError(f"play {piece}: the evaluator saw {evaluator.evaluator.n_seen}/"
-                               f"{evaluator.evaluator.roll.n_steps} steps in {timeout_s:.0f} s")
-        wall = time.monotonic() - t_ready
-        result: dict[str, Any] = {"piece": piece, "mode": "sim", "embodiment": pol.controller.scene.embodiment.key,
-                                  "policy": policy, **evaluator.report}
-        result.update(pol.controller.stats.summary())
-        result.update({"lockstep_timeouts": mock.lockstep_timeouts, "sim_steps": mock.piano.steps,
-                       "wall_s": wall, "startup_s": t_ready - t0,
-                       "steps_per_s": result["steps"] / max(wall, 1e-9)})
+        if hil:
+            for name in HIL_DRIVERS:
+                cfg = cfg.replace(name, embodiment=embodiment)
+    if record:
+        cfg = with_recorder(cfg, record)
+    with tempfile.TemporaryDirectory(prefix="omnipianist-hil-") as port_dir:
+        if hil:
+            cfg = _hil_config(cfg, port_dir, realtime)
+        t0 = time.monotonic()
+        with Graph(cfg) as g:
+            evaluator, mock, pol = g.nodes["evaluator"], g.nodes["mujoco_mock"], g.nodes["policy"]
+            t_ready = time.monotonic()
+            if not g.wait_for(lambda: evaluator.done, timeout_s):
+                raise TimeoutError(f"play {piece}: the evaluator saw {evaluator.evaluator.n_seen}/"
+                                   f"{evaluator.evaluator.roll.n_steps} steps in {timeout_s:.0f} s")
+            wall = time.monotonic() - t_ready
+            mode = ("hil-realtime" if realtime else "hil") if hil else "sim"
+            result: dict[str, Any] = {"piece": piece, "mode": mode, "embodiment": pol.controller.scene.embodiment.key,
+                                      "policy": policy, **evaluator.report}
+            result.update(pol.controller.stats.summary())
+            result.update({"lockstep_timeouts": mock.lockstep_timeouts, "sim_steps": mock.piano.steps,
+                           "wall_s": wall, "startup_s": t_ready - t0,
+                           "steps_per_s": result["steps"] / max(wall, 1e-9)})
+            if hil:
+                result["buses"] = {g.nodes[n].params.side: bus_figures(g.nodes[n], mock.emulators[g.nodes[n].params.side],
+                                                                       mock.hil_channels[g.nodes[n].params.side])
+                                   for n in HIL_DRIVERS}
+                result["out_of_limits"] = sum(b["out_of_limits"] for b in result["buses"].values())
+            if record:
+                result["recording"] = g.nodes["recorder"].path
     return result
 
 
@@ -140,22 +227,34 @@ def play_hardware(piece: str, hardware_config: str, *, policy: str = "prior", em
 
 
 def run_play(args: argparse.Namespace) -> int:
-    if not args.sim and args.hardware is None:
-        raise ConfigError("play: choose --sim (the MuJoCo mock) or --hardware HARDWARE_CONFIG (the rig)")
+    if not args.sim and not args.hil and args.hardware is None:
+        raise ConfigError("play: choose --sim (the MuJoCo mock), --hil (hand drivers over emulated buses) or "
+                          "--hardware HARDWARE_CONFIG (the rig)")
+    if args.realtime and not args.hil:
+        raise ConfigError("play: --realtime goes with --hil")
     common = dict(policy=args.policy, embodiment=args.embodiment, tempo_scale=args.tempo_scale,
                   config=args.config, report=args.report, timeout_s=args.timeout_s)
     if args.hardware is not None:
+        if args.record:
+            raise ConfigError("play --hardware: the recorder is in hardware.yaml (set recorder.output there)")
         r = play_hardware(args.piece, args.hardware, **common)  # type: ignore[arg-type]
         where = f"hardware {args.hardware}"
     else:
-        r = play(args.piece, **common)  # type: ignore[arg-type]
-        where = "ROS sim graph"
+        r = play(args.piece, hil=args.hil, record=args.record, realtime=args.realtime, **common)  # type: ignore[arg-type]
+        where = "ROS HIL graph (drivers over emulated buses)" if args.hil else "ROS sim graph"
     extra = (f", lock-step timeouts {r['lockstep_timeouts']}; {r['steps_per_s']:.0f} steps/s"
              if "lockstep_timeouts" in r else f", overruns {r['overruns']}, stale inputs {r['stale_inputs']}")
     human = (f"{r['piece']} ({r['embodiment']}, {r['policy']}, {where}): live F1 {r['f1']:.3f} "
              f"(P {r['precision']:.3f} R {r['recall']:.3f}), onset F1 {r['onset_f1']:.3f}, "
              f"do-nothing F1 {r['do_nothing_f1']:.3f}; {r['steps']} steps in {r['wall_s']:.1f} s, "
              f"inference p99 {r['inference_ms_p99']:.2f} ms, loop period p99 {r['loop_period_ms_p99']:.1f} ms{extra}")
+    if "buses" in r:
+        human += "".join(f"\n  {side} bus: {b.get('state')} ({b['lifecycle']}), {b.get('servos')} servos, "
+                         f"{b.get('cycles')} cycles, timeouts {b.get('timeouts')}, CRC errors {b.get('crc_errors')}, "
+                         f"watchdog trips {b.get('watchdog_trips')}, goals outside limits {b['out_of_limits']}"
+                         for side, b in r["buses"].items())
+    if r.get("recording"):
+        human += f"\n  recorded {r['recording']}"
     emit(r, args.json, human)
     return 0
 

@@ -29,6 +29,7 @@ import yaml
 
 from omnipianist.errors import ConfigError
 from omnipianist_ros.params import (
+    EstopHeartbeatParams,
     EvaluatorParams,
     HandDriverParams,
     MockParams,
@@ -43,14 +44,14 @@ from omnipianist_ros.params import (
 NODE_PARAMS: dict[str, type] = {"mujoco_mock": MockParams, "score": ScoreParams, "policy": PolicyParams,
                                 "evaluator": EvaluatorParams, "piano_listener": PianoListenerParams,
                                 "recorder": RecorderParams, "hand_driver_left": HandDriverParams,
-                                "hand_driver_right": HandDriverParams}
+                                "hand_driver_right": HandDriverParams, "estop_heartbeat": EstopHeartbeatParams}
 """Node name -> its parameter dataclass."""
 
 EXECUTABLES: dict[str, str] = {
     "mujoco_mock": "omnipianist_mujoco_mock", "score": "omnipianist_score", "policy": "omnipianist_policy",
     "evaluator": "omnipianist_evaluator", "piano_listener": "omnipianist_piano_listener",
     "recorder": "omnipianist_recorder", "hand_driver_left": "omnipianist_hand_driver",
-    "hand_driver_right": "omnipianist_hand_driver"}
+    "hand_driver_right": "omnipianist_hand_driver", "estop_heartbeat": "omnipianist_estop_heartbeat"}
 """Node name -> console script (``omnipianist_ros.nodes.main``) that launch_ros starts."""
 GLOBAL_KEY = "/**"
 COMMON_PARAMS = ("use_sim_time",)

@@ -146,7 +146,17 @@ class HandDriverParams:
     rate_hz: float = _p(20.0, "control rate [Hz] (one bus cycle per period)")
     port: str = _p("", "serial port override ('' = the bus file's port)")
     autostart: bool = _p(False, "configure on start-up and activate as soon as the /estop heartbeat is live "
-                                "(otherwise via lifecycle transitions)")
+                                "(otherwise via lifecycle transitions); a failed configure is retried every 0.5 s")
+    trigger: str = _p("timer", "'timer': one bus cycle every 1/rate_hz on the node's clock (hardware, real-time "
+                               "HIL); 'command': one cycle per received command (lock-step HIL: the mock steps "
+                               "once both drivers report that cycle), plus a hold cycle that publishes nothing "
+                               "when the bus has been idle for 1/rate_hz of wall time (feeds the servos' bus "
+                               "watchdog while the graph waits)", ("timer", "command"))
+    joint_states_topic: str = _p("", "topic of the servo readings ('' = /<side>_hand/joint_states; a HIL run, "
+                                     "where the mock publishes the joint states, uses /<side>_hand/servo_states)")
+
+    def __post_init__(self) -> None:
+        _validate(self, "hand_driver")
 
     def paths(self) -> tuple[str, str, str]:
         """(hand, bus, safety) YAML paths after the defaults."""
@@ -177,6 +187,15 @@ class MockParams:
     max_steps: int = _p(0, "stop stepping after this many control steps (0 = never)")
     period_s: float = _p(0.0, "realtime: wall period of a step [s] (0 = the control period; the physics always "
                               "advances one control period per step)")
+    hil: bool = _p(False, "hardware in the loop: each hand is an emulated Dynamixel bus (a pty) whose servos are "
+                          "this simulation's actuators; the hand drivers command them and the mock does not "
+                          "subscribe to the command topics. lockstep: a step follows both drivers' servo_states "
+                          "(one per command cycle); realtime: steps start once every servo was torqued on")
+    hil_config: str = _p("hardware_config/hil", "HIL: folder of the virtual hands (<embodiment>_<side>.yaml), "
+                                                "bus.yaml and safety.yaml")
+    hil_port_dir: str = _p("", "HIL: folder where the mock links each bus's pty as ttyDXL_<side> (give the same "
+                               "path to the drivers' port parameter); '' = a fresh temporary folder")
+    hil_byte_timing: bool = _p(True, "HIL: the emulators charge each byte its wire time at the bus baud rate")
 
     def __post_init__(self) -> None:
         _validate(self, "mujoco_mock")
@@ -184,6 +203,27 @@ class MockParams:
             raise ConfigError(f"mujoco_mock: period_s must be >= 0, got {self.period_s}")
         if not self.lockstep_timeout_s > 0:
             raise ConfigError(f"mujoco_mock: lockstep_timeout_s must be > 0, got {self.lockstep_timeout_s}")
+
+
+def hil_port(port_dir: str, side: str) -> str:
+    """The link the HIL mock makes in ``port_dir`` to one hand's emulated bus (the driver's ``port``)."""
+    import os
+
+    return os.path.join(port_dir, f"ttyDXL_{side}")
+
+
+@dataclass(frozen=True)
+class EstopHeartbeatParams:
+    """estop_heartbeat node: /estop False at a steady rate (the software stand-in for the lab's e-stop
+    button node in HIL and simulation runs; the hand drivers need its heartbeat to activate)."""
+
+    rate_hz: float = _p(10.0, "heartbeats per second, on the wall clock and (with use_sim_time) also per "
+                              "1/rate_hz of simulated time, so a lock-step graph faster than real time stays alive")
+
+    def __post_init__(self) -> None:
+        if not self.rate_hz >= 5.0:
+            raise ConfigError(f"estop_heartbeat: rate_hz must be >= 5 (the drivers' heartbeat timeout), "
+                              f"got {self.rate_hz}")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,13 @@ def joint_states(side: str) -> str:
     return f"/{side}_hand/joint_states"
 
 
+def servo_states(side: str) -> str:
+    """``/<side>_hand/servo_states``: a hand driver's servo readings (sensor_msgs/JointState, one entry per
+    servo, actuator names) when the full joint states come from elsewhere (the MuJoCo mock in a HIL run)."""
+    _check_side(side)
+    return f"/{side}_hand/servo_states"
+
+
 def commands(side: str) -> str:
     """``/<side>_hand/position_controller/commands`` (std_msgs/Float64MultiArray, actuator ctrl units)."""
     _check_side(side)
@@ -64,7 +71,9 @@ COMMAND_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliabili
 
 
 def command_sub_qos(deadline_s: float) -> QoSProfile:
-    """:data:`COMMAND_SUB_QOS` plus a DDS deadline (the hand driver's command watchdog)."""
+    """:data:`COMMAND_SUB_QOS` plus a DDS deadline. Only for a publisher that offers a deadline at least as
+    short: against :data:`COMMAND_PUB_QOS` (no deadline) the QoS is incompatible and nothing arrives, which
+    is why the hand driver subscribes with :data:`COMMAND_SUB_QOS` (its filter has the command watchdog)."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                       deadline=Duration(seconds=deadline_s))
 

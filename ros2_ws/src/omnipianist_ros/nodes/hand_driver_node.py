@@ -4,21 +4,26 @@ Transitions (the driver core does the work; this node is only plumbing):
 
 * configure: load ``hand_config`` / ``bus_config`` / ``safety_config``, open the port, PING every servo,
   check models, write the EEPROM settings with torque off (``HandDriver.configure``).
-* activate: goal := present, torque on, bus watchdog armed (``HandDriver.activate``); the control timer
-  then runs one driver cycle per period, with absolute I/O deadlines inside the driver.
+* activate: goal := present, torque on, bus watchdog armed (``HandDriver.activate``); then, with
+  ``trigger: timer``, the control timer runs one driver cycle per period (absolute I/O deadlines inside the
+  driver); with ``trigger: command`` (lock-step HIL) each received command runs one cycle at once, and a
+  steady-clock hold cycle (publishing nothing) keeps the servos' bus watchdog fed while no command comes.
 * deactivate / cleanup / shutdown / error: torque off (shutdown and cleanup also close the port).
 
 Topics: subscribes ``topics.commands(side)`` (std_msgs/Float64MultiArray, actuator ctrl units in
 ``embodiment.actuator_names(side)`` order; entries without a servo, e.g. the LEAP forearm rail, are
-ignored) with ``topics.command_sub_qos`` (deadline = the filter's hold time) and ``/estop`` (std_msgs/Bool:
-True latches the e-stop, every message is a heartbeat); publishes ``topics.joint_states(side)``
+ignored) with ``topics.COMMAND_SUB_QOS`` (no DDS deadline: the policy's publisher offers none, and a
+requested deadline it does not offer makes the pair incompatible, so no command would arrive; the
+filter's own watchdog holds and then turns torque off) and ``/estop`` (std_msgs/Bool:
+True latches the e-stop, every message is a heartbeat); publishes on ``joint_states_topic`` (default
+``topics.joint_states(side)``; ``topics.servo_states(side)`` in a HIL run)
 (sensor_msgs/JointState: position, velocity, effort = current [mA]; stale servos keep their last good
 value and are listed in the diagnostics) and diagnostic_msgs/DiagnosticArray on ``topics.DIAGNOSTICS`` at 1 Hz.
 
 Parameters: :class:`omnipianist_ros.params.HandDriverParams` (declared read-only with descriptors):
 ``side``, ``hardware_config`` (folder) or explicit ``hand_config`` / ``bus_config`` / ``safety_config``,
 ``embodiment``, ``rate_hz``, ``port`` (override), ``autostart`` (configure at once, activate when the
-e-stop heartbeat is live).
+e-stop heartbeat is live), ``trigger``, ``joint_states_topic``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
@@ -57,16 +64,26 @@ class HandDriverNode(LifecycleNode):
         self._diag_pub = None
         self._subs: list[Any] = []
         self._autostart_timer = None
+        self._keepalive_timer = None
+        self._last_cycle_s = 0.0
+        self.cycles_published = 0
+        """Readings published (one per cycle in timer mode, one per command cycle in command mode)."""
+        self._steady = RosClock(clock_type=ClockType.STEADY_TIME)
         if self.params.autostart:
             self.trigger_configure()
-            self._autostart_timer = self.create_timer(0.5, self._try_activate)
+            # the steady clock: with use_sim_time the ROS clock stands still until the simulation starts,
+            # and the simulation (lock-step HIL) waits for the drivers to be active
+            self._autostart_timer = self.create_timer(0.5, self._try_activate, clock=self._steady)
 
     def _try_activate(self) -> None:
-        """autostart: activate once configured and the e-stop heartbeat is live (retried every 0.5 s)."""
-        if self.driver is None:
-            return
+        """autostart: configure (again, e.g. the port was not there yet) and activate once the e-stop
+        heartbeat is live; retried every 0.5 s."""
         from lifecycle_msgs.msg import State
 
+        if self.driver is None:
+            if self._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED:
+                self.trigger_configure()
+            return
         if self._state_machine.current_state[0] != State.PRIMARY_STATE_INACTIVE:
             if self._autostart_timer is not None:
                 self.destroy_timer(self._autostart_timer)
@@ -105,11 +122,12 @@ class HandDriverNode(LifecycleNode):
         except (OmnipianistError, ValueError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._js_pub = self.create_lifecycle_publisher(JointState, topics.joint_states(side), topics.JOINT_STATES_QOS)
+        self._js_pub = self.create_lifecycle_publisher(JointState, p.joint_states_topic or topics.joint_states(side),
+                                                       topics.JOINT_STATES_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
         self._subs = [
             self.create_subscription(Float64MultiArray, topics.commands(side), self._on_command,
-                                     topics.command_sub_qos(safety.watchdog.hold_after_s)),
+                                     topics.COMMAND_SUB_QOS),
             self.create_subscription(Bool, topics.ESTOP, self._on_estop, topics.ESTOP_QOS),
         ]
         self.get_logger().info(f"configured {len(channels)} servos on {self.driver.port}")
@@ -123,7 +141,11 @@ class HandDriverNode(LifecycleNode):
             self.get_logger().error(f"activate failed: {exc}")
             self.driver.deactivate()
             return TransitionCallbackReturn.FAILURE
-        self._timer = self.create_timer(self.driver.period_s, self._cycle)
+        self._last_cycle_s = time.monotonic()
+        if self.params.trigger == "timer":
+            self._timer = self.create_timer(self.driver.period_s, self._cycle)
+        else:  # command: cycles run in _on_command; this only keeps the bus alive while no command comes
+            self._keepalive_timer = self.create_timer(0.5 * self.driver.period_s, self._keepalive, clock=self._steady)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -147,9 +169,20 @@ class HandDriverNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        for name in ("_timer", "_keepalive_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                self.destroy_timer(timer)
+                setattr(self, name, None)
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The lifecycle state's label (``unconfigured``, ``inactive``, ``active``, ``finalized``)."""
+        return str(self._state_machine.current_state[1])
+
+    def close(self) -> None:
+        """Torque off and close the port (the in-process bringup calls it before destroying the node)."""
+        self._release()
 
     def _release(self) -> None:
         self._stop_timer()
@@ -169,6 +202,8 @@ class HandDriverNode(LifecycleNode):
                                       throttle_duration_sec=1.0)
             return
         self._command = data[self._pick]  # NaNs go through: the filter refuses them and counts it
+        if self.params.trigger == "command" and self.driver is not None and self._keepalive_timer is not None:
+            self._cycle()
 
     def _on_estop(self, msg: Bool) -> None:
         if self.driver is None:
@@ -178,6 +213,14 @@ class HandDriverNode(LifecycleNode):
         if msg.data:
             self.driver.estop(now, "/estop is true")
 
+    def _keepalive(self) -> None:
+        """command mode: a hold cycle (no new command, nothing published) when the bus has been idle a period."""
+        driver = self.driver
+        if driver is None or time.monotonic() - self._last_cycle_s < driver.period_s:
+            return
+        self._last_cycle_s = time.monotonic()
+        driver.step(None, self._now())
+
     def _cycle(self) -> None:
         driver = self.driver
         if driver is None:
@@ -185,7 +228,9 @@ class HandDriverNode(LifecycleNode):
         now = self._now()
         command, self._command = self._command, None
         reading = driver.step(command, now)
+        self._last_cycle_s = time.monotonic()
         if self._js_pub is not None:
+            self.cycles_published += 1
             js = JointState()
             js.header.stamp = self.get_clock().now().to_msg()
             js.name = list(driver.names)

@@ -4,7 +4,8 @@ Parameters and remappings come from the ``--ros-args`` on the command line, as l
 Console scripts to register (setup.py): ``omnipianist_mujoco_mock = omnipianist_ros.nodes.main:mujoco_mock_main``,
 ``omnipianist_score = ...:score_main``, ``omnipianist_policy = ...:policy_main``,
 ``omnipianist_evaluator = ...:evaluator_main``, ``omnipianist_piano_listener = ...:piano_listener_main``,
-``omnipianist_recorder = ...:recorder_main``, ``omnipianist_hand_driver = ...:hand_driver_main`` (one
+``omnipianist_recorder = ...:recorder_main``, ``omnipianist_estop_heartbeat = ...:estop_heartbeat_main``,
+``omnipianist_hand_driver = ...:hand_driver_main`` (one
 executable for both hands: launch_ros names it ``hand_driver_left`` / ``hand_driver_right`` and passes
 ``side``).
 """
@@ -64,6 +65,10 @@ def piano_listener_main() -> int:
 
 def recorder_main() -> int:
     return run_node("recorder")
+
+
+def estop_heartbeat_main() -> int:
+    return run_node("estop_heartbeat")
 
 
 def hand_driver_main() -> int:

@@ -10,11 +10,27 @@ publishes the state, waits until a command for *this* step arrived from both han
 fast as the graph runs). If no command arrives within ``lockstep_timeout_s`` (e-stop, a lost message)
 it steps anyway with the previous ctrl (counted in ``lockstep_timeouts``). Lock-step starts once the
 graph is connected (keys subscribers, command publishers) and ``settle_s`` has passed.
+
+HIL (``hil: true``): each hand is a :class:`~omnipianist.hardware.emulator.ServoBusEmulator` on a pty
+(linked as ``<hil_port_dir>/ttyDXL_<side>``, the hand drivers' ``port``) whose servos are this
+simulation's actuators (:func:`omnipianist.hardware.hil.start_sim_bus`). The mock then does not
+subscribe to the command topics: the servos hold the goals the drivers wrote, and each step applies them
+to ctrl (under the lock the emulator threads take). It still publishes the full joint states (the
+policy's observation stays simulated); the drivers publish their servo readings on
+``/<side>_hand/servo_states``. Start: once every servo has been torqued on (the drivers are active) and,
+in lock-step, the servo_states publishers exist. Lock-step: after publishing step k the mock waits for
+one ``servo_states`` from each driver (a driver with ``trigger: command`` publishes once per command
+cycle, after its Sync Write of goals and Fast Sync Read), then steps.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +46,7 @@ from std_msgs.msg import Float32, Float64MultiArray
 from omnipianist_ros import topics
 from omnipianist_ros.messages import joint_state_msg, keys_to_joy, time_from_ns, time_s
 from omnipianist_ros.mock import MockPiano
-from omnipianist_ros.params import MockParams, declare_and_read
+from omnipianist_ros.params import MockParams, declare_and_read, hil_port
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES
 from sim_training.models.embodiment import get_embodiment
 from sim_training.models.scene import build_scene
@@ -50,10 +66,26 @@ class MockNode(Node):
         self.js_pubs = {s: self.create_publisher(JointState, topics.joint_states(s), topics.JOINT_STATES_QOS)
                         for s in HAND_SIDES}
         self.keys_pub = self.create_publisher(Joy, topics.KEYS, topics.KEYS_QOS)
-        for side in HAND_SIDES:
-            self.create_subscription(Float64MultiArray, topics.commands(side),
-                                     lambda m, s=side: self._on_command(s, m), topics.COMMAND_SUB_QOS,
-                                     callback_group=group)
+        self.lock = threading.RLock()
+        """Held while stepping: the emulator threads read and write the simulation through it (HIL)."""
+        self.emulators: dict[str, Any] = {}
+        self.backends: dict[str, Any] = {}
+        self.hil_channels: dict[str, Any] = {}
+        self.ports: dict[str, str] = {}
+        self._port_dir_owned: str | None = None
+        self._servo_fresh = {s: False for s in HAND_SIDES}
+        self._torqued = False
+        if p.hil:
+            self._start_buses()
+            for side in HAND_SIDES:
+                self.create_subscription(JointState, topics.servo_states(side),
+                                         lambda m, s=side: self._on_servo_states(s, m), topics.JOINT_STATES_QOS,
+                                         callback_group=group)
+        else:
+            for side in HAND_SIDES:
+                self.create_subscription(Float64MultiArray, topics.commands(side),
+                                         lambda m, s=side: self._on_command(s, m), topics.COMMAND_SUB_QOS,
+                                         callback_group=group)
         self.create_subscription(Float32, topics.SUSTAIN, self._on_sustain, topics.SUSTAIN_QOS, callback_group=group)
         self._pending: dict[str, np.ndarray | None] = {s: None for s in HAND_SIDES}
         self.sustain = 0.0
@@ -67,6 +99,67 @@ class MockNode(Node):
             self.create_timer(POLL_S, self._poll_lockstep, callback_group=group, clock=wall)
         else:
             self.create_timer(p.period_s or CONTROL_DT_S, self._step_realtime, callback_group=group, clock=wall)
+
+    # ------------------------------------------------------------------------------------ HIL buses
+    def _start_buses(self) -> None:
+        """One emulated bus per hand on this simulation, linked at ``hil_port(hil_port_dir, side)``."""
+        from omnipianist.hardware.config import HARDWARE_CONFIG_DIR
+        from omnipianist.hardware.hil import HilConfig, load_sim_buses, start_sim_bus
+
+        p = self.params
+        folder = Path(p.hil_config)
+        if not folder.is_absolute() and not folder.is_dir():  # relative to the repository, not the cwd
+            folder = HARDWARE_CONFIG_DIR.parent / folder
+        cfg = HilConfig(embodiment=p.embodiment,
+                        hand_files={s: folder / f"{p.embodiment}_{s}.yaml" for s in HAND_SIDES},
+                        bus_file=folder / "bus.yaml", safety_file=folder / "safety.yaml", byte_timing=p.hil_byte_timing)
+        channels, bus_configs, _ = load_sim_buses(cfg)
+        port_dir = p.hil_port_dir
+        if not port_dir:
+            port_dir = self._port_dir_owned = tempfile.mkdtemp(prefix="omnipianist-hil-")
+        os.makedirs(port_dir, exist_ok=True)
+        try:
+            for side in HAND_SIDES:
+                self.hil_channels[side] = channels[side]
+                self.backends[side], self.emulators[side] = start_sim_bus(
+                    self.piano.model, self.piano.data, channels[side], bus_configs[side], self.lock,
+                    byte_timing=cfg.byte_timing)
+                link = hil_port(port_dir, side)
+                if os.path.lexists(link):
+                    os.unlink(link)
+                os.symlink(self.emulators[side].port, link)
+                self.ports[side] = link
+        except BaseException:
+            self.close()
+            raise
+        self.get_logger().info("mujoco_mock: HIL buses " + ", ".join(f"{s} {link}" for s, link in self.ports.items()))
+
+    def close(self) -> None:
+        """Stop the emulated buses and remove their links (idempotent; the bringup calls it)."""
+        for emu in self.emulators.values():
+            emu.stop()
+        for link in self.ports.values():
+            if os.path.islink(link):
+                os.unlink(link)
+        self.ports = {}
+        if self._port_dir_owned is not None:
+            shutil.rmtree(self._port_dir_owned, ignore_errors=True)
+            self._port_dir_owned = None
+
+    def _servos_torqued(self) -> bool:
+        """HIL: every servo has been torqued on once (latched: the bus watchdog may trip while the graph waits,
+        the drivers re-arm at their next cycle)."""
+        if not self._torqued and self.backends:
+            with self.lock:
+                self._torqued = all(all(b.torque.values()) for b in self.backends.values())
+        return self._torqued
+
+    def _on_servo_states(self, side: str, _msg: JointState) -> None:
+        if not self.started:
+            return
+        self._servo_fresh[side] = True
+        if self.params.mode == "lockstep" and all(self._servo_fresh.values()):
+            self._advance()
 
     # ------------------------------------------------------------------------------------ inputs
     def _on_command(self, side: str, msg: Float64MultiArray) -> None:
@@ -89,8 +182,12 @@ class MockNode(Node):
         return self.params.max_steps > 0 and self.piano.steps >= self.params.max_steps
 
     def _graph_ready(self) -> bool:
-        return (self.count_subscribers(topics.KEYS) >= self.params.wait_for_subscribers
-                and all(self.count_publishers(topics.commands(s)) >= 1 for s in HAND_SIDES))
+        ready = (self.count_subscribers(topics.KEYS) >= self.params.wait_for_subscribers
+                 and all(self.count_publishers(topics.commands(s)) >= 1 for s in HAND_SIDES))
+        if ready and self.params.hil:
+            ready = self._servos_torqued() and (self.params.mode != "lockstep" or all(
+                self.count_publishers(topics.servo_states(s)) >= 1 for s in HAND_SIDES))
+        return ready
 
     def _poll_lockstep(self) -> None:
         now = time.monotonic()
@@ -117,17 +214,23 @@ class MockNode(Node):
             if cmd is not None:
                 self.piano.apply(side, cmd)
         self._pending = {s: None for s in HAND_SIDES}
-        self.piano.step()
+        with self.lock:
+            for backend in self.backends.values():  # HIL: the goals the emulated servos hold
+                backend.apply(self.piano.data.ctrl)
+            self.piano.step()
         self._publish_state()
 
     def _step_realtime(self) -> None:
         if not self.started:
+            if self.params.hil and not self._graph_ready():
+                return
             self.started = True
             self._publish_state()
             return
         self._advance()
 
     def _publish_state(self) -> None:
+        self._servo_fresh = {s: False for s in HAND_SIDES}
         sim = time_from_ns(self.piano.time_ns)
         self.clock_pub.publish(Clock(clock=sim))
         # Stamps are simulated time when the graph follows /clock; without use_sim_time (real-time mode
