@@ -397,8 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--piece", default="twinkle", help="piece to play (default: %(default)s)")
     p.add_argument("--policy", default="", help="exported .onnx generalist (default: the shipped models/generalist one)")
     p.add_argument("--no-video", action="store_true", help="skip the MP4 (offscreen rendering)")
-    p.add_argument("--no-ros", action="store_true", help="skip the ROS 2 graph stage")
-    p.add_argument("--no-hil", action="store_true", help="skip the hardware-in-the-loop stage")
+    p.add_argument("--no-ros", action="store_true", help="skip the ROS 2 graph + serial HIL stage")
     p.add_argument("--ros-timeout-s", type=float, default=600.0, help="give up on the ROS stage after (default: %(default)s)")
     p.set_defaults(func=cmd_demo)
     return parser

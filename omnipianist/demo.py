@@ -6,11 +6,11 @@ Stages (each prints what it measured; outputs in ``runs/<timestamp>/``):
    Shadow hands through :class:`policy_export.runtime.Policy` — ``piano_roll.png`` (score vs played,
    coloured by the finger that was there), ``fingering.csv``, ``hands.mp4`` (offscreen rendering; skipped
    with a note when unavailable), ``played.wav`` (the project's synth) and ``score.wav`` for comparison.
-2. **ROS 2 graph**: the same model through score -> policy -> safety -> MuJoCo mock -> evaluator on
-   loopback DDS (``omnipianist play --sim``), in a child process: live F1 (must equal stage 1's within
-   0.02), loop figures, and the MCAP recording when the recorder is configured.
-3. **hardware in the loop**: policy -> safety -> hand driver -> pty Dynamixel bus -> emulated servos
-   backed by MuJoCo (:mod:`omnipianist.hardware.hil`, when present): F1 and bus statistics.
+2. **ROS 2 graph through the serial hardware-in-the-loop path**: the same model in the full graph —
+   score -> policy (+ safety filter) -> hand driver nodes -> Dynamixel Protocol 2.0 bytes over ptys ->
+   emulated servos whose physics is the MuJoCo mock -> evaluator — on loopback DDS, lock-step
+   (``omnipianist play --hil --record``), in a child process: live F1 (close to stage 1's: the
+   servos, not the policy, hold the goals), onset F1, bus figures, and ``ros_run.mcap`` (every topic).
 
 ``report.json`` holds every figure.
 """
@@ -66,30 +66,23 @@ def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: di
 
 
 def _stage_ros(piece: str, policy_path: Path, out: Path, timeout_s: float) -> dict[str, Any]:
-    """``omnipianist play --sim`` in a child process (its own DDS participant, loopback profile)."""
-    cmd = [sys.executable, "-m", "omnipianist.cli", "play", piece, "--sim", "--policy", str(policy_path),
-           "--report", str(out / "ros_report.json"), "--json"]
+    """``omnipianist play --hil --record`` in a child process (its own DDS participants, loopback profile)."""
+    cmd = [sys.executable, "-m", "omnipianist.cli", "play", piece, "--hil", "--policy", str(policy_path),
+           "--report", str(out / "ros_report.json"), "--record", str(out / "ros_run.mcap"), "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=str(ROOT), env=dict(os.environ))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=str(ROOT),
+                              env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"no result within {timeout_s:.0f} s", "command": " ".join(cmd[3:])}
     if proc.returncode != 0:
-        return {"ok": False, "error": (proc.stderr or proc.stdout).strip()[-2000:], "command": " ".join(cmd[1:])}
+        return {"ok": False, "error": (proc.stderr or proc.stdout).strip()[-2000:], "command": " ".join(cmd[3:])}
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     r["ok"] = True
     r["wall_s"] = round(time.perf_counter() - t0, 1)
     r["command"] = "omnipianist " + " ".join(cmd[3:])
+    r["mcap"] = str(out / "ros_run.mcap")
     return r
-
-
-def _stage_hil(piece: str, policy_path: Path, out: Path) -> dict[str, Any]:
-    try:
-        from omnipianist.hardware import hil
-    except ImportError as exc:
-        return {"ok": False, "skipped": f"HIL rig not available ({exc})"}
-    play = getattr(hil, "play_piece", None)
-    if play is None:
-        return {"ok": False, "skipped": "omnipianist.hardware.hil has no play_piece()"}
-    r = play(piece, str(policy_path))
-    return {"ok": True, **r}
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -108,8 +101,6 @@ def run_demo(args: argparse.Namespace) -> int:
         report["ros"] = _stage_ros(args.piece, policy_path, out, args.ros_timeout_s)
         if report["ros"].get("ok"):
             report["ros"]["f1_minus_sim_f1"] = round(report["ros"]["f1"] - report["sim"]["f1"], 4)
-    if not args.no_hil:
-        report["hil"] = _stage_hil(args.piece, policy_path, out)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
 
@@ -120,18 +111,18 @@ def run_demo(args: argparse.Namespace) -> int:
              f"{s['onset_f1']:.3f}; doing nothing scores {s['do_nothing_f1']:.3f}; policy p99 {s['act_ms_p99']:.2f} ms "
              f"per step; {s['steps']} steps"]
     ros = report.get("ros")
-    if ros is not None:
-        lines.append(f"  ROS 2 graph: F1 {ros['f1']:.3f} (sim {s['f1']:.3f}), onset F1 {ros['onset_f1']:.3f}, "
-                     f"inference p99 {ros['inference_ms_p99']:.2f} ms, {ros['steps_per_s']:.0f} steps/s lock-step"
-                     if ros.get("ok") else f"  ROS 2 graph FAILED: {ros['error'][-400:]}")
-    hil_r = report.get("hil")
-    if hil_r is not None:
-        lines.append(f"  hardware in the loop: F1 {hil_r.get('f1', float('nan')):.3f}; {hil_r.get('summary', '')}"
-                     if hil_r.get("ok") else f"  hardware in the loop: {hil_r.get('skipped') or hil_r.get('error')}")
+    if ros is not None and ros.get("ok"):
+        bus = ros.get("buses") or {}
+        errs = sum(int(b.get("timeouts", 0)) + int(b.get("crc_errors", 0)) for b in bus.values())
+        lines.append(f"  ROS 2 graph + serial HIL (score -> policy -> safety -> hand drivers -> pty Dynamixel buses -> "
+                     f"MuJoCo): F1 {ros['f1']:.3f} (simulation {s['f1']:.3f}), onset F1 {ros['onset_f1']:.3f}; "
+                     f"policy inference p99 {ros.get('inference_ms_p99', float('nan')):.2f} ms; bus timeouts + CRC "
+                     f"errors {errs}; {ros['steps']} steps in {ros['wall_s']:.0f} s; recording {Path(ros['mcap']).name}")
+    elif ros is not None:
+        lines.append(f"  ROS 2 graph + serial HIL FAILED: {ros['error'][-600:]}")
     outs = ", ".join(Path(str(v if not isinstance(v, dict) else v["path"])).name for v in s["outputs"].values())
     lines.append(f"  outputs in {out}: report.json, {outs}"
                  + ("" if "video" in s["outputs"] else f" (no video: {report.get('video_error', 'disabled')})"))
     lines.append(f"  wall time {report['wall_s']:.0f} s")
     emit(report, args.json, "\n".join(lines))
-    failed = (ros is not None and not ros.get("ok")) or (hil_r is not None and hil_r.get("error"))
-    return 1 if failed else 0
+    return 1 if ros is not None and not ros.get("ok") else 0
