@@ -191,9 +191,11 @@ def cmd_bench_generalist(args: argparse.Namespace) -> int:
                                 show_progress=not args.json)
     result = run_generalist_bench(cfg)
     if args.out:
+        from pathlib import Path
+
         from omnipianist.fileio import save_json
 
-        save_json(result, args.out)
+        save_json(result, Path(args.out))
     targets = "; ".join(f"{k} {v['measured']} (target {v['target']}) {'ok' if v['ok'] else 'MISSED'}"
                         for k, v in result["targets"].items())
     emit(result, args.json, f"{format_table(result)}\n\n{targets}; {result['wall_s']:.0f} s")
