@@ -9,7 +9,8 @@ from pathlib import Path
 from omnipianist.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = [f"--policy=fmt={ROOT / 'models/generalist/fmt_shadow.onnx'}"]
+SHIPPED = [f"--policy=fmt_residual={ROOT / 'models/generalist/fmt_residual_shadow.onnx'}",
+           f"--policy=fmt={ROOT / 'models/generalist/fmt_shadow.onnx'}"]
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -29,7 +29,7 @@ from typing import Any
 from omnipianist.cliutil import emit
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POLICY = ROOT / "models" / "generalist" / "fmt_shadow.onnx"
+DEFAULT_POLICY = ROOT / "models" / "generalist" / "fmt_residual_shadow.onnx"
 
 
 def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: dict[str, Any]) -> dict[str, Any]:
