@@ -96,6 +96,7 @@ def test_fanout_in_process_and_resume(tmp_path: Path) -> None:
     assert s2["trained"] == [] and s2["skipped"] == ["single_note"] and s2["n"] == 1
 
 
+@pytest.mark.timeout(900)  # Ray worker start-up is slow on a loaded 2-core machine
 def test_fanout_on_local_ray_loopback_only_and_resume(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     kw = {k: v for k, v in TINY_PIPELINE.items() if k != "minutes"}
