@@ -150,26 +150,38 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
             r = _evaluate(str(manifest.corpus_path(pid)), policies[name])
             rows.append({"policy": name, "split": split, "piece": pid, **r})
 
+    info = {name: {"path": path, "model": (metas[name] or {}).get("model", "onnx"),
+                   "residual_on_prior": bool((metas[name] or {}).get("residual_on_prior", False)),
+                   "train_pieces": len(metas[name].get("train_pieces") or []) if metas[name] else None,
+                   "step": (metas[name] or {}).get("step")} for name, path in entries}
+    out = summarize(rows, info, seen, unseen, cfg.target_policy or entries[0][0])
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def summarize(rows: list[dict[str, Any]], info: dict[str, dict[str, Any]], seen: dict[str, list[str]],
+              unseen: list[str], target: str) -> dict[str, Any]:
+    """The table and the target checks from per-piece ``rows`` (``info``: per policy path, model,
+    residual_on_prior, train_pieces, step; ``seen``: per policy its seen pieces)."""
+
     def mean(name: str, split: str, pieces: list[str] | None = None, key: str = "f1") -> float | None:
         vals = [r[key] for r in rows if r["policy"] == name and r["split"] == split
                 and (pieces is None or r["piece"] in pieces)]
         return float(np.mean(vals)) if vals else None
 
+    names = list(info)
     table = {}
-    for name, path in [*entries, ("prior", "otik-prior")]:
-        meta = metas.get(name)
+    for name in [*names, "prior"]:
+        i = info.get(name, {"path": "otik-prior", "model": "prior", "residual_on_prior": False,
+                            "train_pieces": None, "step": None})
         table[name] = {
-            "path": path, "model": (meta or {}).get("model", "prior" if name == "prior" else "onnx"),
-            "residual_on_prior": bool((meta or {}).get("residual_on_prior", False)),
-            "train_pieces": len(meta.get("train_pieces") or []) if meta else None,
-            "step": (meta or {}).get("step"),
+            **i,
             "unseen_f1": mean(name, "unseen"), "unseen_onset_f1": mean(name, "unseen", key="onset_f1"),
             "seen_f1": mean(name, "seen", seen.get(name)) if name != "prior" else mean(name, "seen"),
             "seen_onset_f1": mean(name, "seen", seen.get(name), "onset_f1") if name != "prior" else None,
             "prior_unseen_f1": mean("prior", "unseen"),
             "prior_seen_f1_same_pieces": mean("prior", "seen", seen.get(name)) if name != "prior" else None,
         }
-    target = cfg.target_policy or entries[0][0]
     if target not in table:
         raise ValueError(f"target_policy {target!r} is not one of {list(table)}")
     t = table[target]
@@ -177,9 +189,9 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
         "unseen_f1": (t["unseen_f1"], UNSEEN_F1_TARGET, (t["unseen_f1"] or 0.0) >= UNSEEN_F1_TARGET),
         "seen_f1": (t["seen_f1"], SEEN_F1_TARGET, (t["seen_f1"] or 0.0) >= SEEN_F1_TARGET),
     }
+    most = max((table[n]["train_pieces"] or 0) for n in names)
     for residual in (False, True):  # FMT vs BC-MLP of the same formulation (whole action / residual on the prior)
-        same = [n for n, _ in entries if table[n]["residual_on_prior"] == residual
-                and table[n]["train_pieces"] == max(table[m]["train_pieces"] or 0 for m, _ in entries)]
+        same = [n for n in names if table[n]["residual_on_prior"] == residual and table[n]["train_pieces"] == most]
         fmts = [n for n in same if table[n]["model"] == "fmt"]
         bcs = [n for n in same if table[n]["model"] == "bc"]
         if fmts and bcs:
@@ -190,11 +202,32 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
                            (table[best_fmt]["unseen_f1"] or 0.0) > (table[best_bc]["unseen_f1"] or 0.0))
     return {
         "benchmark": "generalist", "target_policy": target, "unseen_pieces": unseen, "seen_pieces": seen,
-        "table": table, "rows": rows,
+        "policies": info, "table": table, "rows": rows,
         "targets": {k: {"measured": None if v[0] is None else round(v[0], 4), "target": v[1], "ok": bool(v[2])}
                     for k, v in checks.items()},
-        "ok": all(v[2] for v in checks.values()), "wall_s": round(time.perf_counter() - t0, 1),
+        "ok": all(v[2] for v in checks.values()),
     }
+
+
+def merge_results(results: list[dict[str, Any]], target: str) -> dict[str, Any]:
+    """One table from several runs on the same unseen pieces (e.g. models benchmarked at different times)."""
+    unseen = results[0]["unseen_pieces"]
+    if any(r["unseen_pieces"] != unseen for r in results):
+        raise ValueError("results were measured on different unseen pieces (use the same --unseen-pieces/--seed)")
+    rows, keys, info, seen = [], set(), {}, {}
+    for r in results:
+        info.update(r.get("policies") or {n: {k: t[k] for k in ("path", "model", "residual_on_prior", "train_pieces",
+                                                                   "step")}
+                                          for n, t in r["table"].items() if n != "prior"})
+        seen.update(r["seen_pieces"])
+        for row in r["rows"]:
+            k = (row["policy"], row["split"], row["piece"])
+            if k not in keys:
+                keys.add(k)
+                rows.append(row)
+    out = summarize(rows, info, seen, unseen, target)
+    out["wall_s"] = round(sum(r.get("wall_s", 0.0) for r in results), 1)
+    return out
 
 
 def format_table(r: dict[str, Any]) -> str:

@@ -1,0 +1,62 @@
+"""The generalist benchmark's table and target checks (the plays themselves are `omnipianist bench generalist`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim_training.imitation.benchmark import GeneralistBenchConfig, _parse, format_table, merge_results, summarize
+
+
+def rows(policy: str, split: str, f1s: dict[str, float]) -> list[dict]:
+    return [{"policy": policy, "split": split, "piece": p, "f1": f, "onset_f1": f / 2, "precision": f, "recall": f,
+             "steps": 10, "do_nothing_f1": 0.0} for p, f in f1s.items()]
+
+
+INFO = {"fmt": {"path": "a", "model": "fmt", "residual_on_prior": False, "train_pieces": 100, "step": 5},
+        "bc": {"path": "b", "model": "bc", "residual_on_prior": False, "train_pieces": 100, "step": 9},
+        "fmt_res": {"path": "c", "model": "fmt", "residual_on_prior": True, "train_pieces": 100, "step": 3},
+        "fmt_small": {"path": "d", "model": "fmt", "residual_on_prior": False, "train_pieces": 10, "step": 5}}
+
+
+def test_summary_means_targets_and_like_for_like_comparison() -> None:
+    r = (rows("fmt", "unseen", {"u1": 0.5, "u2": 0.7}) + rows("fmt", "seen", {"s1": 0.9, "s2": 0.7})
+         + rows("bc", "unseen", {"u1": 0.6, "u2": 0.7}) + rows("bc", "seen", {"s1": 0.9})
+         + rows("fmt_res", "unseen", {"u1": 0.9, "u2": 0.9}) + rows("fmt_small", "unseen", {"u1": 0.95, "u2": 0.95})
+         + rows("prior", "unseen", {"u1": 0.4, "u2": 0.4}) + rows("prior", "seen", {"s1": 0.3, "s2": 0.5}))
+    seen = {"fmt": ["s1", "s2"], "bc": ["s1"], "fmt_res": [], "fmt_small": []}
+    out = summarize(r, INFO, seen, ["u1", "u2"], "fmt")
+    t = out["table"]
+    assert t["fmt"]["unseen_f1"] == pytest.approx(0.6) and t["fmt"]["seen_f1"] == pytest.approx(0.8)
+    assert t["fmt"]["prior_seen_f1_same_pieces"] == pytest.approx(0.4) and t["prior"]["unseen_f1"] == pytest.approx(0.4)
+    assert out["targets"]["unseen_f1"] == {"measured": 0.6, "target": 0.6, "ok": True}
+    assert out["targets"]["seen_f1"]["ok"] is False and out["ok"] is False
+    # FMT vs BC: same formulation and training-set size only (fmt_res and fmt_small do not count)
+    assert out["targets"]["fmt_beats_bc_unseen"] == {"measured": 0.6, "target": 0.65, "ok": False}
+    assert "fmt_beats_bc_unseen_residual" not in out["targets"]
+    assert "| fmt_res | fmt | yes | 100 |" in format_table(out)
+    with pytest.raises(ValueError, match="target_policy"):
+        summarize(r, INFO, seen, ["u1", "u2"], "nope")
+
+
+def test_merge_keeps_each_row_once_and_refuses_other_pieces() -> None:
+    a = summarize(rows("fmt", "unseen", {"u1": 0.5}) + rows("prior", "unseen", {"u1": 0.4}),
+                  {"fmt": INFO["fmt"]}, {"fmt": []}, ["u1"], "fmt")
+    b = summarize(rows("bc", "unseen", {"u1": 0.7}) + rows("prior", "unseen", {"u1": 0.4}),
+                  {"bc": INFO["bc"]}, {"bc": []}, ["u1"], "bc")
+    m = merge_results([a, b], "fmt")
+    assert set(m["table"]) == {"fmt", "bc", "prior"} and len(m["rows"]) == 3
+    assert m["targets"]["fmt_beats_bc_unseen"]["ok"] is False
+    b["unseen_pieces"] = ["u2"]
+    with pytest.raises(ValueError, match="different unseen pieces"):
+        merge_results([a, b], "fmt")
+
+
+def test_policy_arguments_are_checked(tmp_path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    assert _parse((f"a={tmp_path / 'm.onnx'}",)) == [("a", str(tmp_path / "m.onnx"))]
+    for bad, match in (("noequals", "NAME=PATH"), (f"a={tmp_path / 'missing.onnx'}", "does not exist")):
+        with pytest.raises((ValueError, FileNotFoundError), match=match):
+            _parse((bad,))
+    with pytest.raises(ValueError, match="unique"):
+        _parse((f"a={tmp_path / 'm.onnx'}", f"a={tmp_path / 'm.onnx'}"))
+    assert GeneralistBenchConfig().unseen_pieces == 20
