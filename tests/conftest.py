@@ -22,3 +22,14 @@ def scene(request: pytest.FixtureRequest) -> Scene:
 @pytest.fixture
 def shadow_scene() -> Scene:
     return cached_scene("shadow")
+
+
+@pytest.fixture
+def one_torch_thread():  # noqa: ANN201 - generator fixture
+    """torch on one thread, as the runtimes run it (and no thread fight with other work on a shared machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

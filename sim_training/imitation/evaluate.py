@@ -29,45 +29,12 @@ def evaluate_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodi
     """Play ``piece`` from its first step to its end (no clip, no random start) and return the metrics.
 
     ``embodiment`` defaults to the policy's; the env's observation layout must match the one the
-    policy was trained on (``ContractError`` naming the first differing field otherwise).
+    policy was trained on (``ContractError`` naming the first differing field otherwise). Keys:
+    :data:`EVALUATION_KEYS` plus ``piece``, ``embodiment``, ``policy``, ``return``, ``steps_per_s``,
+    ``act_ms_p50``, ``act_ms_p99`` (:func:`play_policy` without what it keeps for plots).
     """
-    from omnipianist.cliutil import progress
-
-    emb = policy.embodiment if embodiment is None else embodiment_from_meta(embodiment)
-    env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch))
-    try:
-        from sim_training.imitation.residual import base_layout
-
-        env.layout.check_matches(base_layout(policy.meta["observation_layout"]), where=f"{policy.source} observation_layout")
-        obs, _ = env.reset(seed=0)
-        policy.reset()
-        act_s: list[float] = []
-        ret = 0.0
-        t_start = time.perf_counter()
-        for _ in progress(range(env.n_piece_steps), desc=f"evaluate {policy.source}", disable=not show_progress):
-            t0 = time.perf_counter()
-            action = policy.act(obs)
-            act_s.append(time.perf_counter() - t0)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            ret += float(reward)
-            if terminated or truncated:
-                break
-        wall = time.perf_counter() - t_start
-        m = env.episode_metrics()
-        active, *_ = env.episode_log()
-        onset = onset_prf(active, env.roll)
-    finally:
-        env.close()
-    ms = 1e3 * np.asarray(act_s)
-    return {
-        "piece": piece if isinstance(piece, str) else type(piece).__name__, "embodiment": emb.key,
-        "policy": policy.source, "f1": m["f1"], "precision": m["precision"], "recall": m["recall"],
-        "onset_f1": onset.f1, "steps": int(m["steps"]), "note_step_f1": m["note_step_f1"],
-        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"], "return": ret,
-        "steps_per_s": m["steps"] / max(wall, 1e-9),
-        "act_ms_p50": float(np.percentile(ms, 50)) if ms.size else 0.0,
-        "act_ms_p99": float(np.percentile(ms, 99)) if ms.size else 0.0,
-    }
+    r = play_policy(piece, policy, embodiment, stretch=stretch, show_progress=show_progress)
+    return {k: v for k, v in r.items() if k not in ("roll", "active", "notes", "frames")}
 
 
 def format_evaluation(r: dict[str, Any]) -> str:
@@ -98,6 +65,7 @@ def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment
     frames: list[np.ndarray] = []
     per_step: list[dict[int, tuple[int, int]]] = []
     act_s: list[float] = []
+    ret = 0.0
     try:
         env.layout.check_matches(base_layout(policy.meta["observation_layout"]), where=f"{policy.source} observation_layout")
         targets = env.scene.key_target_xyz_m
@@ -110,7 +78,8 @@ def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment
             act_s.append(time.perf_counter() - t0)
             if action is None:  # refused (non-finite observation): hold still rather than act on garbage
                 action = np.zeros(emb.action_dim)
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            ret += float(reward)
             tips = env.fingertip_xyz()
             keys = np.flatnonzero(env.roll.keys[min(t, env.roll.n_steps - 1)])
             per_step.append({int(k): divmod(int(np.argmin(np.linalg.norm(tips - targets[k], axis=1))), per_hand)
@@ -131,7 +100,7 @@ def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment
         "piece": piece if isinstance(piece, str) else type(piece).__name__, "embodiment": emb.key,
         "policy": policy.source, "f1": m["f1"], "precision": m["precision"], "recall": m["recall"],
         "onset_f1": onset.f1, "steps": int(m["steps"]), "note_step_f1": m["note_step_f1"],
-        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"],
+        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"], "return": ret,
         "steps_per_s": m["steps"] / max(wall, 1e-9),
         "act_ms_p50": float(np.percentile(ms, 50)) if ms.size else 0.0,
         "act_ms_p99": float(np.percentile(ms, 99)) if ms.size else 0.0,

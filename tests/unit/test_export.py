@@ -45,13 +45,7 @@ LAYOUT = ObservationLayout.for_embodiment(EMB)
 
 
 # ----------------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Any:
-    """The torch side as the runtime runs it (and no thread fight with other work on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

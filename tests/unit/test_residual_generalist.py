@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -34,12 +33,7 @@ PRIOR = LabellerSpec("prior", EmbodimentRef())
 TINY = FMTConfig(d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
