@@ -390,9 +390,9 @@ def _torch_flops(torch_policy: Any, kind: str, meta: dict[str, Any]) -> int | No
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         if kind == "generalist":
-            to, d = int(meta["obs_horizon"]), int(meta["observation_layout"]["size"])
-            noise = torch.zeros(meta["noise"]["shape"])
-            torch_policy.model.sample(torch.zeros(1, to, d), noise, torch_policy.k_steps)
+            obs_shape = next(i["shape"] for i in meta["graph"]["inputs"] if i["name"] == "obs_hist")
+            noise = torch.zeros(meta["noise"]["shape"])  # (obs ⊕ prior action for residual generalists)
+            torch_policy.model.sample(torch.zeros(obs_shape), noise, torch_policy.k_steps)
         elif kind in ("residual", "actor"):
             torch_policy.actor.act_deterministic(torch.zeros(meta["graph"]["inputs"][0]["shape"]))
         else:
