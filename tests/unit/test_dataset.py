@@ -456,10 +456,8 @@ def test_ray_fan_out_matches_in_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_trained_expert_labeller_if_present(tmp_path: Path) -> None:
-    expert = Path(__file__).parents[2] / "runs" / "experts" / "twinkle_noprior"
-    if not expert.is_dir():
-        pytest.skip("no trained expert in runs/experts")
+def test_shipped_expert_labels_its_piece(tmp_path: Path) -> None:
+    expert = Path(__file__).parents[2] / "models" / "experts" / "twinkle_shadow"  # the searched-prior Twinkle expert
     info = describe_expert(expert)
     res = collect(tmp_path / "e", [CollectTask(info.piece, info.spec())],
                   CollectConfig(noise_std=(0.0,), max_steps=50, show_progress=False))
