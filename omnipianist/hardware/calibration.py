@@ -161,7 +161,13 @@ def run_calibration(
     from omnipianist.hardware.dynamixel.bus import DynamixelBus
 
     assert isinstance(bus, DynamixelBus) and isinstance(hand, HandConfig)
-    ask = prompt if callable(prompt) else (lambda message: input(message + " "))
+    def _ask_on_stderr(message: str) -> str:  # stdout stays clean for --json
+        import sys
+
+        print(message, end=" ", file=sys.stderr, flush=True)
+        return input()
+
+    ask = prompt if callable(prompt) else _ask_on_stderr
     ids = {name: cal.servo_id for name, cal in hand.joints.items()}
     bus.disable_torque(ids.values())
     ask(ZERO_POSE_PROMPT)
@@ -233,6 +239,8 @@ def add_calibrate_args(parser: object) -> None:
     parser.add_argument("--out", default=None, help="YAML to write (default: the hand config; a .bak is kept)")
     parser.add_argument("--min-motion-deg", type=float, default=math.degrees(MIN_MOTION_RAD),
                         help="smallest motion between the poses that sets a joint's direction [deg]")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as one JSON object at the end (the prompts still go to stderr)")
 
 
 def run_calibrate(args: object, prompt: object = None) -> int:
@@ -259,6 +267,14 @@ def run_calibrate(args: object, prompt: object = None) -> int:
                                  min_motion_rad=math.radians(args.min_motion_deg))  # type: ignore[attr-defined]
     finally:
         bus.disconnect(disable_torque=True)
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"path": str(result.path), "side": side, "unchanged_direction": list(result.unchanged_direction),
+                          "joints": {name: {"servo_id": cal.servo_id, "offset_rad": cal.offset_rad,
+                                            "direction": cal.direction}
+                                     for name, cal in result.hand.joints.items()}}))  # type: ignore[attr-defined]
+        return 0
     print(f"wrote {result.path}")
     for name, cal in result.hand.joints.items():  # type: ignore[attr-defined]
         print(f"  {name:8s} servo {cal.servo_id:3d}  offset_rad {cal.offset_rad:+.4f}  direction {cal.direction:+d}")
