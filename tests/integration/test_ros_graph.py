@@ -39,6 +39,24 @@ def test_sim_graph_plays_like_offline_prior() -> None:
     assert ros["onset_f1"] == offline["onset_f1"]
 
 
+def test_sim_graph_with_the_shipped_generalist_matches_offline_evaluate() -> None:
+    """The deployed ONNX generalist (residual on the prior) through the ROS graph vs `omnipianist evaluate`."""
+    from pathlib import Path
+
+    from policy_export.runtime import Policy
+    from sim_training.imitation.evaluate import evaluate_policy
+
+    piece = "c_major_scale"
+    onnx = Path(__file__).resolve().parents[2] / "models" / "generalist" / "fmt_residual_shadow.onnx"
+    out = _run(["-m", "omnipianist_ros.cli", "play", piece, "--sim", "--policy", str(onnx), "--json"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    ros = json.loads(out.stdout.strip().splitlines()[-1])
+    offline = evaluate_policy(piece, Policy.load(onnx))
+    assert ros["steps"] == offline["steps"] and ros["steps_missing"] == 0 and ros["lockstep_timeouts"] == 0
+    assert abs(ros["f1"] - offline["f1"]) <= 0.02, (ros["f1"], offline["f1"])
+    assert offline["f1"] > 0.9  # the residual generalist plays the scale (as the prior does)
+
+
 _ESTOP = textwrap.dedent("""
     import json, time
     from omnipianist_ros.bringup import Graph
