@@ -290,14 +290,15 @@ def _launch_facts(name: str) -> tuple[set[str], set[str], str]:
     return funcs, calls, text
 
 
-@pytest.mark.parametrize("name, yaml_name", [("sim.launch.py", "sim.yaml"), ("hardware.launch.py", "hardware.yaml")])
+@pytest.mark.parametrize("name, yaml_name", [("sim.launch.py", "sim.yaml"), ("hardware.launch.py", "hardware.yaml"),
+                                             ("hil.launch.py", "hil.yaml")])
 def test_launch_files_parse_and_start_every_node(name: str, yaml_name: str) -> None:
     funcs, calls, text = _launch_facts(name)
     assert "generate_launch_description" in funcs
     assert "Node" in calls and f'"{yaml_name}"' in text and "EXECUTABLES[spec.name]" in text
     for spec in load_bringup_config(config_path(yaml_name)).nodes:
         assert spec.name in EXECUTABLES
-    if name == "hardware.launch.py":
+    if name in ("hardware.launch.py", "hil.launch.py"):
         assert "LifecycleNode" in calls
 
 
