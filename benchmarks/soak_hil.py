@@ -1,6 +1,7 @@
 """HIL soak: N minutes of lock-step play (Shadow virtual hands, OT/IK prior) with a random fault every few
 seconds. Prints one JSON object; exits 1 on a crash, a fault not accounted for in the drivers'
-diagnostics, a goal outside limits on the bus, or a hand left in FAULT.
+diagnostics, a goal outside limits on the bus, or a hand left in FAULT (a start refused by a driver is retried
+and reported under ``start_failures``).
 
     .venv/bin/python benchmarks/soak_hil.py [--minutes 30] [--every-s 3] [--seed 0] [--piece twinkle]
 
@@ -19,9 +20,14 @@ import sys
 import time
 import traceback
 
+from omnipianist.errors import OmnipianistError
 from omnipianist.hardware.hil import HilRig, PriorPolicy
 
 FAULTS = ("crc", "truncate", "stray", "late", "silent", "overload", "watchdog", "unplug")
+START_ATTEMPTS = 3
+"""A driver that refuses to configure (e.g. a servo that did not answer an EEPROM write within its retries)
+raises a clear error; like the node's autostart, the soak retries the start and reports each refusal under
+``start_failures``. Only a start that fails every attempt counts as a crash."""
 
 
 def _sum(d: dict, key: str) -> int:
@@ -57,12 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     f1s: list[float] = []
     faults_left = []
     next_fault = time.monotonic() + rng.expovariate(1 / args.every_s)
+    start_failures: list[str] = []
     while time.monotonic() < end:
         rig = HilRig(args.piece)
         pending: list[tuple[int, str, str, int]] = []  # (check at step, side, fault, evidence before)
         actions: list[tuple[int, object]] = []
         try:
-            rig.start()
+            for attempt in range(START_ATTEMPTS):  # as the driver node's autostart does: a refused configure is retried
+                try:
+                    rig.start()
+                    break
+                except OmnipianistError as exc:
+                    start_failures.append(f"play {plays} attempt {attempt + 1}: {exc}")
+                    rig.close()
+                    if attempt + 1 == START_ATTEMPTS:
+                        raise
+                    rig = HilRig(args.piece)
             policy = PriorPolicy(rig.scene)
             policy.reset()
             while not rig.done and time.monotonic() < end:
@@ -125,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "benchmark": "soak_hil", "minutes": args.minutes, "plays": plays, "steps": steps,
         "faults_injected": injected, "faults_accounted": accounted, "unaccounted": unaccounted,
-        "crashes": len(crashes), "crash_details": crashes[:3], "out_of_limits_goals": out_of_limits,
+        "crashes": len(crashes), "crash_details": crashes[:3],
+        "start_failures": len(start_failures), "start_failure_details": start_failures[:5],
+        "out_of_limits_goals": out_of_limits,
         "hands_left_in_fault": faults_left,
         "f1_min": min(f1s) if f1s else None, "f1_mean": sum(f1s) / len(f1s) if f1s else None,
     }
