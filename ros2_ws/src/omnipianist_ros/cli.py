@@ -104,7 +104,7 @@ HIL_DRIVERS = ("hand_driver_left", "hand_driver_right")
 
 
 def bus_figures(driver_node: Any, emulator: Any, channels: Any) -> dict[str, Any]:
-    """One hand's bus figures from its driver node and emulator (as ``omnipianist.hardware.hil.play_piece``)."""
+    """One hand's bus figures from its driver node and emulator."""
     from omnipianist.hardware.hil import goals_outside_limits
 
     out: dict[str, Any] = {"lifecycle": driver_node.lifecycle_state,
