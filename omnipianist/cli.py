@@ -288,7 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_search_prior_args(p)
     p.set_defaults(func=run_search_prior)
-    p = sub.add_parser("train-experts", help="one expert per piece (prior search + residual), fanned out on Ray",
+    from sim_training.experts.planner import add_plan_args, run_plan
+
+    p = sub.add_parser("plan", help="the expert: receding-horizon search over the prior's knobs on one piece",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_plan_args(p)
+    p.set_defaults(func=run_plan)
+    p = sub.add_parser("train-experts", help="one expert per piece (the planner by default), fanned out on Ray",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_train_experts_args(p)
     p.set_defaults(func=run_train_experts)
@@ -414,6 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except OmnipianistError as exc:
         print(f"omnipianist: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        # loaders name the file and field in these; a traceback helps only a developer
+        if os.environ.get("OMNIPIANIST_DEBUG"):
+            raise
+        print(f"omnipianist: error: {type(exc).__name__}: {exc} (OMNIPIANIST_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("omnipianist: interrupted", file=sys.stderr)

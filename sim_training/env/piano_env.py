@@ -60,6 +60,33 @@ def load_roll(piece: str | Score | PianoRoll, stretch: float = 1.0) -> PianoRoll
     return score_to_roll(score, stretch=stretch)
 
 
+@dataclass(frozen=True, eq=False)
+class EnvState:
+    """A snapshot of a :class:`PianoEnv` mid-episode (see :meth:`PianoEnv.get_state`).
+
+    ``physics`` is MuJoCo's integration state (``mjSTATE_INTEGRATION``: time, qpos, qvel, act,
+    warm start, ctrl, ...); the rest is the episode bookkeeping that the metrics and the
+    observation read. Restoring it and replaying the same actions reproduces the episode bit for bit.
+    """
+
+    physics: np.ndarray
+    start: int
+    t: int
+    end: int
+    sustain: float
+    active_log: np.ndarray
+    """(t, 88) bool: active keys of the steps played so far."""
+    sustain_log: np.ndarray
+
+    @property
+    def step_index(self) -> int:
+        """Index of the next goal row in the piece."""
+        return self.start + self.t
+
+
+_STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
 class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
     """Bimanual piano playing; see the module docstring for the contract."""
 
@@ -211,6 +238,36 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         return mujoco.mj_geomDistance(self.model, self.data, a, b, 0.01, None) < 0.0
 
     # ----------------------------------------------------------------------------------- state
+    def get_state(self) -> EnvState:
+        """Snapshot of the simulation and the episode (``mj_getState`` with the integration state,
+        plus step counter, sustain and the per-step logs so far). Cheap: ~10 us."""
+        m, d = self.model, self.data
+        physics = np.empty(mujoco.mj_stateSize(m, _STATE_SPEC))
+        mujoco.mj_getState(m, d, physics, _STATE_SPEC)
+        return EnvState(physics, self._start, self._t, self._end, self._sustain,
+                        self._active_log[: self._t].copy(), self._sustain_log[: self._t].copy())
+
+    def set_state(self, state: EnvState) -> np.ndarray:
+        """Restore a :meth:`get_state` snapshot (of an env of the same scene and piece); returns the
+        observation at that state. Raises ValueError when the snapshot does not fit this env."""
+        m, d = self.model, self.data
+        if state.physics.shape != (mujoco.mj_stateSize(m, _STATE_SPEC),):
+            raise ValueError(f"state has {state.physics.shape} physics values, this model needs "
+                             f"{mujoco.mj_stateSize(m, _STATE_SPEC)} (a snapshot of another embodiment?)")
+        if not 0 <= state.start <= state.start + state.t <= state.end <= self.roll.n_steps:
+            raise ValueError(f"state at steps {state.start}+{state.t} (end {state.end}) does not fit this piece "
+                             f"({self.roll.n_steps} steps)")
+        mujoco.mj_setState(m, d, state.physics, _STATE_SPEC)
+        mujoco.mj_forward(m, d)
+        self._start, self._t, self._end, self._sustain = state.start, state.t, state.end, state.sustain
+        n = state.end - state.start
+        if self._active_log.shape[0] != n:
+            self._active_log = np.zeros((n, NUM_KEYS), dtype=bool)
+            self._sustain_log = np.zeros(n, dtype=bool)
+        self._active_log[: state.t] = state.active_log
+        self._sustain_log[: state.t] = state.sustain_log
+        return self._observe()
+
     def key_state(self) -> np.ndarray:
         """(88,) key depression 0..1 now."""
         return np.clip(self.data.qpos[self._key_adr] / self._key_max, 0.0, 1.0)

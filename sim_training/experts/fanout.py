@@ -1,5 +1,8 @@
 """One expert per piece, fanned out on Ray: ``omnipianist train-experts SOURCE --out DIR``.
 
+The expert is the receding-horizon planner by default (``--method planner``, ``--budget``,
+``--plan-set KEY=VALUE``); ``--method search`` runs the per-piece search + residual DroQ instead.
+
 SOURCE is a corpus manifest JSON (``--split`` / ``--max-pieces`` filter it), a folder (its
 ``manifest.json`` when it has one, else its ``.mid``/``.midi`` files), or a comma list of
 built-in piece names and MIDI paths. Each piece is one Ray task (``num_cpus=1``) running
@@ -255,7 +258,7 @@ def train_experts(
         n = f"[{len(finished)}/{len(todo)}]"
         if done["ok"]:
             r = done["result"]
-            print(f"{n} {done['id']}: prior {_f(r['prior_f1'])} searched {_f(r['searched_f1'])} "
+            print(f"{n} {done['id']}: prior {_f(r['prior_f1'])} searched {_f(r.get('searched_f1'))} "
                   f"expert {_f(r['expert_f1'])} ({r['kind']}), do nothing {_f(r['do_nothing_f1'])}; "
                   f"{r['env_steps']} env steps, {r['wall_s']['total'] / 60:.1f} min", file=sys.stderr, flush=True)
         else:
@@ -369,7 +372,7 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--train-set {item!r}: expected KEY=VALUE")
+            raise SystemExit(f"{item!r}: expected KEY=VALUE")
         try:
             out[key.strip().replace("-", "_")] = json.loads(value)
         except ValueError:
@@ -384,7 +387,15 @@ def add_train_experts_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a private local one")
     parser.add_argument("--no-ray", action="store_true", help="train one piece after the other in this process")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (None: all cores)")
-    parser.add_argument("--minutes-per-piece", type=float, default=10.0, help="search + residual budget per piece")
+    parser.add_argument("--method", default="planner", choices=["planner", "search"],
+                        help="planner: receding-horizon search over the prior's knobs (the default expert); "
+                             "search: per-piece CEM then residual DroQ (default: %(default)s)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="planner: candidate plays per window (default: PlannerConfig's, 24)")
+    parser.add_argument("--plan-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="PlannerConfig field for the planner (window, horizon, method, ...), repeatable")
+    parser.add_argument("--minutes-per-piece", type=float, default=10.0,
+                        help="search method: search + residual budget per piece")
     parser.add_argument("--search-frac", type=float, default=0.5, help="share of the budget for the prior search")
     parser.add_argument("--search-seeds", type=int, default=1, help="independent searches per piece")
     parser.add_argument("--population", type=int, default=10, help="search population per generation")
@@ -398,8 +409,12 @@ def add_train_experts_args(parser: argparse.ArgumentParser) -> None:
 
 def run_train_experts(args: argparse.Namespace) -> int:
     """Handler of ``omnipianist train-experts``; exit status 1 when a piece failed."""
+    plan_sets = _parse_sets(args.plan_set)
+    if args.budget is not None:
+        plan_sets["budget"] = args.budget
     kwargs = {"search_frac": args.search_frac, "embodiment": args.embodiment, "search_seeds": args.search_seeds,
-              "population": args.population, "train_overrides": _parse_sets(args.train_set)}
+              "population": args.population, "train_overrides": _parse_sets(args.train_set),
+              "method": args.method, "planner_overrides": plan_sets}
     s = train_experts(args.source, args.out, ray_address=args.ray_address, use_ray=not args.no_ray,
                       minutes_per_piece=args.minutes_per_piece, split=None if args.split == "all" else args.split,
                       max_pieces=args.max_pieces, num_cpus=args.num_cpus, pipeline_kwargs=kwargs,

@@ -22,6 +22,7 @@ Units: metres, radians, world frame (see ``sim_training.models.piano.geometry``)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,6 +81,16 @@ class PriorStats:
     """Presses held back because the finger was not yet over its key."""
 
 
+@dataclass(frozen=True, eq=False)
+class PriorState:
+    """The prior's memory between steps: IK warm start per hand, carriage plan, keys held last step."""
+
+    u: list[np.ndarray]
+    carriage: np.ndarray
+    held: dict[int, tuple[int, int]]
+    stats: PriorStats
+
+
 class OTIKPrior:
     """Plays from observations; ``act(obs)`` returns an action in the env's action space."""
 
@@ -107,14 +118,39 @@ class OTIKPrior:
         jn = emb.all_joint_names
         self.tx_q_index = np.array([jn.index(SIDE_PREFIX[s] + "forearm_tx") for s in HAND_SIDES])
         self.key_x = KEY_GEOMETRY.target_xyz_m[:, 0]
-        self.key_y = KEY_GEOMETRY.target_xyz_m[:, 1] + np.where(KEY_GEOMETRY.is_black, self.cfg.black_forward_m, 0)
         self.key_top = KEY_GEOMETRY.target_xyz_m[:, 2]
-        self.press_z = self.key_top - self.cfg.press_depth_m - np.where(
-            KEY_GEOMETRY.is_black, self.cfg.black_press_extra_m, 0.0)
-        self.finger_penalty = np.zeros(self.n_f)
-        self.finger_penalty[0] = self.cfg.thumb_penalty_m2  # fingertip order: thumb first
+        self._derive()
         self.stats = PriorStats()
         self.reset()
+
+    def _derive(self) -> None:
+        """Arrays that depend on the knobs (recomputed by :meth:`configure`)."""
+        cfg = self.cfg
+        self.key_y = KEY_GEOMETRY.target_xyz_m[:, 1] + np.where(KEY_GEOMETRY.is_black, cfg.black_forward_m, 0)
+        self.press_z = self.key_top - cfg.press_depth_m - np.where(KEY_GEOMETRY.is_black, cfg.black_press_extra_m, 0.0)
+        self.finger_penalty = np.zeros(self.n_f)
+        self.finger_penalty[0] = cfg.thumb_penalty_m2  # fingertip order: thumb first
+
+    def configure(self, config: PriorConfig) -> None:
+        """Switch to other knobs mid-episode, keeping the prior's memory (carriage plan, held keys, IK
+        warm start): what a planner does at a window boundary. ~20 us (the IK is rebuilt only when
+        ``config.ik`` changes)."""
+        if config.ik != self.cfg.ik:
+            self.ik = FingertipIK(self.scene, config.ik)
+        self.cfg = config
+        self._derive()
+
+    def state(self) -> PriorState:
+        """The prior's memory now (a copy): restore it with :meth:`restore` to act again from here."""
+        return PriorState([u.copy() for u in self._u], self._carriage.copy(), dict(self._held),
+                          dataclasses.replace(self.stats))
+
+    def restore(self, state: PriorState) -> None:
+        """Back to a :meth:`state` snapshot (the knobs are not part of it: see :meth:`configure`)."""
+        self._u = [u.copy() for u in state.u]
+        self._carriage = state.carriage.copy()
+        self._held = dict(state.held)
+        self.stats = dataclasses.replace(state.stats)
 
     def reset(self) -> None:
         self._u = [u.copy() for u in self.home_u]

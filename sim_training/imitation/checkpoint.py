@@ -21,10 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnipianist.errors import ModelError
 from sim_training.imitation.bc import BCConfig, BCPolicyMLP
 from sim_training.imitation.model import FlowMatchingTransformer, FMTConfig
-from sim_training.models.embodiment import Embodiment, embodiment_names, get_embodiment
+from sim_training.models.embodiment import Embodiment, embodiment_from_meta  # noqa: F401 - re-exported
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_KIND = "omnipianist-generalist"
@@ -43,25 +42,6 @@ def build_model(kind: str, config: Any, layout: dict[str, Any], action_dim: int)
     """A fresh model of ``kind`` (config: its dataclass or a dict of its fields)."""
     cfg = config if dataclasses.is_dataclass(config) else model_config(kind, config)
     return MODELS[kind][1](cfg, layout, action_dim)
-
-
-def embodiment_from_meta(value: Any) -> Embodiment:
-    """The embodiment a store / checkpoint names: a key (``shadow``, ``shadow-full-z``, ``leap-z``) or a dict
-    with ``name`` [, ``action_set``, ``forearm_z``] (or ``key``). Raises ModelError for anything else."""
-    if isinstance(value, Embodiment):
-        return value
-    if isinstance(value, dict):
-        if "name" in value:
-            return get_embodiment(value["name"], value.get("action_set", "reduced"), bool(value.get("forearm_z", False)))
-        if "key" in value:
-            return embodiment_from_meta(value["key"])
-    if isinstance(value, str) and value:
-        name, *flags = value.split("-")
-        unknown = set(flags) - {"full", "z"}
-        if not unknown and name in embodiment_names():
-            return get_embodiment(name, "full" if "full" in flags else "reduced", "z" in flags)
-    raise ModelError(f"cannot tell the embodiment from {value!r} (expected e.g. 'shadow', 'leap-full-z' or "
-                     f"{{'name': 'shadow', 'action_set': 'reduced', 'forearm_z': false}})")
 
 
 def config_dict(cfg: Any) -> dict[str, Any]:

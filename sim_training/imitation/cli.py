@@ -58,7 +58,8 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
     """Positional PIECE, ``--policy CKPT`` and runtime options."""
     parser.add_argument("piece", help="built-in piece name or MIDI file")
     parser.add_argument("--policy", required=True,
-                        help="generalist checkpoint: policy.pt, last.pt or a run directory (.onnx: exported policy)")
+                        help="generalist checkpoint: policy.pt, last.pt or a run directory (.onnx: exported policy), "
+                             "or an expert directory (expert.json / plan.json, e.g. from train-experts or plan)")
     parser.add_argument("--embodiment", default=None, help="hand model key (default: the policy's, e.g. shadow)")
     parser.add_argument("--stretch", type=float, default=1.0, help="time stretch (default: %(default)s)")
     parser.add_argument("--noise", default="fixed", choices=["fixed", "random", "zero"],
@@ -74,14 +75,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate and print the result (same keys as ``omnipianist prior --json``)."""
     import torch
 
+    from sim_training.experts.pipeline import ActingExpert, is_expert_folder
     from sim_training.imitation.evaluate import evaluate_policy, format_evaluation
-    from sim_training.imitation.policy import load_policy
+    from sim_training.imitation.policy import ActingPolicy, load_policy
 
     torch.set_num_threads(args.threads)
     kwargs = {"noise": args.noise, "seed": args.seed}
     if args.execute is not None:
         kwargs["execute"] = args.execute
-    policy = load_policy(args.policy, **kwargs)
+    policy: ActingPolicy = ActingExpert(args.policy) if is_expert_folder(args.policy) else load_policy(args.policy, **kwargs)
     r = evaluate_policy(args.piece, policy, args.embodiment, stretch=args.stretch, show_progress=not args.json)
     emit(r, args.json, format_evaluation(r))
     return 0

@@ -12,7 +12,7 @@ left then right, then the sustain pedal last (RP1M layout generalised).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from omnipianist.errors import ModelError
 from sim_training.constants import HAND_SIDES
@@ -97,3 +97,22 @@ def get_embodiment(name: str, action_set: ActionSet = "reduced", forearm_z: bool
 
 def embodiment_names() -> tuple[str, ...]:
     return tuple(HANDS)
+
+
+def embodiment_from_meta(value: Any) -> Embodiment:
+    """The embodiment a store / checkpoint names: a key (``shadow``, ``shadow-full-z``, ``leap-z``) or a dict
+    with ``name`` [, ``action_set``, ``forearm_z``] (or ``key``). Raises ModelError for anything else."""
+    if isinstance(value, Embodiment):
+        return value
+    if isinstance(value, dict):
+        if "name" in value:
+            return get_embodiment(value["name"], value.get("action_set", "reduced"), bool(value.get("forearm_z", False)))
+        if "key" in value:
+            return embodiment_from_meta(value["key"])
+    if isinstance(value, str) and value:
+        name, *flags = value.split("-")
+        unknown = set(flags) - {"full", "z"}
+        if not unknown and name in embodiment_names():
+            return get_embodiment(name, "full" if "full" in flags else "reduced", "z" in flags)
+    raise ModelError(f"cannot tell the embodiment from {value!r} (expected e.g. 'shadow', 'leap-full-z' or "
+                     f"{{'name': 'shadow', 'action_set': 'reduced', 'forearm_z': false}})")
