@@ -5,9 +5,11 @@ Hook into the main CLI with :func:`add_collect_args` / :func:`run_collect` and
 (``python -m sim_training.dataset.cli collect ...``).
 
 ``collect SOURCE [SOURCE ...] --out STORE``: each SOURCE is a directory of experts (or one expert
-directory) or the word ``prior``. Experts label their own pieces; ``prior`` labels the corpus pieces
-of ``--split`` (or ``--pieces``), skipping by default the pieces that experts label (in this run or
-already in the store), so one store mixes both and records which label came from where.
+directory) or the word ``prior`` or ``planner``. Experts label their own pieces; ``prior`` and
+``planner`` label the corpus pieces of ``--split`` (or ``--pieces``), skipping by default the pieces
+that experts label (in this run or already in the store), so one store mixes them and records which
+label came from where. ``planner`` is the receding-horizon planner (the expert): rollouts re-plan
+from wherever the action noise left them, relabelling re-plans from the student's states.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from omnipianist.cliutil import emit
 
 PRIOR_SOURCE = "prior"
+PLANNER_SOURCE = "planner"
 
 
 def add_collect_args(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,8 @@ def add_collect_args(parser: argparse.ArgumentParser) -> None:
 
     d = CollectConfig()
     parser.add_argument("sources", nargs="+", metavar="EXPERTS_DIR_OR_prior",
-                        help="directory of trained experts (one subdirectory each), or 'prior' for the OT/IK prior")
+                        help="directory of trained experts (one subdirectory each), 'prior' for the OT/IK prior, "
+                             "or 'planner' for the receding-horizon planner (the expert, re-planning from every state)")
     parser.add_argument("--out", required=True, help="store: a directory (created) or an fsspec URL")
     parser.add_argument("--mode", choices=["rollout", "relabel"], default=d.mode,
                         help="rollout: labeller plays with action noise (RP1M); relabel: a student plays and "
@@ -51,6 +55,8 @@ def add_collect_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--forearm-z", action="store_true", help="vertical forearm slide")
     g.add_argument("--prior-config", type=Path, default=None,
                    help="JSON object of PriorConfig fields (prior labeller and the prior_action column)")
+    g.add_argument("--planner-config", default="",
+                   help="planner labeller: JSON object of PlannerConfig fields, e.g. '{\"budget\": 16}'")
     e = parser.add_argument_group("episodes")
     e.add_argument("--episodes-per-piece", type=int, default=d.episodes_per_piece,
                    help="episodes per piece and noise level (noise 0: one) (default: %(default)s)")
@@ -73,6 +79,20 @@ def add_collect_args(parser: argparse.ArgumentParser) -> None:
     x.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
 
 
+def _planner_config(text: str) -> str:
+    """Canonical JSON of PlannerConfig fields; SystemExit naming what is wrong."""
+    from sim_training.experts.planner import PlannerConfig, PlannerError
+
+    if not text:
+        return ""
+    try:
+        fields = json.loads(text)
+        PlannerConfig(**fields).check()
+    except (ValueError, TypeError, PlannerError) as exc:
+        raise SystemExit(f"--planner-config {text!r}: not a JSON object of PlannerConfig fields ({exc})") from exc
+    return json.dumps(fields, sort_keys=True)
+
+
 def _tasks(args: argparse.Namespace, prior_config: str) -> tuple[list[Any], list[str]]:
     from sim_training.dataset.collect import CollectTask
     from sim_training.dataset.labellers import EmbodimentRef, LabellerSpec, find_experts, resolve_piece
@@ -85,15 +105,18 @@ def _tasks(args: argparse.Namespace, prior_config: str) -> tuple[list[Any], list
         wanted = {resolve_piece(p, manifest).piece_id for p in args.pieces}
     tasks: list[CollectTask] = []
     notes: list[str] = []
-    use_prior = False
+    use_prior = use_planner = False
     for src in args.sources:
         if src == PRIOR_SOURCE:
             use_prior = True
             continue
+        if src == PLANNER_SOURCE:
+            use_planner = True
+            continue
         for info in find_experts(src, manifest):
             if wanted is None or info.piece.piece_id in wanted:
                 tasks.append(CollectTask(info.piece, info.spec()))
-    if use_prior:
+    if use_prior or use_planner:
         emb = EmbodimentRef(args.embodiment, args.action_set, args.forearm_z)
         if args.pieces:
             pieces = [resolve_piece(p, manifest) for p in args.pieces]
@@ -115,8 +138,13 @@ def _tasks(args: argparse.Namespace, prior_config: str) -> tuple[list[Any], list
             if len(kept) < len(pieces):
                 notes.append(f"prior skips {len(pieces) - len(kept)} pieces that experts label")
             pieces = kept
-        spec = LabellerSpec("prior", emb, "", prior_config)
-        tasks += [CollectTask(p, spec) for p in pieces]
+        if use_prior:
+            spec = LabellerSpec("prior", emb, "", prior_config)
+            tasks += [CollectTask(p, spec) for p in pieces]
+        if use_planner:
+            planner_config = _planner_config(args.planner_config)
+            spec = LabellerSpec("planner", emb, "", prior_config, planner_config=planner_config)
+            tasks += [CollectTask(p, spec) for p in pieces]
     return tasks, notes
 
 

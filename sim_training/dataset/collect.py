@@ -161,6 +161,9 @@ def collect_episode(
         label_source = "prior" if is_prior else ("expert-relabel" if mode == "relabel" else "expert")
 
     env = PianoEnv(ref.source, embodiment, EnvConfig(clip_steps=max_steps, random_start=False), scene=sc)
+    attach = getattr(labeller, "attach", None)
+    if attach is not None:  # labellers that plan from the simulator's state (the planner)
+        attach(env)
     obs, info = env.reset(seed=seed)
     labeller.reset()
     if separate_prior:
@@ -210,13 +213,21 @@ class EpisodeRunner:
         self._labellers: dict[LabellerSpec, Policy] = {}
         self._priors: dict[EmbodimentRef, OTIKPrior] = {}
         self._student: tuple[int, Policy] | None = None
+        self._planner: tuple[tuple[LabellerSpec, PieceRef], Policy] | None = None
 
     def run(self, job: EpisodeJob, student: Policy | StudentBuilder | None = None) -> Episode:
         spec = job.task.labeller
         emb = spec.embodiment
-        if spec not in self._labellers:
-            self._labellers[spec] = spec.build()
-        labeller = self._labellers[spec]
+        if spec.kind == "planner":  # one planner per piece: keep the last one only
+            if self._planner is None or self._planner[0] != (spec, job.task.piece):
+                if self._planner is not None:
+                    self._planner[1].planner.close()  # type: ignore[attr-defined]
+                self._planner = ((spec, job.task.piece), spec.build_for(job.task.piece, cached_scene(emb)))
+            labeller = self._planner[1]
+        else:
+            if spec not in self._labellers:
+                self._labellers[spec] = spec.build()
+            labeller = self._labellers[spec]
         if spec.kind == "prior" and spec.prior_config == self.prior_config:
             prior: OTIKPrior | None = labeller  # type: ignore[assignment]
         else:

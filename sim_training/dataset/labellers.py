@@ -23,6 +23,7 @@ from sim_training.models.scene import Scene, build_scene
 from sim_training.music.builtin import BUILTIN_PIECES, MIDI_SUFFIXES
 
 PRIOR_LABELLER = "otik-prior"
+PLANNER_LABELLER = "planner"
 EXPERT_FILES = ("expert.json", "best.pt", "last.pt")
 """A directory holding any of these is one expert."""
 
@@ -114,25 +115,44 @@ def resolve_piece(piece: str, manifest: Any = None) -> PieceRef:
 class LabellerSpec:
     """How to build a labeller: the prior (with a PriorConfig) or the expert in ``path``."""
 
-    kind: Literal["prior", "expert"]
+    kind: Literal["prior", "expert", "planner"]
     embodiment: EmbodimentRef = field(default_factory=EmbodimentRef)
     path: str = ""
     prior_config: str = ""
     """JSON of PriorConfig fields ('' = defaults); a string so that the spec stays hashable."""
     f1: float = math.nan
     """The labeller's noise-free F1 on its piece when known (expert.json / result.json)."""
+    planner_config: str = ""
+    """JSON of PlannerConfig fields for the planner labeller ('' = defaults)."""
 
     @property
     def name(self) -> str:
+        if self.kind == "planner":
+            return PLANNER_LABELLER
         return PRIOR_LABELLER if self.kind == "prior" else Path(self.path).name
 
     def label_source(self, mode: str) -> str:
         if self.kind == "prior":
             return "prior"
-        return "expert-relabel" if mode == "relabel" else "expert"
+        base = "planner" if self.kind == "planner" else "expert"
+        return f"{base}-relabel" if mode == "relabel" else base
+
+    def build_for(self, piece: PieceRef, scene: Scene | None = None) -> Policy:
+        """A fresh labeller for ``piece`` (the planner plans one piece; the others ignore it). The
+        planner labeller must be ``attach``-ed to the episode's env (``collect_episode`` does)."""
+        if self.kind != "planner":
+            return self.build(scene)
+        from sim_training.experts.planner import Planner, PlannerConfig, PlannerLabeller
+
+        sc = scene if scene is not None else cached_scene(self.embodiment)
+        cfg = PlannerConfig(**json.loads(self.planner_config or "{}"))
+        base = prior_config_from_dict(json.loads(self.prior_config or "{}"))
+        return PlannerLabeller(Planner(piece.source, self.embodiment.get(), cfg, scene=sc, base=base))
 
     def build(self, scene: Scene | None = None) -> Policy:
         """A fresh labeller (experts are cached per process; call ``reset()`` before each episode)."""
+        if self.kind == "planner":
+            raise ValueError("the planner labeller plans one piece: use build_for(piece)")
         if self.kind == "prior":
             sc = scene if scene is not None else cached_scene(self.embodiment)
             return OTIKPrior(sc, prior_config_from_dict(json.loads(self.prior_config or "{}")))

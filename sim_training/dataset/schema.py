@@ -41,10 +41,12 @@ META_CHUNK_EPISODES = 1024
 
 Mode = Literal["rollout", "relabel"]
 MODES: tuple[str, ...] = ("rollout", "relabel")
-LabelSource = Literal["prior", "expert", "expert-relabel"]
-LABEL_SOURCES: tuple[str, ...] = ("prior", "expert", "expert-relabel")
+LabelSource = Literal["prior", "expert", "expert-relabel", "planner", "planner-relabel"]
+LABEL_SOURCES: tuple[str, ...] = ("prior", "expert", "expert-relabel", "planner", "planner-relabel")
 """``prior``: labelled by the OT/IK prior (any piece, free, lower quality); ``expert``: a trained
-expert's own (noisy) rollouts; ``expert-relabel``: states visited by a student, labelled by an expert."""
+expert's own (noisy) rollouts; ``expert-relabel``: states visited by a student, labelled by an expert;
+``planner``: the receding-horizon planner's own (noisy) rollouts, re-planning from where the noise left it;
+``planner-relabel``: states visited by a student, labelled by the planner re-planning from them."""
 
 
 @dataclass(frozen=True)

@@ -220,3 +220,25 @@ def test_plan_piece_writes_what_it_reports(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / PLAN_JSON).read_text())
     assert doc["f1"] == r["f1"] and len(doc["windows"]) == 2
     assert np.load(tmp_path / "actions.npy").shape == (10, 39)
+
+
+def test_dataset_rollouts_and_relabels_with_the_planner_labeller(tmp_path: Path, small_plan) -> None:
+    from sim_training.dataset.collect import CollectConfig, CollectTask, collect
+    from sim_training.dataset.labellers import EmbodimentRef, LabellerSpec, NoisyPriorStudent, PieceRef
+    from sim_training.dataset.store import DatasetReader
+
+    spec = LabellerSpec("planner", EmbodimentRef(), planner_config=json.dumps(SMALL.__dict__))
+    task = CollectTask(PieceRef("c_major_scale", "c_major_scale"), spec)
+    store = tmp_path / "store"
+    r = collect(store, [task], CollectConfig(noise_std=(0.0,), workers=1, show_progress=False))
+    assert r["episodes_added"] == 1
+    reader = DatasetReader(store)
+    assert reader.meta["label_source"][0] == "planner"
+    # noise-free rollout of the planner labeller = the plan itself
+    assert reader.meta["f1"][0] == pytest.approx(small_plan.metrics["f1"], abs=1e-12)
+    np.testing.assert_allclose(reader.episode(0).action, small_plan.actions.astype(np.float32))
+    rel = collect(store, [task], CollectConfig(mode="relabel", rounds=1, workers=1, show_progress=False),
+                  student_factory=lambda round_, url: NoisyPriorStudent(EmbodimentRef(), 0.1))
+    assert rel["episodes_added"] == 1
+    reader = DatasetReader(store)
+    assert sorted(reader.meta["label_source"].tolist()) == ["planner", "planner-relabel"]
