@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omnipianist-installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup render-deps demo test test-fast bench lock lint clean
+.PHONY: all setup render-deps demo check test test-fast bench lock lint clean
 all: test
 
 setup: $(STAMP)
@@ -33,12 +33,19 @@ render-deps:
 	    libegl1 libgl1-mesa-dri libosmesa6 >/dev/null) || echo "render-deps: could not install EGL/OSMesa; the demo will skip the video"; \
 	else echo "render-deps: libEGL/Mesa missing and apt not usable; the demo will skip the video"; fi
 
-# The whole suite, slow tier included, inside a private network namespace with only loopback up.
-test: setup
+# Static checks: ruff (lint), import-linter (the layer contracts in .importlinter), mypy (mypy.ini).
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy --no-incremental
+
+# The static checks, then the whole suite, slow tier included, inside a private network namespace
+# with only loopback up.
+test: check
 	tests/isolated.sh $(PY) -m pytest $(PYTEST_ARGS)
 
-# Everything but the slow tier.
-test-fast: setup
+# The static checks and everything but the slow tier.
+test-fast: check
 	tests/isolated.sh $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
@@ -51,8 +58,7 @@ lock:
 	.venv-lock/bin/pip freeze --all | $(PYTHON) .ci/lock_filter.py > requirements.lock
 	rm -rf .venv-lock
 
-lint: setup
-	$(VENV)/bin/ruff check . || true
+lint: check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

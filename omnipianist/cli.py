@@ -205,9 +205,30 @@ def cmd_bench_generalist(args: argparse.Namespace) -> int:
 def cmd_bench_expert(args: argparse.Namespace) -> int:
     from sim_training.experts.bench import ExpertBenchConfig, run_expert_bench
 
-    result = run_expert_bench(dataclass_from_args(ExpertBenchConfig, args))
-    emit(result, args.json)
+    result = run_expert_bench(dataclass_from_args(ExpertBenchConfig, args), list(args.extra))
+    emit(result, args.json, _format_expert_bench(result))
     return 0 if result["ok"] else 1
+
+
+def _format_expert_bench(r: dict[str, Any]) -> str:
+    lines = [f"expert bench ({r['split']} split, planner budget {r['budget']}):"]
+    for emb, t in r["planner"].items():
+        m = t["mean"]
+        lines.append(f"  planner {emb}: {t['pieces']} clips, F1 {m['f1']:.3f} vs prior {m['prior_f1']:.3f} "
+                     f"(onset {m['onset_f1']:.3f} vs {m['prior_onset_f1']:.3f}; do nothing {m['do_nothing_f1']:.3f}); "
+                     f"beats the prior on {t['beats_prior']}/{t['pieces']}; {m['cpu_s_per_30s']:.1f} CPU-s per 30 s "
+                     f"(p90 {t['cpu_s_per_30s_p90']:.1f})")
+    for key in ("cem", "droq"):
+        if key in r:
+            c = r[key]
+            lines.append(f"  {key}: {c['pieces']} clips, F1 {c['mean_f1']:.3f} vs planner "
+                         f"{c['mean_planner_f1_same_pieces']:.3f} vs prior {c['mean_prior_f1']:.3f} ({c['note']})")
+    for c in r.get("budget_curve", []):
+        lines.append(f"  budget {c['budget']:3d}: F1 {c['f1']:.3f} (prior {c['prior_f1']:.3f}), "
+                     f"{c['cpu_s_per_30s']:.1f} CPU-s per 30 s")
+    for k, v in r["targets"].items():
+        lines.append(f"  {'ok  ' if v['ok'] else 'MISS'} {k}: {v['measured']} (target {v['target']})")
+    return "\n".join(lines)
 
 
 def cmd_bench_sim(args: argparse.Namespace) -> int:
@@ -369,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sim_training.experts.bench import ExpertBenchConfig
 
-    p = bsub.add_parser("expert", help="Twinkle expert within a budget, --no-prior baseline, corpus experts vs prior")
+    p = bsub.add_parser("expert", help="planner vs prior (and per-piece CEM, residual DroQ) on the test clips, "
+                                       "Shadow and LEAP; F1 vs budget")
+    p.add_argument("extra", nargs="*", help="extra MIDI files or folders (e.g. RoboPianist's nocturne-trimmed.mid)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_dataclass_args(p, ExpertBenchConfig)
     p.set_defaults(func=cmd_bench_expert)

@@ -18,9 +18,3 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
 
 def save_json(obj: Any, path: Path) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
-
-
-def save_torch(obj: Any, path: Path) -> None:
-    import torch
-
-    atomic_write(path, lambda p: torch.save(obj, p))

@@ -42,7 +42,6 @@ from policy_export.metadata import (
     attach_metadata,
     check_contract,
     embodiment_dict,
-    export_info,
     floats,
     state_dict_sha256,
 )
@@ -76,6 +75,20 @@ class ResidualActorGraph(nn.Module):
     def forward(self, policy_input: Tensor) -> Tensor:
         z = torch.clamp((policy_input - self.mean) / self.std, -self.clip, self.clip)
         return torch.tanh(self.actor(z)[0])
+
+
+def export_info() -> dict[str, Any]:
+    """Tool and library versions, and the time, for the ``export`` entry."""
+    import datetime
+
+    import onnx
+    import torch
+
+    from policy_export import __version__
+
+    return {"tool": "omnipianist.policy_export", "version": __version__, "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # noqa: UP017 - py3.10
 
 
 def _trace(module: nn.Module, args: tuple[Tensor, ...], input_names: list[str], output_names: list[str],
@@ -187,7 +200,7 @@ def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None 
         "control_dt": float(meta["control_dt"]), "lookahead": int(layout["lookahead"]),
         "obs_horizon": to, "pred_horizon": h, "execute_horizon": int(meta.get("execute_horizon", 1)), "k_steps": k,
         "noise": {"shape": [1, h, a], "distribution": "standard normal", "default_mode": "fixed", "default_seed": 0,
-                  "fixed_draw": "torch.randn(shape, generator=torch.Generator().manual_seed(seed))",
+                  "fixed_draw": "sim_training.noise.fixed_noise(shape, seed) (numpy PCG64)",
                   "used": any(i["name"] == "noise" for i in _declared_io(proto, inputs, "input"))},
         "residual_on_prior": residual,
         "data_card_id": meta.get("data_card_id"),

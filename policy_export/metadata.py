@@ -121,19 +121,6 @@ def floats(x: Any) -> list[float]:
     return [float(v) for v in np.ravel(arr)]
 
 
-def export_info() -> dict[str, Any]:
-    """Tool and library versions, and the time, for the ``export`` entry."""
-    import datetime
-
-    import onnx
-    import torch
-
-    from policy_export import __version__
-
-    return {"tool": "omnipianist.policy_export", "version": __version__, "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # noqa: UP017 - py3.10
-
 
 # ----------------------------------------------------------------------------------- write / read
 def attach_metadata(model: onnx.ModelProto, meta: dict[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from policy_export.metadata import (
     metadata_from_model,
     read_metadata,
 )
+from sim_training.noise import fixed_noise, noise_generator
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -89,7 +90,7 @@ def make_session(model: str | Path | bytes, threads: int = 1) -> ort.InferenceSe
 def _to_embodiment(value: str | Embodiment | None, meta: dict[str, Any]) -> Embodiment:
     if value is None:
         return embodiment_of(meta)
-    from sim_training.imitation.checkpoint import embodiment_from_meta
+    from sim_training.models.embodiment import embodiment_from_meta
 
     return embodiment_from_meta(value)
 
@@ -141,7 +142,7 @@ class Policy:
         if self.kind == "generalist":
             self._init_noise()
             if self.residual_on_prior:
-                from sim_training.experts.train import prior_config_from_dict
+                from sim_training.fingering.knobs import prior_config_from_dict
                 from sim_training.fingering.prior import OTIKPrior
                 from sim_training.models.scene import build_scene
 
@@ -200,15 +201,13 @@ class Policy:
         self._binding.bind_ortvalue_output(self._output["name"], out)
 
     def _init_noise(self) -> None:
-        import torch
-
         shape = tuple(self.meta["noise"]["shape"])
-        self._fixed_noise = torch.randn(shape, generator=torch.Generator().manual_seed(self.seed)).numpy()
-        self._gen = torch.Generator().manual_seed(self.seed)
+        self._fixed_noise = fixed_noise(shape, self.seed)
+        self._gen = noise_generator(self.seed)
         self._has_noise = "noise" in self._buffers
 
     def _init_expert(self, scene: Scene | None) -> None:
-        from sim_training.experts.train import prior_config_from_dict
+        from sim_training.fingering.knobs import prior_config_from_dict
         from sim_training.fingering.prior import OTIKPrior
         from sim_training.models.scene import build_scene
 
@@ -237,7 +236,7 @@ class Policy:
         self._queue.clear()
         self.last_chunk = None
         if self.kind == "generalist":
-            self._gen.manual_seed(self.seed)
+            self._gen = noise_generator(self.seed)
         if self.prior is not None:
             self.prior.reset()
 
@@ -336,9 +335,7 @@ class Policy:
             elif self.noise_mode == "zero":
                 noise.fill(0.0)
             else:
-                import torch
-
-                noise[...] = torch.randn(noise.shape, generator=self._gen).numpy()
+                noise[...] = self._gen.standard_normal(noise.shape, dtype=np.float32)
         self._run()
         chunk = self._out[0]
         if not np.isfinite(chunk).all():

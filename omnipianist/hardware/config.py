@@ -43,7 +43,7 @@ from omnipianist.hardware.dynamixel.tables import (
     OPERATING_MODE_CURRENT_BASED_POSITION,
     RETURN_DELAY_US_PER_UNIT,
 )
-from omnipianist.safety.filter import EstopConfig, WatchdogConfig
+from omnipianist.safety.filter import EstopConfig, SafetyFilter, WatchdogConfig
 from sim_training.constants import HAND_SIDES
 from sim_training.models.embodiment import SIDE_PREFIX, Embodiment, get_embodiment
 
@@ -746,6 +746,17 @@ def servo_order(hand: HandConfig, embodiment: Embodiment | str | None = None) ->
             raise ConfigError(f"{hand.path}: actuator {actuator} drives {joints}: no single servo to map it to")
         out.append((hand.prefix + actuator, hand.joints[joints[0]].servo_id))
     return out
+
+
+def safety_filter_for(hand: HandConfig, safety: SafetyConfig, dt: float, *, include_rails: bool = True) -> SafetyFilter:
+    """The safety filter for one hand, in the embodiment's actuator order (prefixed names).
+
+    With ``include_rails`` (the policy node) the vector is the hand's joints then the forearm slides,
+    exactly ``embodiment.actuator_names(side)``; without (the Dynamixel driver) it is the hand joints
+    only, in :func:`servo_order`. (Here, not in the safety package: the filter knows no hardware.)
+    """
+    names, lo, hi, margin, rate = filter_limits(hand, safety, include_rails=include_rails)
+    return SafetyFilter(names, lo, hi, margin, rate, dt, safety.watchdog, safety.estop)
 
 
 def filter_limits(

@@ -32,14 +32,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from omnipianist.errors import ConfigError, OmnipianistError
-
-if TYPE_CHECKING:
-    from omnipianist.hardware.config import HandConfig, SafetyConfig
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -230,21 +226,6 @@ class SafetyFilter:
         self._last_command_s: float = 0.0
         self._last_heartbeat_s: float | None = None
         self._last_measured: np.ndarray | None = None
-
-    # --- factories -----------------------------------------------------------------------------
-
-    @classmethod
-    def for_hand(cls, hand: HandConfig, safety: SafetyConfig, dt: float, *, include_rails: bool = True) -> SafetyFilter:
-        """The filter for one hand, in the embodiment's actuator order (prefixed names).
-
-        With ``include_rails`` (the policy node) the vector is the hand's 16 joints then the forearm
-        slides, exactly ``embodiment.actuator_names(side)``; without (the Dynamixel driver) it is the
-        hand joints only, in :func:`omnipianist.hardware.config.servo_order`.
-        """
-        from omnipianist.hardware.config import filter_limits
-
-        names, lo, hi, margin, rate = filter_limits(hand, safety, include_rails=include_rails)
-        return cls(names, lo, hi, margin, rate, dt, safety.watchdog, safety.estop)
 
     # --- inputs --------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from sim_training.fingering.ik import IKConfig
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
 from sim_training.models.embodiment import Embodiment, get_embodiment
 from sim_training.models.scene import Scene, build_scene
@@ -64,15 +63,7 @@ def cached_scene(ref: EmbodimentRef) -> Scene:
     return build_scene(ref.get())
 
 
-def prior_config_from_dict(d: dict[str, Any] | None) -> PriorConfig:
-    """PriorConfig from a (JSON) dict, inverse of ``asdict`` (nested IKConfig); None or {} = defaults.
-
-    Raises TypeError naming an unknown field."""
-    if not d:
-        return PriorConfig()
-    d = dict(d)
-    ik = IKConfig(**d.pop("ik", None) or {})
-    return PriorConfig(**d, ik=ik)
+from sim_training.fingering.knobs import prior_config_from_dict  # noqa: E402,F401 - re-exported (one home)
 
 
 def prior_config_dict(cfg: PriorConfig) -> dict[str, Any]:

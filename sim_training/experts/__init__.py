@@ -1,7 +1,19 @@
-"""Per-piece RL experts: DroQ residual on the OT/IK prior (:mod:`.droq`, :mod:`.train`, :mod:`.policy`)."""
+"""Experts, one per piece: the receding-horizon planner over the prior's knobs (:mod:`.planner`, the
+default), per-piece CEM (:mod:`.search`) and residual DroQ on the prior (:mod:`.droq`, :mod:`.train`,
+:mod:`.policy`). Names are imported lazily, so that the planner loads without torch."""
 
-from sim_training.experts.droq import DroQAgent, DroQConfig
-from sim_training.experts.policy import ExpertPolicy
-from sim_training.experts.train import ExpertTrainConfig, train_expert
+from __future__ import annotations
 
-__all__ = ["DroQAgent", "DroQConfig", "ExpertPolicy", "ExpertTrainConfig", "train_expert"]
+from typing import Any
+
+_LAZY = {"DroQAgent": "droq", "DroQConfig": "droq", "ExpertPolicy": "policy", "ExpertTrainConfig": "train",
+         "train_expert": "train", "Planner": "planner", "PlannerConfig": "planner"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"sim_training.experts.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'sim_training.experts' has no attribute {name!r}")

@@ -1,12 +1,24 @@
-"""Expert benchmark (issue: OT-fingered RL experts).
+"""Expert benchmark: the prior, per-piece CEM, the planner (and residual DroQ on a subset), same pieces.
 
-One command, resumable (every stage skips what its output folder already holds):
+``omnipianist bench expert [MIDI_OR_FOLDER ...] --json`` — one command, resumable (every expert is
+a folder with ``expert.json`` under ``--out``; a second run only fills what is missing):
 
-1. Twinkle (both hands, Shadow): the expert pipeline (prior search + residual DroQ) with
-   ``minutes`` of wall clock; target F1 >= 0.95 (RP1M's OT-DroQ: 0.976 after 3M steps).
-2. The same budget with ``--no-prior`` (plain DroQ from scratch) for comparison (reported only).
-3. ``corpus_pieces`` corpus pieces (train split) through the Ray fan-out with
-   ``minutes_per_piece`` each; target: the expert beats its (default) prior on >= 90 % of them.
+1. **Planner** (the expert) on every clip of the corpus ``split`` (test: 77 clips), per embodiment,
+   through the Ray fan-out (``train-experts``; one clip per CPU). Each plan also plays the default
+   prior on the same clip, so the prior's F1 comes from the same run. CPU-seconds are the planning
+   process's own (``time.process_time``, one core per clip).
+2. **Extra pieces** given as arguments (MIDI files or folders; RoboPianist's shipped
+   ``nocturne-trimmed.mid`` is the public reference): planner vs prior, Shadow. Nothing is
+   downloaded by the benchmark.
+3. **Per-piece CEM** (whole-piece search of the same knobs, ``cem_minutes`` each) on the first
+   ``cem_pieces`` clips, Shadow; **residual DroQ** on the searched prior for the first
+   ``droq_pieces`` (``droq_minutes`` each): the older expert methods, compared, not deleted.
+4. **F1 vs budget**: the planner at each budget of ``curve_budgets`` on the first ``curve_pieces``
+   clips (Shadow), with its CPU-seconds.
+
+Targets (exit 1 when one is missed): Shadow planner mean F1 >= 0.85 on the split; LEAP planner mean
+>= its prior + 0.12; a nocturne among the extras >= 0.85; mean CPU-seconds per 30 s of music <= 60
+at the default budget (Shadow).
 """
 
 from __future__ import annotations
@@ -16,60 +28,178 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TWINKLE_F1_TARGET = 0.95
-BEATS_PRIOR_FRACTION_TARGET = 0.9
+import numpy as np
+
+SHADOW_F1_TARGET = 0.85
+LEAP_GAIN_TARGET = 0.12
+NOCTURNE_F1_TARGET = 0.85
+CPU_S_PER_30S_TARGET = 60.0
 
 
 @dataclass(frozen=True)
 class ExpertBenchConfig:
-    out: str = "runs/experts"
-    minutes: float = 60.0
-    """Wall-clock budget of each Twinkle run."""
-    corpus_pieces: int = 10
-    minutes_per_piece: float = 5.0
+    out: str = "runs/bench/expert"
+    split: str = "test"
+    max_pieces: int | None = None
+    """At most this many clips of the split (None: all)."""
+    embodiments: str = "shadow,leap"
+    budget: int = 24
+    """The planner's default budget (candidate plays per window)."""
+    cem_pieces: int = 6
+    cem_minutes: float = 2.0
+    droq_pieces: int = 2
+    droq_minutes: float = 6.0
+    curve_budgets: str = "6,12,24,48"
+    curve_pieces: int = 6
     num_cpus: int = 2
-    skip_no_prior: bool = False
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
+def _rows(out: Path, ids: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for i in ids:
+        p = out / i / "expert.json"
+        if p.is_file():
+            rows.append({"id": i, **json.loads(p.read_text())})
+    return rows
 
 
-def run_expert_bench(cfg: ExpertBenchConfig) -> dict[str, Any]:
-    from sim_training.experts.fanout import train_experts
-    from sim_training.experts.pipeline import train_piece_expert
-    from sim_training.experts.train import ExpertTrainConfig, train_expert
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    vals = [float(r[key]) for r in rows if r.get(key) is not None]
+    return float(np.mean(vals)) if vals else None
 
-    out = Path(cfg.out)
-    overrides = {"droq_learning_starts": 1000, "droq_init_temperature": 0.1}
-    twinkle = train_piece_expert("twinkle", out / "twinkle", "shadow", minutes=cfg.minutes, search_frac=0.25,
-                                 train_overrides=overrides, n_threads=2)
-    no_prior = None
-    if not cfg.skip_no_prior:
-        no_prior = _read(out / "twinkle_noprior" / "result.json") or train_expert(ExpertTrainConfig(
-            piece="twinkle", out=str(out / "twinkle_noprior"), minutes=cfg.minutes, use_prior=False))
+
+def _plan_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("f1", "prior_f1", "note_step_f1", "prior_note_step_f1", "onset_f1", "prior_onset_f1", "do_nothing_f1",
+            "cpu_s", "cpu_s_per_30s", "gain")
+    cpu = [float(r["cpu_s_per_30s"]) for r in rows if r.get("cpu_s_per_30s") is not None]
+    return {
+        "pieces": len(rows), "mean": {k: _mean(rows, k) for k in keys},
+        "beats_prior": sum(1 for r in rows if r["f1"] > r["prior_f1"]),
+        "never_worse": sum(1 for r in rows if r["f1"] >= r["prior_f1"]),
+        "cpu_s_per_30s_p90": float(np.percentile(cpu, 90)) if cpu else None,
+        "rows": [{k: r.get(k) for k in ("id", "f1", "prior_f1", "onset_f1", "prior_onset_f1", "note_step_f1",
+                                         "do_nothing_f1", "cpu_s", "cpu_s_per_30s", "plays", "searched_windows",
+                                         "windows")} for r in rows],
+    }
+
+
+def _fan(source: Any, out: Path, num_cpus: int, *, split: str | None = None, max_pieces: int | None = None,
+         **kwargs: Any) -> list[dict[str, Any]]:
+    from sim_training.experts.fanout import resolve_pieces, train_experts
+
+    ids = [j.id for j in resolve_pieces(source, split, max_pieces)]
+    minutes = kwargs.pop("minutes", 10.0)
+    train_experts(source, out, split=split, max_pieces=max_pieces, minutes_per_piece=minutes, num_cpus=num_cpus,
+                  pipeline_kwargs=kwargs, show_progress=True, log=True)
+    return _rows(out, ids)
+
+
+def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> dict[str, Any]:
     from sim_training.music.corpus import load_manifest
 
-    manifest = load_manifest()
-    summary = train_experts(manifest.root / "manifest.json", out / "corpus10", split="train",
-                            max_pieces=cfg.corpus_pieces, minutes_per_piece=cfg.minutes_per_piece,
-                            num_cpus=cfg.num_cpus,
-                            pipeline_kwargs={"search_frac": 0.5, "train_overrides": overrides}, show_progress=False)
-    rows = summary.get("pieces", summary.get("rows", []))
-    beats = [r for r in rows if (r.get("expert_f1") or 0) > (r.get("prior_f1") or 0)]
-    frac = len(beats) / max(len(rows), 1)
-    checks = {
-        "twinkle_expert_f1": (twinkle["expert_f1"], TWINKLE_F1_TARGET, twinkle["expert_f1"] >= TWINKLE_F1_TARGET),
-        "corpus_beats_prior_fraction": (frac, BEATS_PRIOR_FRACTION_TARGET, frac >= BEATS_PRIOR_FRACTION_TARGET
-                                        and len(rows) >= cfg.corpus_pieces),
-    }
-    return {
-        "benchmark": "expert",
-        "twinkle": twinkle,
-        "twinkle_no_prior": None if no_prior is None else {
-            k: no_prior.get(k) for k in ("best_f1", "final_f1", "env_steps", "updates", "wall_s", "env_steps_per_s",
-                                         "updates_per_s", "do_nothing_f1")},
-        "corpus": {"pieces": len(rows), "beats_prior": len(beats), "rows": rows},
-        "targets": {k: {"measured": v[0], "target": v[1], "ok": bool(v[2])} for k, v in checks.items()},
-        "ok": all(v[2] for v in checks.values()),
-    }
+    out = Path(cfg.out)
+    manifest = load_manifest().root / "manifest.json"
+    embodiments = [e.strip() for e in cfg.embodiments.split(",") if e.strip()]
+    plan_kw = {"method": "planner", "planner_overrides": {"budget": cfg.budget}}
+    result: dict[str, Any] = {"benchmark": "expert", "split": cfg.split, "budget": cfg.budget, "planner": {}}
+    checks: dict[str, tuple[float | None, float, bool]] = {}
+    for emb in embodiments:
+        rows = _fan(manifest, out / f"planner_{emb}", cfg.num_cpus, split=cfg.split, max_pieces=cfg.max_pieces,
+                    embodiment=emb, **plan_kw)
+        table = _plan_table(rows)
+        result["planner"][emb] = table
+        m = table["mean"]
+        if emb == "shadow":
+            checks["shadow_planner_mean_f1"] = (m["f1"], SHADOW_F1_TARGET, (m["f1"] or 0) >= SHADOW_F1_TARGET)
+            checks["shadow_cpu_s_per_30s"] = (m["cpu_s_per_30s"], CPU_S_PER_30S_TARGET,
+                                              (m["cpu_s_per_30s"] or 1e9) <= CPU_S_PER_30S_TARGET)
+        if emb == "leap":
+            gain = (m["f1"] or 0) - (m["prior_f1"] or 0)
+            checks["leap_planner_gain_over_prior"] = (gain, LEAP_GAIN_TARGET, gain >= LEAP_GAIN_TARGET)
+
+    if extra:
+        rows = []
+        for src in extra:
+            rows += _fan(src if not Path(src).is_file() else str(Path(src).resolve()), out / "planner_extra_shadow",
+                         cfg.num_cpus, embodiment="shadow", **plan_kw)
+        result["extra"] = _plan_table(rows)
+        for r in rows:
+            if "nocturne" in r["id"]:
+                checks[f"{r['id']}_f1"] = (r["f1"], NOCTURNE_F1_TARGET, r["f1"] >= NOCTURNE_F1_TARGET)
+
+    from sim_training.experts.fanout import resolve_pieces
+
+    clips = resolve_pieces(manifest, cfg.split, None)
+    shadow_plans = {r["id"]: r for r in result["planner"].get("shadow", {}).get("rows", [])}
+    if cfg.cem_pieces > 0:
+        ids = [j.id for j in clips[: cfg.cem_pieces]]
+        rows = _fan(manifest, out / "cem_shadow", cfg.num_cpus, split=cfg.split, max_pieces=cfg.cem_pieces,
+                    method="search", search_frac=1.0, minutes=cfg.cem_minutes, embodiment="shadow")
+        result["cem"] = _compare(rows, shadow_plans, ids, "searched_f1",
+                                 note=f"per-piece CEM, {cfg.cem_minutes} min per clip (1 CPU)")
+    if cfg.droq_pieces > 0:
+        ids = [j.id for j in clips[: cfg.droq_pieces]]
+        rows = _fan(manifest, out / "droq_shadow", cfg.num_cpus, split=cfg.split, max_pieces=cfg.droq_pieces,
+                    method="search", search_frac=0.4, minutes=cfg.droq_minutes, embodiment="shadow",
+                    train_overrides={"droq_learning_starts": 1000, "droq_init_temperature": 0.1})
+        result["droq"] = _compare(rows, shadow_plans, ids, "expert_f1",
+                                  note=f"CEM {0.4 * cfg.droq_minutes:.1f} min then residual DroQ "
+                                       f"{0.6 * cfg.droq_minutes:.1f} min per clip; expert_f1 = the better of the two")
+    budgets = [int(b) for b in cfg.curve_budgets.split(",") if b.strip()]
+    if budgets and cfg.curve_pieces > 0:
+        curve = []
+        curve_ids = [j.id for j in clips[: cfg.curve_pieces]]
+        for b in budgets:
+            if b == cfg.budget and all(i in shadow_plans for i in curve_ids):  # the main run's plans
+                rows = _rows(out / "planner_shadow", curve_ids)
+            else:
+                rows = _fan(manifest, out / f"curve_shadow_b{b}", cfg.num_cpus, split=cfg.split,
+                            max_pieces=cfg.curve_pieces, embodiment="shadow", method="planner",
+                            planner_overrides={"budget": b})
+            t = _plan_table(rows)
+            curve.append({"budget": b, "pieces": t["pieces"], "f1": t["mean"]["f1"], "prior_f1": t["mean"]["prior_f1"],
+                          "cpu_s_per_30s": t["mean"]["cpu_s_per_30s"]})
+        result["budget_curve"] = curve
+        plot_budget_curve(curve, out / "budget_curve.png")
+        result["budget_curve_png"] = str(out / "budget_curve.png")
+    result["targets"] = {k: {"measured": v[0], "target": v[1], "ok": bool(v[2])} for k, v in checks.items()}
+    result["ok"] = all(v[2] for v in checks.values())
+    (out / "bench_expert.json").write_text(json.dumps(result, indent=1, default=float))
+    return result
+
+
+def _compare(rows: list[dict[str, Any]], plans: dict[str, dict[str, Any]], ids: list[str], key: str,
+             note: str) -> dict[str, Any]:
+    table = []
+    for r in rows:
+        p = plans.get(r["id"], {})
+        table.append({"id": r["id"], "prior_f1": r.get("prior_f1"), "f1": r.get(key), "kind": r.get("kind"),
+                      "planner_f1": p.get("f1"), "wall_min": float(r.get("wall_s", {}).get("total", 0.0)) / 60.0})
+    both = [t for t in table if t["f1"] is not None and t["planner_f1"] is not None]
+    return {"note": note, "pieces": len(table), "rows": table,
+            "mean_prior_f1": _mean(table, "prior_f1"), "mean_f1": _mean(table, "f1"),
+            "mean_planner_f1_same_pieces": _mean(both, "planner_f1"),
+            "planner_wins": sum(1 for t in both if t["planner_f1"] > t["f1"])}
+
+
+def plot_budget_curve(curve: list[dict[str, Any]], path: Path) -> None:
+    """PNG: planner mean F1 vs budget (and vs CPU-seconds per 30 s), the prior dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100, sharey=True)
+    f1 = [c["f1"] for c in curve]
+    for ax, key, label in ((axes[0], "budget", "candidate plays per window"),
+                           (axes[1], "cpu_s_per_30s", "CPU-s per 30 s of music (1 core)")):
+        ax.plot([c[key] for c in curve], f1, "o-", label="planner")
+        ax.axhline(curve[0]["prior_f1"], ls="--", c="k", label="default prior")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].axvline(CPU_S_PER_30S_TARGET, ls=":", c="grey", label="target")
+    axes[0].set_ylabel(f"mean F1 ({curve[0]['pieces']} test clips)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)

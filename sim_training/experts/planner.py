@@ -53,11 +53,20 @@ import numpy as np
 
 from omnipianist.errors import OmnipianistError
 from sim_training.env.piano_env import EnvConfig, EnvState, PianoEnv, load_roll
-from sim_training.experts.search import SEARCH_SPACE, Knob, decode, encode, knob_values, prior_config_to_json
+from sim_training.fingering.knobs import (
+    SEARCH_SPACE,
+    Knob,
+    decode,
+    encode,
+    knob_values,
+    prior_config_from_dict,
+    prior_config_to_json,
+)
 from sim_training.fingering.prior import OTIKPrior, PriorConfig, PriorState
 from sim_training.metrics.f1 import step_prf
 from sim_training.models.embodiment import Embodiment, embodiment_from_meta, get_embodiment
 from sim_training.models.scene import Scene, build_scene
+from sim_training.workers import single_threaded_children
 
 if TYPE_CHECKING:
     from sim_training.music import PianoRoll, Score
@@ -102,7 +111,7 @@ class PlannerConfig:
     """Skip the search where warm start or default already plays the horizon perfectly; give
     ``hard_scale`` times the budget where the best of them scores below ``hard_f1``."""
     hard_f1: float = 0.8
-    hard_scale: float = 2.0
+    hard_scale: float = 1.5
     seed: int = 0
     workers: int = 0
     """Processes playing candidates (0: in this process, what a one-CPU Ray task wants)."""
@@ -220,8 +229,6 @@ _ENGINE: RolloutEngine | None = None
 
 def _init_worker(piece: str, emb: tuple[str, str, bool], stretch: float, base: dict[str, Any]) -> None:
     global _ENGINE
-    from sim_training.experts.train import prior_config_from_dict
-
     _ENGINE = RolloutEngine(piece, get_embodiment(*emb), stretch=stretch,  # type: ignore[arg-type]
                             base=prior_config_from_dict(base))
 
@@ -242,9 +249,7 @@ class _Players:
             if piece_source is None:
                 raise PlannerError("workers > 0 needs a piece given by name or MIDI path (workers load it)")
             emb = engine.scene.embodiment
-            from sim_training.experts.search import _single_threaded_children
-
-            with _single_threaded_children():
+            with single_threaded_children():
                 self.pool = ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                     initargs=(piece_source, (emb.name, emb.action_set, emb.forearm_z), stretch,
@@ -417,10 +422,10 @@ class Planner:
         # the default prior over the same steps, for the per-window gain
         prior_active, prior_metrics = play_prior(self.engine, start_step)
         goal = env.roll.keys[start_step:n]
-        for w in windows:
-            a, b = w["step"] - start_step, w["step"] - start_step + w["steps"]
-            w["f1"] = window_f1(active[a:b], goal[a:b])
-            w["prior_f1"] = window_f1(prior_active[a:b], goal[a:b])
+        for row in windows:
+            a, b = row["step"] - start_step, row["step"] - start_step + row["steps"]
+            row["f1"] = window_f1(active[a:b], goal[a:b])
+            row["prior_f1"] = window_f1(prior_active[a:b], goal[a:b])
         from sim_training.metrics import onset_prf
 
         metrics["onset_f1"] = onset_prf(active, env.roll, start_step).f1 if start_step == 0 else math.nan
@@ -554,8 +559,6 @@ class PlanExpert:
     kind = "plan"
 
     def __init__(self, doc: dict[str, Any], scene: Scene | None = None, source: str = "") -> None:
-        from sim_training.experts.train import prior_config_from_dict
-
         if doc.get("kind") != "omnipianist-plan":
             raise ValueError(f"{source}: not an omnipianist plan")
         if doc.get("format") != PLAN_FORMAT:
@@ -623,6 +626,8 @@ class PlannerLabeller:
 
     def __init__(self, planner: Planner) -> None:
         self.planner = planner
+        self._warm: np.ndarray | None = None
+        self._t = 0
         self.prior = OTIKPrior(planner.engine.scene, planner.base, planner.engine.env.config.lookahead)
         self.embodiment = planner.embodiment
         self.env: PianoEnv | None = None
@@ -640,7 +645,7 @@ class PlannerLabeller:
     def reset(self) -> None:
         self.prior.reset()
         self.prior.configure(self.planner.base)
-        self._warm: np.ndarray | None = None
+        self._warm = None
         self._t = 0
         self.choices = []
 

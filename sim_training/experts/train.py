@@ -37,15 +37,15 @@ import numpy as np
 import torch
 
 from omnipianist.cliutil import progress
-from omnipianist.fileio import atomic_write, save_json, save_torch
+from omnipianist.fileio import atomic_write, save_json
 from sim_training.env.batched import BatchedPianoEnv
 from sim_training.env.piano_env import EnvConfig, PianoEnv, load_roll
 from sim_training.experts.droq import DroQAgent, DroQConfig
 from sim_training.experts.residual import ObsMode, compose_action, observation_index, policy_input
-from sim_training.fingering.ik import IKConfig
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
 from sim_training.models.embodiment import Embodiment, get_embodiment
 from sim_training.models.scene import build_scene
+from sim_training.torch_io import save_torch
 
 CHECKPOINT_FORMAT = 1
 BEST, LAST, REPLAY, CURVE = "best.pt", "last.pt", "replay.npz", "curve.json"
@@ -163,11 +163,7 @@ def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     _atomic(path, write)
 
 
-def prior_config_from_dict(d: dict[str, Any]) -> PriorConfig:
-    """Inverse of ``dataclasses.asdict`` for :class:`PriorConfig` (nested IKConfig included)."""
-    d = dict(d)
-    ik = IKConfig(**d.pop("ik", {}))
-    return PriorConfig(**d, ik=ik)
+from sim_training.fingering.knobs import prior_config_from_dict  # noqa: E402,F401 - re-exported (one home)
 
 
 def _embodiment(cfg: ExpertTrainConfig) -> Embodiment:

@@ -16,11 +16,18 @@ Pure numpy/scipy/POT; called every control step, so it avoids per-call Python lo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import ot
+
+# We call POT's C++ solver on numpy arrays only: keep its backend module from importing torch (1 s and
+# ~300 MB per process: every planner worker, every ROS node running the prior).
+os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
+os.environ.setdefault("POT_BACKEND_DISABLE_JAX", "1")
+os.environ.setdefault("POT_BACKEND_DISABLE_TENSORFLOW", "1")
+import ot  # noqa: E402
 from scipy.optimize import linear_sum_assignment
 
 from sim_training.constants import NUM_KEYS

@@ -89,7 +89,9 @@ def play_with_prior(
         per_step.append(dict(prior.last_fingering))
         obs, _, term, trunc, _ = env.step(action)
         if video:
-            frames.append(env.render())
+            frame = env.render()
+            assert frame is not None  # render_mode is rgb_array when video
+            frames.append(frame)
         if term or trunc:
             step_times = step_times[: t + 1]
             break

@@ -121,6 +121,7 @@ class OTIKPrior:
         self.key_top = KEY_GEOMETRY.target_xyz_m[:, 2]
         self._derive()
         self.stats = PriorStats()
+        self._held: dict[int, tuple[int, int]] = {}
         self.reset()
 
     def _derive(self) -> None:
@@ -155,7 +156,7 @@ class OTIKPrior:
     def reset(self) -> None:
         self._u = [u.copy() for u in self.home_u]
         self._carriage = self.carriage_home_x.copy()
-        self._held: dict[int, tuple[int, int]] = {}  # key -> (hand, finger) pressed last step
+        self._held = {}  # key -> (hand, finger) pressed last step
         self.stats = PriorStats()
         self.last_targets: np.ndarray | None = None
         self.last_fingering: dict[int, tuple[int, int]] = {}

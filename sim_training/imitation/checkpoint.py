@@ -49,7 +49,8 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-from omnipianist.fileio import atomic_write, save_json, save_torch  # noqa: E402,F401 - re-exported here
+from omnipianist.fileio import atomic_write, save_json  # noqa: E402,F401 - re-exported here
+from sim_training.torch_io import save_torch  # noqa: E402,F401 - re-exported here
 
 
 def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any], str]:

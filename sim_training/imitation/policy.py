@@ -29,6 +29,7 @@ import torch
 
 from sim_training.imitation.checkpoint import embodiment_from_meta, load_checkpoint
 from sim_training.models.embodiment import Embodiment
+from sim_training.noise import fixed_noise, noise_generator
 
 NoiseMode = Literal["fixed", "random", "zero"]
 
@@ -74,9 +75,9 @@ class GeneralistPolicy:
             lookahead = int(base_layout(meta["observation_layout"])["lookahead"])
             self.residual = PriorResidual(self.embodiment, meta.get("prior_config") or {}, lookahead)
         chunk = (1, self.pred_horizon, self.action_dim)
-        self._fixed_noise = torch.randn(chunk, generator=torch.Generator().manual_seed(seed))
+        self._fixed_noise = torch.from_numpy(fixed_noise(chunk, seed))
         self._zero_noise = torch.zeros(chunk)
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen = noise_generator(seed)
         self._history = torch.zeros(1, self.obs_horizon, self.obs_dim)
         self._queue: list[np.ndarray] = []
         self._fresh = True
@@ -97,7 +98,7 @@ class GeneralistPolicy:
         """Call at the start of every episode: clears the history and the action queue, reseeds ``random`` noise."""
         self._fresh = True
         self._queue.clear()
-        self._gen.manual_seed(self.seed)
+        self._gen = noise_generator(self.seed)
         if self.residual is not None:
             self.residual.reset()
 
@@ -106,7 +107,7 @@ class GeneralistPolicy:
             return self._fixed_noise
         if self.noise_mode == "zero":
             return self._zero_noise
-        return torch.randn(self._fixed_noise.shape, generator=self._gen)
+        return torch.from_numpy(self._gen.standard_normal(tuple(self._fixed_noise.shape), dtype=np.float32))
 
     def _push(self, obs: np.ndarray) -> None:
         """Append ``obs`` (D,) to the history (the first observation of an episode fills every slot)."""

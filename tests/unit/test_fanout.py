@@ -25,7 +25,8 @@ TINY_TRAIN: dict[str, Any] = {
     "droq_hidden_width": 16, "droq_hidden_layers": 1, "droq_batch_size": 16, "droq_learning_starts": 20,
 }
 TINY_PIPELINE: dict[str, Any] = {"minutes": 0.5, "population": 2, "search_overrides": {"max_generations": 1},
-                                 "train_overrides": TINY_TRAIN}
+                                 "train_overrides": TINY_TRAIN, "method": "search"}
+"""The per-piece search + residual DroQ method (the planner is the default; tested below and in test_planner)."""
 
 
 def _play(expert: Any, piece: str) -> float:
@@ -66,6 +67,18 @@ def test_pipeline_writes_expert_json_and_loads(tmp_path: Path) -> None:
 
     again = train_piece_expert("single_note", out, **TINY_PIPELINE)  # done: returned as is
     assert again.get("skipped") is True and again["expert_f1"] == meta["expert_f1"]
+
+
+def test_fanout_runs_the_planner_by_default(tmp_path: Path) -> None:
+    kw = {"planner_overrides": {"window": 5, "horizon": 5, "budget": 3}}
+    s = train_experts("single_note", tmp_path, use_ray=False, pipeline_kwargs=kw, show_progress=False, log=False)
+    assert s["trained"] == ["single_note"] and not s["failed"], s["failed"]
+    meta = json.loads((tmp_path / "single_note" / "expert.json").read_text())
+    assert meta["kind"] == "plan" and meta["expert_f1"] >= meta["prior_f1"]
+    assert (tmp_path / "single_note" / "plan.json").is_file()
+    expert = load_expert(tmp_path / "single_note")
+    assert _play(expert, "single_note") == pytest.approx(meta["expert_f1"], abs=0)
+    assert s["rows"][0]["kind"] == "plan"
 
 
 def test_pieces_from_builtins_folder_and_manifest(tmp_path: Path) -> None:

@@ -27,10 +27,10 @@ from omnipianist.hardware.config import (
     load_hardware,
     load_safety_config,
     model_joint_ranges,
+    safety_filter_for,
     servo_order,
     ticks_to_joint_rad,
 )
-from omnipianist.safety import SafetyFilter
 from sim_training.constants import HAND_SIDES
 from sim_training.models.embodiment import get_embodiment
 
@@ -83,7 +83,7 @@ def test_servo_order_is_the_embodiment_actuator_order(side: str) -> None:
     names, lo, hi, margin, rate = filter_limits(hand, load_safety_config(HARDWARE_CONFIG_DIR / "safety.yaml"))
     assert names == LEAP.actuator_names(side)
     assert len(lo) == len(hi) == len(margin) == len(rate) == len(names)
-    flt = SafetyFilter.for_hand(hand, load_safety_config(HARDWARE_CONFIG_DIR / "safety.yaml"), 0.05)
+    flt = safety_filter_for(hand, load_safety_config(HARDWARE_CONFIG_DIR / "safety.yaml"), 0.05)
     assert flt.joint_names == LEAP.actuator_names(side)
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnipianist.errors import ConfigError
-from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_hardware
+from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_hardware, safety_filter_for
 from omnipianist.safety import EstopConfig, SafetyError, SafetyFilter, State, WatchdogConfig
 
 NAMES = ("a", "b", "c")
@@ -284,7 +284,7 @@ def test_bad_watchdog_order() -> None:
 def test_for_hand_uses_the_config() -> None:
     hw = load_hardware(HARDWARE_CONFIG_DIR)
     hand = hw.hands["right"]
-    f = SafetyFilter.for_hand(hand, hw.safety, 0.05, include_rails=False)
+    f = safety_filter_for(hand, hw.safety, 0.05, include_rails=False)
     assert len(f.joint_names) == 16 and f.joint_names[1] == "rh_if_rot"
     assert f.lower_safe[0] == pytest.approx(hand.joints["if_mcp"].limits_rad[0] + hw.safety.margin_rad)
     assert f.max_rate[1] == hw.safety.max_rate_for("if_rot")

@@ -64,11 +64,11 @@ def hardware_safety_filters(scene: Scene, hardware_dir: str, dt: float = CONTROL
     order differs from the embodiment's.
     """
     from omnipianist.errors import ConfigError
-    from omnipianist.hardware.config import load_hardware
+    from omnipianist.hardware.config import load_hardware, safety_filter_for
 
     emb = scene.embodiment
     hw = load_hardware(hardware_dir, emb.name)
-    filters = {side: SafetyFilter.for_hand(hw.hands[side], hw.safety, dt, include_rails=True) for side in HAND_SIDES}
+    filters = {side: safety_filter_for(hw.hands[side], hw.safety, dt, include_rails=True) for side in HAND_SIDES}
     for side, f in filters.items():
         if f.joint_names != tuple(emb.actuator_names(side)):
             raise ConfigError(f"{hardware_dir}: {side} hand: safety filter order {list(f.joint_names)} differs from "
