@@ -1,6 +1,11 @@
-"""Expert quality per CPU budget: `omnipianist bench expert --json` (resumable; exit 1 when a target is missed).
+"""The expert vs the prior: `omnipianist bench expert [MIDI_OR_FOLDER ...] --json` (resumable; exit 1
+when a target is missed).
 
-Default budget: 60 min Twinkle with the prior, 60 min without, 10 corpus pieces x 5 min on 2 cores.
+Default: the receding-horizon planner (budget 24) on all 77 test clips for Shadow and LEAP, the prior
+on the same clips, per-piece CEM (6 clips x 2 min) and residual DroQ (2 clips x 6 min) beside it,
+and F1 vs budget (6 clips). Extra MIDI files or folders (e.g. RoboPianist's shipped
+``rousseau/nocturne-trimmed.mid``, from ``pip download --no-deps robopianist==1.0.10``) are planned
+too; nothing is downloaded by the benchmark.
 """
 
 import sys

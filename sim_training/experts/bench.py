@@ -10,11 +10,14 @@ a folder with ``expert.json`` under ``--out``; a second run only fills what is m
 2. **Extra pieces** given as arguments (MIDI files or folders; RoboPianist's shipped
    ``nocturne-trimmed.mid`` is the public reference): planner vs prior, Shadow. Nothing is
    downloaded by the benchmark.
-3. **Per-piece CEM** (whole-piece search of the same knobs, ``cem_minutes`` each) on the first
-   ``cem_pieces`` clips, Shadow; **residual DroQ** on the searched prior for the first
-   ``droq_pieces`` (``droq_minutes`` each): the older expert methods, compared, not deleted.
-4. **F1 vs budget**: the planner at each budget of ``curve_budgets`` on the first ``curve_pieces``
-   clips (Shadow), with its CPU-seconds.
+3. **Per-piece CEM** (whole-piece search of the same knobs, ``cem_minutes`` each) on
+   ``cem_pieces`` clips, Shadow; **residual DroQ** on the searched prior for ``droq_pieces``
+   (``droq_minutes`` each): the older expert methods, compared, not deleted.
+4. **F1 vs budget**: the planner at each budget of ``curve_budgets`` on ``curve_pieces`` clips
+   (Shadow), with its CPU-seconds.
+
+Subsets are evenly spaced over the split (the split is sorted by work, so its first clips are all
+one composer).
 
 Targets (exit 1 when one is missed): Shadow planner mean F1 >= 0.85 on the split; LEAP planner mean
 >= its prior + 0.12; a nocturne among the extras >= 0.85; mean CPU-seconds per 30 s of music <= 60
@@ -43,6 +46,8 @@ class ExpertBenchConfig:
     max_pieces: int | None = None
     """At most this many clips of the split (None: all)."""
     embodiments: str = "shadow,leap"
+    leap_pieces: int | None = None
+    """LEAP on an evenly spaced subset of this many clips of the split (None: all of them)."""
     budget: int = 24
     """The planner's default budget (candidate plays per window)."""
     cem_pieces: int = 6
@@ -85,6 +90,7 @@ def _plan_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _fan(source: Any, out: Path, num_cpus: int, *, split: str | None = None, max_pieces: int | None = None,
          **kwargs: Any) -> list[dict[str, Any]]:
+    """Experts for the pieces of ``source`` (train-experts, resumable); their expert.json rows."""
     from sim_training.experts.fanout import resolve_pieces, train_experts
 
     ids = [j.id for j in resolve_pieces(source, split, max_pieces)]
@@ -92,6 +98,13 @@ def _fan(source: Any, out: Path, num_cpus: int, *, split: str | None = None, max
     train_experts(source, out, split=split, max_pieces=max_pieces, minutes_per_piece=minutes, num_cpus=num_cpus,
                   pipeline_kwargs=kwargs, show_progress=True, log=True)
     return _rows(out, ids)
+
+
+def spaced(jobs: list[Any], n: int | None) -> list[Any]:
+    """``n`` items spread evenly over ``jobs`` (all of them when ``n`` is None or >= len)."""
+    if n is None or n >= len(jobs):
+        return list(jobs)
+    return [jobs[i] for i in np.linspace(0, len(jobs) - 1, max(n, 0)).round().astype(int)]
 
 
 def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> dict[str, Any]:
@@ -103,9 +116,16 @@ def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> 
     plan_kw = {"method": "planner", "planner_overrides": {"budget": cfg.budget}}
     result: dict[str, Any] = {"benchmark": "expert", "split": cfg.split, "budget": cfg.budget, "planner": {}}
     checks: dict[str, tuple[float | None, float, bool]] = {}
+    from sim_training.experts.fanout import resolve_pieces
+
+    clips = resolve_pieces(manifest, cfg.split, cfg.max_pieces)
+
+    def subset(n: int | None) -> str:
+        return ",".join(j.piece for j in spaced(clips, n))
+
     for emb in embodiments:
-        rows = _fan(manifest, out / f"planner_{emb}", cfg.num_cpus, split=cfg.split, max_pieces=cfg.max_pieces,
-                    embodiment=emb, **plan_kw)
+        n = cfg.leap_pieces if emb == "leap" else None
+        rows = _fan(subset(n), out / f"planner_{emb}", cfg.num_cpus, embodiment=emb, **plan_kw)
         table = _plan_table(rows)
         result["planner"][emb] = table
         m = table["mean"]
@@ -127,35 +147,29 @@ def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> 
             if "nocturne" in r["id"]:
                 checks[f"{r['id']}_f1"] = (r["f1"], NOCTURNE_F1_TARGET, r["f1"] >= NOCTURNE_F1_TARGET)
 
-    from sim_training.experts.fanout import resolve_pieces
-
-    clips = resolve_pieces(manifest, cfg.split, None)
     shadow_plans = {r["id"]: r for r in result["planner"].get("shadow", {}).get("rows", [])}
     if cfg.cem_pieces > 0:
-        ids = [j.id for j in clips[: cfg.cem_pieces]]
-        rows = _fan(manifest, out / "cem_shadow", cfg.num_cpus, split=cfg.split, max_pieces=cfg.cem_pieces,
+        rows = _fan(subset(cfg.cem_pieces), out / "cem_shadow", cfg.num_cpus,
                     method="search", search_frac=1.0, minutes=cfg.cem_minutes, embodiment="shadow")
-        result["cem"] = _compare(rows, shadow_plans, ids, "searched_f1",
+        result["cem"] = _compare(rows, shadow_plans, "searched_f1",
                                  note=f"per-piece CEM, {cfg.cem_minutes} min per clip (1 CPU)")
     if cfg.droq_pieces > 0:
-        ids = [j.id for j in clips[: cfg.droq_pieces]]
-        rows = _fan(manifest, out / "droq_shadow", cfg.num_cpus, split=cfg.split, max_pieces=cfg.droq_pieces,
-                    method="search", search_frac=0.4, minutes=cfg.droq_minutes, embodiment="shadow",
+        rows = _fan(subset(cfg.droq_pieces), out / "droq_shadow", cfg.num_cpus, method="search", search_frac=0.4,
+                    minutes=cfg.droq_minutes, embodiment="shadow",
                     train_overrides={"droq_learning_starts": 1000, "droq_init_temperature": 0.1})
-        result["droq"] = _compare(rows, shadow_plans, ids, "expert_f1",
+        result["droq"] = _compare(rows, shadow_plans, "expert_f1",
                                   note=f"CEM {0.4 * cfg.droq_minutes:.1f} min then residual DroQ "
                                        f"{0.6 * cfg.droq_minutes:.1f} min per clip; expert_f1 = the better of the two")
     budgets = [int(b) for b in cfg.curve_budgets.split(",") if b.strip()]
     if budgets and cfg.curve_pieces > 0:
         curve = []
-        curve_ids = [j.id for j in clips[: cfg.curve_pieces]]
+        curve_ids = [j.id for j in spaced(clips, cfg.curve_pieces)]
         for b in budgets:
             if b == cfg.budget and all(i in shadow_plans for i in curve_ids):  # the main run's plans
                 rows = _rows(out / "planner_shadow", curve_ids)
             else:
-                rows = _fan(manifest, out / f"curve_shadow_b{b}", cfg.num_cpus, split=cfg.split,
-                            max_pieces=cfg.curve_pieces, embodiment="shadow", method="planner",
-                            planner_overrides={"budget": b})
+                rows = _fan(subset(cfg.curve_pieces), out / f"curve_shadow_b{b}", cfg.num_cpus, embodiment="shadow",
+                            method="planner", planner_overrides={"budget": b})
             t = _plan_table(rows)
             curve.append({"budget": b, "pieces": t["pieces"], "f1": t["mean"]["f1"], "prior_f1": t["mean"]["prior_f1"],
                           "cpu_s_per_30s": t["mean"]["cpu_s_per_30s"]})
@@ -168,8 +182,7 @@ def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> 
     return result
 
 
-def _compare(rows: list[dict[str, Any]], plans: dict[str, dict[str, Any]], ids: list[str], key: str,
-             note: str) -> dict[str, Any]:
+def _compare(rows: list[dict[str, Any]], plans: dict[str, dict[str, Any]], key: str, note: str) -> dict[str, Any]:
     table = []
     for r in rows:
         p = plans.get(r["id"], {})

@@ -81,6 +81,12 @@ PLANNER_SPACE: tuple[Knob, ...] = (
 """The planner's knobs: the per-piece search's table plus the press lead (harmful for a whole piece,
 DESIGN measured, but a window may want it)."""
 
+SHARED_KNOBS = ("plan_steps", "lead_steps")
+"""Knobs both hands share (the rows of the score the prior looks at); the rest can differ per hand."""
+
+Knobs = tuple[PriorConfig, "PriorConfig | None"]
+"""What a candidate plays: the prior's config and, when planning per hand, the right hand's."""
+
 
 class PlannerError(OmnipianistError, ValueError):
     """A planner setting or piece that cannot be planned (says which and why)."""
@@ -112,6 +118,11 @@ class PlannerConfig:
     ``hard_scale`` times the budget where the best of them scores below ``hard_f1``."""
     hard_f1: float = 0.8
     hard_scale: float = 1.5
+    per_hand: bool = False
+    """Search the hand knobs of each hand separately (the shared ones once): each candidate is scored
+    per hand as well (keys left / right of the midpoint between the carriages), the CEM update of
+    each hand's knobs uses that hand's score, and each round also plays the best left half with the
+    best right half."""
     seed: int = 0
     workers: int = 0
     """Processes playing candidates (0: in this process, what a one-CPU Ray task wants)."""
@@ -158,6 +169,8 @@ class Rollout:
     """(min(W, steps), action_dim) the actions of the first W steps."""
     committed: Snapshot
     """State after the first W steps."""
+    hand_f1: tuple[float, float]
+    """Mean step F1 of each hand's keys (left / right of the midpoint between the carriage targets)."""
     press: float
     """Tie-breaker: mean depression of the goal keys minus that of the others, per goal key (F1 is
     a step function of the knobs; this tells near misses apart)."""
@@ -190,12 +203,17 @@ class RolloutEngine:
         self.prior.configure(self.base)
         return Snapshot(self.env.get_state(), self.prior.state())
 
-    def play(self, snap: Snapshot, config: PriorConfig, steps: int, keep: int) -> Rollout:
-        """Play ``config`` for ``steps`` steps (fewer at the piece's end) from ``snap``."""
+    def play(self, snap: Snapshot, config: PriorConfig, steps: int, keep: int,
+             right: PriorConfig | None = None) -> Rollout:
+        """Play ``config`` (``right`` for the right hand, if given) for ``steps`` steps (fewer at the
+        piece's end) from ``snap``."""
         env, prior = self.env, self.prior
         obs = env.set_state(snap.env)
         prior.restore(snap.prior)
-        prior.configure(config)
+        prior.configure(config, right)
+        hand_f1 = np.zeros(2)
+        key_x = prior.key_x
+        slot_mid = prior.slot_x.mean(axis=1)
         row0 = env.step_index
         actions = []
         committed: Snapshot | None = None
@@ -208,6 +226,12 @@ class RolloutEngine:
                 actions.append(a)
             obs, _, term, trunc, _ = env.step(a)
             g = goal_keys[row0 + i]
+            act = env._active_log[row0 - env._start + i]
+            left = key_x < float(np.mean(prior._carriage + slot_mid))
+            for h, side in enumerate((left, ~left)):
+                tp = np.count_nonzero(act & g & side)
+                den = 2 * tp + np.count_nonzero(act & ~g & side) + np.count_nonzero(~act & g & side)
+                hand_f1[h] += 2 * tp / den if den else 1.0
             ks = env.key_state()
             press += float(ks[g].sum() - ks[~g].sum())
             n_goal += max(int(g.sum()), 1)
@@ -220,7 +244,9 @@ class RolloutEngine:
             committed = Snapshot(env.get_state(), prior.state())
         active = env._active_log[row0 - env._start: row0 - env._start + played]
         goal = env.roll.keys[row0: row0 + played]
-        return Rollout(window_f1(active, goal), played, np.asarray(actions), committed, press / max(n_goal, 1))
+        hf = hand_f1 / max(played, 1)
+        return Rollout(window_f1(active, goal), played, np.asarray(actions), committed, (float(hf[0]), float(hf[1])),
+                       press / max(n_goal, 1))
 
 
 # ----------------------------------------------------------------------------------- worker pool
@@ -233,9 +259,9 @@ def _init_worker(piece: str, emb: tuple[str, str, bool], stretch: float, base: d
                             base=prior_config_from_dict(base))
 
 
-def _play_in_worker(snap: Snapshot, configs: list[PriorConfig], steps: int, keep: int) -> list[Rollout]:
+def _play_in_worker(snap: Snapshot, configs: list[Knobs], steps: int, keep: int) -> list[Rollout]:
     assert _ENGINE is not None, "planner worker not initialised"
-    return [_ENGINE.play(snap, c, steps, keep) for c in configs]
+    return [_ENGINE.play(snap, c, steps, keep, r) for c, r in configs]
 
 
 class _Players:
@@ -257,9 +283,9 @@ class _Players:
                 # start them now (lazily they would inherit the parent's thread settings)
                 list(self.pool.map(int, range(workers)))
 
-    def play(self, snap: Snapshot, configs: list[PriorConfig], steps: int, keep: int) -> list[Rollout]:
+    def play(self, snap: Snapshot, configs: list[Knobs], steps: int, keep: int) -> list[Rollout]:
         if self.pool is None or len(configs) < 2:
-            return [self.engine.play(snap, c, steps, keep) for c in configs]
+            return [self.engine.play(snap, c, steps, keep, r) for c, r in configs]
         chunks = np.array_split(np.arange(len(configs)), min(self.workers, len(configs)))
         futures: list[Future[list[Rollout]]] = [
             self.pool.submit(_play_in_worker, snap, [configs[i] for i in idx], steps, keep) for idx in chunks if idx.size]
@@ -279,8 +305,10 @@ class WindowChoice:
     step: int
     """Piece step at which the window starts."""
     u: np.ndarray
-    """Chosen knobs in unit coordinates."""
+    """Chosen knobs in unit coordinates (per hand: the shared and left knobs, then the right's)."""
     config: PriorConfig
+    right: PriorConfig | None
+    """The right hand's knobs when planning per hand."""
     f1: float
     """The chosen candidate's F1 over the horizon (what was maximised)."""
     default_f1: float
@@ -303,7 +331,8 @@ class Planner:
         self.engine = RolloutEngine(piece, self.embodiment, scene, stretch, base)
         self.base = self.engine.base
         self.space = tuple(space)
-        self.u_default = encode(self.base, self.space)
+        self.right_space = tuple(k for k in self.space if k.name not in SHARED_KNOBS) if self.cfg.per_hand else ()
+        self.u_default = np.concatenate([encode(self.base, self.space), encode(self.base, self.right_space)])
         source = piece if isinstance(piece, str) else None
         self._players = _Players(self.engine, self.cfg.workers, source, stretch)
         self.plays = 0
@@ -321,12 +350,15 @@ class Planner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _decode(self, u: np.ndarray) -> PriorConfig:
-        return decode(u, self.base, self.space)
+    def _decode(self, u: np.ndarray) -> Knobs:
+        k = len(self.space)
+        main = decode(u[:k], self.base, self.space)
+        return main, (decode(u[k:], main, self.right_space) if self.right_space else None)
 
     def _snap_u(self, u: np.ndarray) -> np.ndarray:
         """Unit coordinates of what is actually played (integer knobs rounded)."""
-        return encode(self._decode(u), self.space)
+        main, right = self._decode(u)
+        return np.concatenate([encode(main, self.space), encode(right, self.right_space) if right else np.zeros(0)])
 
     def plan_window(self, snap: Snapshot, warm_u: np.ndarray | None = None) -> WindowChoice:
         """Choose the knobs for the window starting at ``snap`` (``warm_u``: the last window's choice)."""
@@ -340,7 +372,7 @@ class Planner:
         rng = np.random.default_rng([cfg.seed, step])
         # the default knobs exactly (not their decoded unit coordinates), then the warm start
         us: list[np.ndarray] = [self.u_default]
-        configs: list[PriorConfig] = [self.base]
+        configs: list[Knobs] = [(self.base, self.base if self.right_space else None)]
         if warm_u is not None and not np.array_equal(self._snap_u(warm_u), self.u_default):
             us.insert(0, self._snap_u(warm_u))
             configs.insert(0, self._decode(us[0]))
@@ -362,11 +394,13 @@ class Planner:
             per_round = [n_left // cfg.iterations + (1 if r < n_left % cfg.iterations else 0)
                          for r in range(cfg.iterations)]
             mu = us[best].copy()
-            sigma = np.full(len(self.space), cfg.init_std)
+            sigma = np.full(mu.size, cfg.init_std)
             for n in per_round:
                 if n <= 0:
                     continue
                 new_u = [self._snap_u(np.clip(mu + sigma * rng.standard_normal(mu.size), 0.0, 1.0)) for _ in range(n)]
+                if self.right_space and len(new_u) > 1:  # the best left half with the best right half
+                    new_u[-1] = self._crossover(us, rolls)
                 new_cfg = [self._decode(u) for u in new_u]
                 new_rolls = self._players.play(snap, new_cfg, steps, keep)
                 us += new_u
@@ -375,11 +409,24 @@ class Planner:
                 scores += [r.f1 for r in new_rolls]
                 ties += [r.press for r in new_rolls]
                 best = _best(scores, ties)
-                mu = self._update(np.stack(us), np.asarray(scores), np.asarray(ties), mu)
+                if self.right_space:
+                    k = len(self.space)
+                    hand = np.array([r.hand_f1 for r in rolls])
+                    mu = np.concatenate([
+                        self._update(np.stack(us)[:, :k], hand[:, 0], np.asarray(ties), mu[:k]),
+                        self._update(np.stack(us)[:, k:], hand[:, 1], np.asarray(ties), mu[k:])])
+                else:
+                    mu = self._update(np.stack(us), np.asarray(scores), np.asarray(ties), mu)
                 sigma = sigma * cfg.std_decay
         self.plays += len(us)
-        return WindowChoice(step, us[best], configs[best], scores[best], scores[i_def], len(us), searched,
-                            rolls[best])
+        return WindowChoice(step, us[best], configs[best][0], configs[best][1], scores[best], scores[i_def], len(us),
+                            searched, rolls[best])
+
+    def _crossover(self, us: list[np.ndarray], rolls: list[Rollout]) -> np.ndarray:
+        k = len(self.space)
+        il = min(range(len(rolls)), key=lambda i: (-rolls[i].hand_f1[0], -rolls[i].press, i))
+        ir = min(range(len(rolls)), key=lambda i: (-rolls[i].hand_f1[1], -rolls[i].press, i))
+        return np.concatenate([us[il][:k], us[ir][k:]])
 
     def _update(self, us: np.ndarray, scores: np.ndarray, ties: np.ndarray, mu: np.ndarray) -> np.ndarray:
         if self.cfg.method == "mppi":
@@ -410,7 +457,8 @@ class Planner:
             actions.append(r.actions)
             windows.append({"step": w.step, "steps": int(r.actions.shape[0]), "horizon_f1": w.f1,
                             "default_horizon_f1": w.default_f1, "plays": w.plays, "searched": w.searched,
-                            "knobs": knob_values(w.config, self.space)})
+                            "knobs": knob_values(w.config, self.space),
+                            **({"right_knobs": knob_values(w.right, self.right_space)} if w.right is not None else {})})
             if on_window is not None:
                 on_window(w)
             snap = r.committed
@@ -571,13 +619,15 @@ class PlanExpert:
             raise ValueError(f"{source}: plan is for {self.embodiment.key!r}, scene is {self.scene.embodiment.key!r}")
         self.base = prior_config_from_dict(doc["base_prior"])
         fields = {f.name for f in dataclasses.fields(PriorConfig)}
-        self.schedule: list[tuple[int, PriorConfig]] = []
+        self.schedule: list[tuple[int, PriorConfig, PriorConfig | None]] = []
         start = int(doc["start_step"])
         for w in doc["windows"]:
-            unknown = set(w["knobs"]) - fields
+            unknown = (set(w["knobs"]) | set(w.get("right_knobs", {}))) - fields
             if unknown:
                 raise ValueError(f"{source}: window at step {w['step']} sets unknown knobs {sorted(unknown)}")
-            self.schedule.append((int(w["step"]) - start, dataclasses.replace(self.base, **w["knobs"])))
+            main = dataclasses.replace(self.base, **w["knobs"])
+            right = dataclasses.replace(main, **w["right_knobs"]) if "right_knobs" in w else None
+            self.schedule.append((int(w["step"]) - start, main, right))
         from sim_training.env.observation import ObservationLayout
 
         self.layout = ObservationLayout.for_embodiment(self.embodiment)
@@ -595,7 +645,7 @@ class PlanExpert:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         while self._next < len(self.schedule) and self.schedule[self._next][0] <= self._t:
-            self.prior.configure(self.schedule[self._next][1])
+            self.prior.configure(self.schedule[self._next][1], self.schedule[self._next][2])
             self._next += 1
         self._t += 1
         return self.prior.act(obs)
@@ -657,7 +707,7 @@ class PlannerLabeller:
             choice = self.planner.plan_window(Snapshot(self._as_whole_piece(self.env.get_state()), self.prior.state()),
                                               self._warm)
             self._warm = choice.u
-            self.prior.configure(choice.config)
+            self.prior.configure(choice.config, choice.right)
             self.choices.append(choice)
         self._t += 1
         return self.prior.act(obs)

@@ -119,26 +119,35 @@ class OTIKPrior:
         self.tx_q_index = np.array([jn.index(SIDE_PREFIX[s] + "forearm_tx") for s in HAND_SIDES])
         self.key_x = KEY_GEOMETRY.target_xyz_m[:, 0]
         self.key_top = KEY_GEOMETRY.target_xyz_m[:, 2]
+        self.hand_cfg: tuple[PriorConfig, PriorConfig] = (self.cfg, self.cfg)
         self._derive()
         self.stats = PriorStats()
         self._held: dict[int, tuple[int, int]] = {}
         self.reset()
 
     def _derive(self) -> None:
-        """Arrays that depend on the knobs (recomputed by :meth:`configure`)."""
-        cfg = self.cfg
-        self.key_y = KEY_GEOMETRY.target_xyz_m[:, 1] + np.where(KEY_GEOMETRY.is_black, cfg.black_forward_m, 0)
-        self.press_z = self.key_top - cfg.press_depth_m - np.where(KEY_GEOMETRY.is_black, cfg.black_press_extra_m, 0.0)
-        self.finger_penalty = np.zeros(self.n_f)
-        self.finger_penalty[0] = cfg.thumb_penalty_m2  # fingertip order: thumb first
+        """Arrays that depend on the knobs, per hand (recomputed by :meth:`configure`)."""
+        self._key_y, self._press_z, self._finger_penalty = [], [], []
+        for cfg in self.hand_cfg:
+            self._key_y.append(KEY_GEOMETRY.target_xyz_m[:, 1] + np.where(KEY_GEOMETRY.is_black, cfg.black_forward_m, 0))
+            self._press_z.append(self.key_top - cfg.press_depth_m
+                                 - np.where(KEY_GEOMETRY.is_black, cfg.black_press_extra_m, 0.0))
+            penalty = np.zeros(self.n_f)
+            penalty[0] = cfg.thumb_penalty_m2  # fingertip order: thumb first
+            self._finger_penalty.append(penalty)
+        self.key_y, self.press_z, self.finger_penalty = self._key_y[0], self._press_z[0], self._finger_penalty[0]
 
-    def configure(self, config: PriorConfig) -> None:
+    def configure(self, config: PriorConfig, right: PriorConfig | None = None) -> None:
         """Switch to other knobs mid-episode, keeping the prior's memory (carriage plan, held keys, IK
         warm start): what a planner does at a window boundary. ~20 us (the IK is rebuilt only when
-        ``config.ik`` changes)."""
+        ``config.ik`` changes).
+
+        ``right``: other knobs for the right hand (per-hand planning); its ``plan_steps``,
+        ``lead_steps``, ``min_carriage_gap_m`` and ``ik`` are not used (``config``'s are shared)."""
         if config.ik != self.cfg.ik:
             self.ik = FingertipIK(self.scene, config.ik)
         self.cfg = config
+        self.hand_cfg = (config, right if right is not None else config)
         self._derive()
 
     def state(self) -> PriorState:
@@ -185,7 +194,7 @@ class OTIKPrior:
         Reach is first the span of the fingers without the thumb (the thumb presses less firmly);
         only when the keys do not fit there does the thumb's slot extend it.
         """
-        if self.cfg.spare_thumb_in_reach:
+        if self.hand_cfg[h].spare_thumb_in_reach:
             c = self._reach_clip(h, rows_keys, self.slot_x[h][1:])
             if c is not None:
                 return c
@@ -194,8 +203,8 @@ class OTIKPrior:
 
     def _reach_clip(self, h: int, rows_keys: list[np.ndarray], slots: np.ndarray) -> float | None:
         c = self._carriage[h]
-        smin = slots.min() - self.cfg.reach_margin_m
-        smax = slots.max() + self.cfg.reach_margin_m
+        smin = slots.min() - self.hand_cfg[h].reach_margin_m
+        smax = slots.max() + self.hand_cfg[h].reach_margin_m
         lo, hi = -np.inf, np.inf
         for keys in rows_keys:
             if keys.size == 0:
@@ -229,7 +238,7 @@ class OTIKPrior:
         if rest.size:
             idx = np.flatnonzero(free)
             a = assign_fingers(pts[idx], tgt[[int(np.flatnonzero(keys == k)[0]) for k in rest]], rest,
-                               check=False, exponent=2.0, finger_penalty=self.finger_penalty[idx])
+                               check=False, exponent=2.0, finger_penalty=self._finger_penalty[h][idx])
             self.stats.dropped_keys += int(a.dropped_keys.size)
             for k, f in zip(a.key_idx, a.finger_idx, strict=True):
                 out[int(k)] = int(idx[f])
@@ -275,21 +284,23 @@ class OTIKPrior:
             self._held = {}
             nxt = {k: f for k, f in self._assign(h, nxt_keys, target[h], tips_h[:, 0]).items() if f not in used}
             self._held = saved_held
+            hc = self.hand_cfg[h]
+            key_y, press_z = self._key_y[h], self._press_z[h]
             t = np.zeros((self.n_f, 3))
-            w = np.full(self.n_f, cfg.free_weight)
+            w = np.full(self.n_f, hc.free_weight)
             # free fingers: lifted over their slot at the carriage's current position
             t[:, 0] = carriage_now[h] + self.slot_x[h]
             t[:, 1] = self.home_tip_y[h]
-            t[:, 2] = pg.WHITE_KEY_HEIGHT_M + cfg.lift_m
+            t[:, 2] = pg.WHITE_KEY_HEIGHT_M + hc.lift_m
             for k, f in nxt.items():
-                t[f] = (self.key_x[k], self.key_y[k], self.key_top[k] + cfg.hover_m)
+                t[f] = (self.key_x[k], key_y[k], self.key_top[k] + hc.hover_m)
                 w[f] = 1.0
             for k, f in now.items():
-                aligned = abs(tips_h[f, 0] - self.key_x[k]) <= cfg.descend_gate_m
-                z = self.press_z[k] if aligned else self.key_top[k] + cfg.hover_m
+                aligned = abs(tips_h[f, 0] - self.key_x[k]) <= hc.descend_gate_m
+                z = press_z[k] if aligned else self.key_top[k] + hc.hover_m
                 if not aligned:
                     self.stats.gated_presses += 1
-                t[f] = (self.key_x[k], self.key_y[k], z)
+                t[f] = (self.key_x[k], key_y[k], z)
                 w[f] = 1.0
                 fingering[k] = (h, f)
             targets.append(t)
@@ -298,7 +309,8 @@ class OTIKPrior:
         self.last_fingering = fingering
         self.last_targets = np.concatenate(targets)
         ik_q = hand_q.copy()
-        ik_q[self.tx_q_index] += cfg.carriage_lead * (target - carriage_now)
+        lead_frac = np.array([self.hand_cfg[0].carriage_lead, self.hand_cfg[1].carriage_lead])
+        ik_q[self.tx_q_index] += lead_frac * (target - carriage_now)
         self._u = self.ik.solve(ik_q, self._u, targets, weights)
 
         ctrl = np.zeros(self.scene.model.nu)

@@ -242,3 +242,45 @@ def test_dataset_rollouts_and_relabels_with_the_planner_labeller(tmp_path: Path,
     assert rel["episodes_added"] == 1
     reader = DatasetReader(store)
     assert sorted(reader.meta["label_source"].tolist()) == ["planner", "planner-relabel"]
+
+
+def test_per_hand_planning_is_never_worse_and_plays_back(tmp_path: Path) -> None:
+    cfg = PlannerConfig(**{**SMALL.__dict__, "per_hand": True, "budget": 8})
+    with Planner("c_major_chords", "shadow", cfg) as planner:
+        assert len(planner.u_default) == len(planner.space) + len(planner.right_space)
+        plan = planner.run()
+        choice = planner.plan_window(planner.engine.start(30))
+    assert all(w["horizon_f1"] >= w["default_horizon_f1"] for w in plan.windows)
+    assert all("right_knobs" in w and "plan_steps" not in w["right_knobs"] for w in plan.windows)
+    assert choice.right is not None and choice.f1 >= choice.default_f1
+    plan.piece = "c_major_chords"
+    plan.save(tmp_path)
+    from sim_training.imitation.evaluate import evaluate_policy
+
+    played = evaluate_policy("c_major_chords", ActingExpert(tmp_path))
+    assert played["f1"] == pytest.approx(plan.metrics["f1"], abs=0)
+
+
+def test_prior_with_the_same_knobs_for_both_hands_is_unchanged(shadow_scene) -> None:
+    """configure(cfg, right=cfg) plays exactly like configure(cfg): the per-hand path changes nothing by itself."""
+    cfg = PriorConfig(press_depth_m=0.018, hover_m=0.004)
+    runs = []
+    for right in (None, cfg):
+        env = PianoEnv("c_major_chords", shadow_scene.embodiment, EnvConfig(clip_steps=None, random_start=False),
+                       scene=shadow_scene)
+        prior = OTIKPrior(shadow_scene)
+        prior.configure(cfg, right)
+        obs, _ = env.reset(seed=0)
+        acts = []
+        for _ in range(80):
+            acts.append(prior.act(obs))
+            obs, *_ = env.step(acts[-1])
+        runs.append(np.stack(acts))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_bench_subsets_are_spread_over_the_split() -> None:
+    from sim_training.experts.bench import spaced
+
+    assert spaced(list(range(77)), 5) == [0, 19, 38, 57, 76]
+    assert spaced(list(range(4)), None) == [0, 1, 2, 3] and spaced(list(range(4)), 9) == [0, 1, 2, 3]
