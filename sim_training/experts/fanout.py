@@ -75,12 +75,16 @@ def resolve_pieces(source: str | Path, split: str | None = "train", max_pieces: 
     text = str(source)
     path = Path(text)
     jobs: list[PieceJob]
-    if path.is_dir() and (path / MANIFEST_NAME).is_file():
-        path = path / MANIFEST_NAME
-    if path.is_file() and path.suffix.lower() == ".json":
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError:  # a long comma list is no file name
+        is_dir = is_file = False
+    if is_dir and (path / MANIFEST_NAME).is_file():
+        path, is_dir, is_file = path / MANIFEST_NAME, False, True
+    if is_file and path.suffix.lower() == ".json":
         manifest = Manifest.load(path)
         jobs = [PieceJob(p.id, str(manifest.corpus_path(p.id).resolve())) for p in manifest.pieces(split, max_pieces)]
-    elif path.is_dir():
+    elif is_dir:
         files = sorted(f for f in path.iterdir() if f.suffix.lower() in MIDI_SUFFIXES)
         jobs = [PieceJob(f.stem, str(f.resolve())) for f in files]
     else:
