@@ -23,16 +23,40 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass (the string literal under each field), by field name."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for a, b in zip(body, body[1:], strict=False):
+            if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                    and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+                docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add one ``--flag`` per scalar field of dataclass ``cls`` (default = the field's default)."""
+    """Add one ``--flag`` per scalar field of dataclass ``cls`` (default = the field's default; help =
+    the field's docstring)."""
     hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         base = _base_type(tp)
         if f.default is dataclasses.MISSING or base not in (int, float, str, bool):
             continue
         flag = "--" + (prefix + f.name).replace("_", "-")
-        doc = f.metadata.get("help", "")
+        doc = f.metadata.get("help", "") or docs.get(f.name, "").replace("%", "%%")
         if base is bool:
             parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction,
                                 default=f.default, help=f"{doc} (default: %(default)s)")

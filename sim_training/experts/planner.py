@@ -752,11 +752,11 @@ def add_plan_args(parser: Any) -> None:
     from omnipianist.cliutil import add_dataclass_args
 
     parser.add_argument("piece", help="built-in piece name or MIDI file")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/plan/<piece>)")
+    parser.add_argument("--out", default=None, help="output folder (None: runs/plan/<piece>)")
     parser.add_argument("--embodiment", default="shadow", choices=["shadow", "leap"])
     parser.add_argument("--action-set", default="reduced", choices=["reduced", "full"])
-    parser.add_argument("--stretch", type=float, default=1.0, help="time stretch of the score (default: %(default)s)")
-    parser.add_argument("--start-step", type=int, default=0, help="plan from this control step (default: 0)")
+    parser.add_argument("--stretch", type=float, default=1.0, help="time stretch of the score")
+    parser.add_argument("--start-step", type=int, default=0, help="plan from this control step")
     parser.add_argument("--plot", action="store_true", help="write plan.png: played roll vs score, per-window gain")
     parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     add_dataclass_args(parser, PlannerConfig)
