@@ -24,7 +24,9 @@ data_files = [
     _data("launch", "ros2_ws/launch/*.launch.py"),
     _data("config", "ros2_ws/config/*"),
     _data("hardware_config", "hardware_config/*"),
-    _data("models", "models/*"),
+    _data("hardware_config/hil", "hardware_config/hil/*"),
+    _data("models/generalist", "models/generalist/*.onnx"),
+    _data("models/generalist", "models/generalist/*.md"),
 ]
 
 setup(

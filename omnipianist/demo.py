@@ -27,9 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from omnipianist.cliutil import emit
+from omnipianist.resources import REPO_ROOT, candidates
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POLICY = ROOT / "models" / "generalist" / "fmt_residual_shadow.onnx"
+ROOT = REPO_ROOT
+
+
+def _shipped_policy(name: str) -> Path:
+    found = [c for c in candidates("models", name) if c.is_file()]
+    return found[0] if found else candidates("models", name)[0]
+
+
+DEFAULT_POLICY = _shipped_policy("generalist/fmt_residual_shadow.onnx")
 
 
 def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: dict[str, Any]) -> dict[str, Any]:

@@ -70,8 +70,25 @@ __all__ = [
     "ticks_to_joint_rad",
 ]
 
-HARDWARE_CONFIG_DIR = Path(__file__).resolve().parents[2] / "hardware_config"
-"""The repository's ``hardware_config/`` folder."""
+def _shipped_hardware_config() -> Path:
+    from omnipianist.resources import candidates
+
+    found = [c for c in candidates("hardware_config") if (c / "safety.yaml").is_file()]
+    return found[0] if found else candidates("hardware_config")[0]
+
+
+HARDWARE_CONFIG_DIR = _shipped_hardware_config()
+"""The shipped ``hardware_config/`` folder (the repository's, or the installed share dir's)."""
+
+
+def shipped_or_given(directory: str | Path) -> Path:
+    """``directory`` as given when it exists (or is absolute); else the shipped folder of that
+    relative name (``hardware_config``, ``hardware_config/hil``), so that configs naming them work
+    from any working directory and from an installed package."""
+    d = Path(directory)
+    if d.is_absolute() or d.is_dir():
+        return d
+    return HARDWARE_CONFIG_DIR.parent / d
 
 SERVO_ID_MAX = 252
 """Highest assignable Dynamixel id (253 reserved, 254 broadcast)."""
@@ -674,7 +691,7 @@ def load_hardware(directory: str | Path = HARDWARE_CONFIG_DIR, embodiment: str =
     Raises:
         HardwareConfigError: naming the file and key path that is wrong.
     """
-    d = Path(directory)
+    d = shipped_or_given(directory)
     emb = get_embodiment(embodiment)
     buses = load_bus_config(d / "bus.yaml")
     safety = load_safety_config(d / "safety.yaml", emb)

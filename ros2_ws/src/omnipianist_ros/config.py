@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,10 +173,12 @@ def load_bringup_config(path: str | Path) -> BringupConfig:
 
 
 def config_path(name: str) -> Path:
-    """A shipped config (``sim.yaml``): the repository's ``ros2_ws/config`` or the installed share dir."""
-    candidates = [Path(__file__).resolve().parents[2] / "config" / name,
-                  Path(sys.prefix) / "share" / "omnipianist" / "config" / name]
-    for c in candidates:
+    """A shipped config (``sim.yaml``): the repository's ``ros2_ws/config`` or the installed share dir
+    (colcon's ament share directory, or pip's ``<prefix>/share``): :mod:`omnipianist.resources`."""
+    from omnipianist.resources import candidates
+
+    tried = candidates("config", name)
+    for c in tried:
         if c.is_file():
             return c
-    raise ConfigError(f"config {name!r} not found in {', '.join(str(c) for c in candidates)}")
+    raise ConfigError(f"config {name!r} not found in {', '.join(str(c) for c in tried)}")

@@ -162,11 +162,9 @@ class HandDriverParams:
         """(hand, bus, safety) YAML paths after the defaults."""
         import os
 
-        d = self.hardware_config
-        if not os.path.isabs(d) and not os.path.isdir(d):  # relative to the repository, not the cwd
-            from omnipianist.hardware.config import HARDWARE_CONFIG_DIR
+        from omnipianist.hardware.config import shipped_or_given
 
-            d = str(HARDWARE_CONFIG_DIR.parent / d)
+        d = str(shipped_or_given(self.hardware_config))
         return (self.hand_config or os.path.join(d, f"{self.embodiment}_{self.side}.yaml"),
                 self.bus_config or os.path.join(d, "bus.yaml"), self.safety_config or os.path.join(d, "safety.yaml"))
 

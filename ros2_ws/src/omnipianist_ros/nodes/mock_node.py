@@ -30,7 +30,6 @@ import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,13 +102,11 @@ class MockNode(Node):
     # ------------------------------------------------------------------------------------ HIL buses
     def _start_buses(self) -> None:
         """One emulated bus per hand on this simulation, linked at ``hil_port(hil_port_dir, side)``."""
-        from omnipianist.hardware.config import HARDWARE_CONFIG_DIR
+        from omnipianist.hardware.config import shipped_or_given
         from omnipianist.hardware.hil import HilConfig, load_sim_buses, start_sim_bus
 
         p = self.params
-        folder = Path(p.hil_config)
-        if not folder.is_absolute() and not folder.is_dir():  # relative to the repository, not the cwd
-            folder = HARDWARE_CONFIG_DIR.parent / folder
+        folder = shipped_or_given(p.hil_config)
         cfg = HilConfig(embodiment=p.embodiment,
                         hand_files={s: folder / f"{p.embodiment}_{s}.yaml" for s in HAND_SIDES},
                         bus_file=folder / "bus.yaml", safety_file=folder / "safety.yaml", byte_timing=p.hil_byte_timing)
