@@ -553,6 +553,31 @@ class Plan:
         return paths
 
 
+def render_plan(plan: Plan, piece: str | Score | PianoRoll, path: str | Path, stretch: float = 1.0,
+                scene: Scene | None = None) -> str:
+    """MP4 of the hands playing the plan: its committed actions replayed from its start step (the
+    simulation is deterministic, so this is the planned performance frame for frame)."""
+    from omnipianist.media import write_video
+    from sim_training.models.embodiment import embodiment_from_meta
+
+    emb = embodiment_from_meta(plan.embodiment)
+    env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch, ot_reward=False),
+                   scene=scene, render_mode="rgb_array")
+    try:
+        env.reset(seed=0, options={"start_step": plan.start_step})
+        frames = []
+        for a in plan.actions:
+            env.step(a)
+            frame = env.render()
+            assert frame is not None
+            frames.append(frame)
+        if not np.array_equal(env.episode_log()[0], plan.active):
+            raise RuntimeError("replaying the plan's actions did not reproduce its key presses")
+    finally:
+        env.close()
+    return write_video(frames, path, fps=env.metadata["render_fps"])
+
+
 def plot_plan(plan: Plan, roll: PianoRoll, path: str | Path) -> Path:
     """PNG: the played piano roll against the score (top), per-window F1 of plan and prior (bottom)."""
     import matplotlib
@@ -720,9 +745,10 @@ class PlannerLabeller:
 # ----------------------------------------------------------------------------------- helpers
 def plan_piece(piece: str, out: str | Path | None = None, embodiment: str = "shadow",
                config: PlannerConfig | None = None, *, action_set: str = "reduced", forearm_z: bool = False,
-               stretch: float = 1.0, start_step: int = 0, plot: bool = False,
+               stretch: float = 1.0, start_step: int = 0, plot: bool = False, video: str | None = None,
                show_progress: bool = False) -> dict[str, Any]:
-    """Plan ``piece`` and (with ``out``) write the plan folder; returns the plan's summary (+ paths)."""
+    """Plan ``piece`` and (with ``out``) write the plan folder; returns the plan's summary (+ paths).
+    ``video``: also write an MP4 of the hands playing the plan there."""
     from omnipianist.cliutil import progress
 
     emb = get_embodiment(embodiment, action_set, forearm_z)  # type: ignore[arg-type]
@@ -744,6 +770,8 @@ def plan_piece(piece: str, out: str | Path | None = None, embodiment: str = "sha
         if out is not None:
             out_d.update(plan.save(out, plot, load_roll(piece, stretch)))
             out_d["out"] = str(out)
+        if video:
+            out_d["video"] = render_plan(plan, piece, video, stretch, planner.engine.scene)
         return out_d
 
 
@@ -758,6 +786,7 @@ def add_plan_args(parser: Any) -> None:
     parser.add_argument("--stretch", type=float, default=1.0, help="time stretch of the score")
     parser.add_argument("--start-step", type=int, default=0, help="plan from this control step")
     parser.add_argument("--plot", action="store_true", help="write plan.png: played roll vs score, per-window gain")
+    parser.add_argument("--video", default=None, metavar="OUT.mp4", help="MP4 of the hands playing the plan")
     parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     add_dataclass_args(parser, PlannerConfig)
 
@@ -769,11 +798,12 @@ def run_plan(args: Any) -> int:
     cfg = dataclass_from_args(PlannerConfig, args)
     out = args.out if args.out is not None else str(Path("runs") / "plan" / Path(args.piece).stem)
     r = plan_piece(args.piece, out, args.embodiment, cfg, action_set=args.action_set, stretch=args.stretch,
-                   start_step=args.start_step, plot=args.plot, show_progress=not args.json)
+                   start_step=args.start_step, plot=args.plot, video=args.video, show_progress=not args.json)
     human = (f"{r['piece']} ({r['embodiment']}): plan F1 {r['f1']:.3f} vs prior {r['prior_f1']:.3f} "
              f"({r['gain']:+.3f}; note steps {r['note_step_f1']:.3f} vs {r['prior_note_step_f1']:.3f}; do nothing "
              f"{r['do_nothing_f1']:.3f}); {r['windows']} windows ({r['searched_windows']} searched), {r['plays']} "
              f"candidate plays, {r['cpu_s']:.1f} CPU-s ({r['cpu_s_per_30s']:.1f} per 30 s of music)\n"
-             f"  wrote {r['plan']}" + (f", {r['plot']}" if "plot" in r else ""))
+             f"  wrote {r['plan']}" + (f", {r['plot']}" if "plot" in r else "")
+             + (f", {r['video']}" if "video" in r else ""))
     emit(r, args.json, human)
     return 0

@@ -284,3 +284,18 @@ def test_bench_subsets_are_spread_over_the_split() -> None:
 
     assert spaced(list(range(77)), 5) == [0, 19, 38, 57, 76]
     assert spaced(list(range(4)), None) == [0, 1, 2, 3] and spaced(list(range(4)), 9) == [0, 1, 2, 3]
+
+
+def test_plan_video_replays_the_plan(tmp_path: Path) -> None:
+    import mujoco
+
+    from sim_training.experts.planner import render_plan
+
+    try:
+        mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 16, 16).close()
+    except Exception as exc:  # noqa: BLE001 - no offscreen GL on this machine
+        pytest.skip(f"no offscreen rendering: {exc}")
+    with Planner("single_note", "shadow", PlannerConfig(window=5, horizon=5, budget=3)) as planner:
+        plan = planner.run()
+    path = render_plan(plan, "single_note", tmp_path / "hands.mp4")  # raises if the replay differs
+    assert Path(path).stat().st_size > 1000
