@@ -50,6 +50,10 @@ class PriorConfig:
     """Black keys are pressed this much further into the piano than their nominal target."""
     hover_m: float = 0.002
     """Height above the key top for a finger whose key is due next."""
+    prepress_m: float = 0.0
+    """A finger whose key is due next, once laterally over it (within ``descend_gate_m``), goes this
+    far below the hover height: it starts the key down (not yet active, which needs the bottom of the
+    travel), so that the press lands on the step it is due rather than one late."""
     lift_m: float = 0.022
     """Height above the white key tops for free fingers."""
     descend_gate_m: float = 0.015
@@ -63,6 +67,10 @@ class PriorConfig:
     during the step; without this, fingers overshoot laterally while the forearm travels)."""
     lead_steps: int = 0
     """Press keys this many steps before they are due (0: on time)."""
+    forward_gain: float = 0.0
+    """Forearm reach into the piano (the ``forearm_ty`` slide): this fraction of how much further in
+    the hand's keys due now and next lie, on average, than the white keys' targets (black keys lie
+    ~5 cm further in, beyond what the fingers reach with the forearm at 0). 0: the slide stays at 0."""
     spare_thumb_in_reach: bool = True
     """Place the forearm so the keys fall under index..little when they fit there."""
     thumb_penalty_m2: float = 4e-4
@@ -117,6 +125,11 @@ class OTIKPrior:
             self.tx_slot[0], self.n_act_side + self.tx_slot[1]]]
         jn = emb.all_joint_names
         self.tx_q_index = np.array([jn.index(SIDE_PREFIX[s] + "forearm_tx") for s in HAND_SIDES])
+        self.ty_q_index = np.array([jn.index(SIDE_PREFIX[s] + "forearm_ty") for s in HAND_SIDES])
+        ty_slot = [emb.actuator_names(s).index(SIDE_PREFIX[s] + "forearm_ty") for s in HAND_SIDES]
+        self.ty_range = np.stack([scene.action_ctrl_low, scene.action_ctrl_high])[:, [
+            ty_slot[0], self.n_act_side + ty_slot[1]]]
+        self.white_y = float(KEY_GEOMETRY.target_xyz_m[~KEY_GEOMETRY.is_black, 1].mean())
         self.key_x = KEY_GEOMETRY.target_xyz_m[:, 0]
         self.key_top = KEY_GEOMETRY.target_xyz_m[:, 2]
         self.hand_cfg: tuple[PriorConfig, PriorConfig] = (self.cfg, self.cfg)
@@ -273,6 +286,15 @@ class OTIKPrior:
         target = np.clip(target, self.carriage_home_x + self.tx_range[0], self.carriage_home_x + self.tx_range[1])
         self._carriage = target
 
+        ty_now = hand_q[self.ty_q_index]
+        ty_target = np.zeros(2)
+        for h in (0, 1):  # reach into the piano for the keys due now and next (black keys lie further in)
+            gain = self.hand_cfg[h].forward_gain
+            keys = np.concatenate(per_hand_rows[h][:2]) if per_hand_rows[h] else np.zeros(0, dtype=int)
+            if gain > 0.0 and keys.size:
+                dy = float(np.mean(self._key_y[h][keys])) - self.white_y
+                ty_target[h] = float(np.clip(gain * dy, self.ty_range[0, h], self.ty_range[1, h]))
+
         targets, weights, fingering = [], [], {}
         for h in (0, 1):
             tips_h = tips[h * self.n_f:(h + 1) * self.n_f]
@@ -290,10 +312,13 @@ class OTIKPrior:
             w = np.full(self.n_f, hc.free_weight)
             # free fingers: lifted over their slot at the carriage's current position
             t[:, 0] = carriage_now[h] + self.slot_x[h]
-            t[:, 1] = self.home_tip_y[h]
+            t[:, 1] = self.home_tip_y[h] + ty_target[h]
             t[:, 2] = pg.WHITE_KEY_HEIGHT_M + hc.lift_m
             for k, f in nxt.items():
-                t[f] = (self.key_x[k], key_y[k], self.key_top[k] + hc.hover_m)
+                z = self.key_top[k] + hc.hover_m
+                if hc.prepress_m > 0.0 and abs(tips_h[f, 0] - self.key_x[k]) <= hc.descend_gate_m:
+                    z -= hc.prepress_m
+                t[f] = (self.key_x[k], key_y[k], z)
                 w[f] = 1.0
             for k, f in now.items():
                 aligned = abs(tips_h[f, 0] - self.key_x[k]) <= hc.descend_gate_m
@@ -311,6 +336,9 @@ class OTIKPrior:
         ik_q = hand_q.copy()
         lead_frac = np.array([self.hand_cfg[0].carriage_lead, self.hand_cfg[1].carriage_lead])
         ik_q[self.tx_q_index] += lead_frac * (target - carriage_now)
+        reach = np.array([self.hand_cfg[0].forward_gain > 0.0, self.hand_cfg[1].forward_gain > 0.0])
+        if reach.any():  # the IK sees the forearm part of the way to its reach target, like the carriage
+            ik_q[self.ty_q_index[reach]] += (lead_frac * (ty_target - ty_now))[reach]
         self._u = self.ik.solve(ik_q, self._u, targets, weights)
 
         ctrl = np.zeros(self.scene.model.nu)
@@ -319,7 +347,7 @@ class OTIKPrior:
             ctrl[self.ik.hands[h].act_ids] = self._u[h]
             ctrl[self.scene.model.actuator(SIDE_PREFIX[side] + "forearm_tx").id] = target[h] - self.carriage_home_x[h]
             ty = self.scene.model.actuator(SIDE_PREFIX[side] + "forearm_ty").id
-            ctrl[ty] = 0.0
+            ctrl[ty] = ty_target[h]
         action[:] = self.scene.ctrl_to_action(ctrl, 1.0 if goal[0, NUM_KEYS] > 0.5 else -1.0)
         self.stats.steps += 1
         return np.clip(action, -1.0, 1.0)
