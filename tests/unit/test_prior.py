@@ -97,3 +97,32 @@ def test_fingering_csv_errors_name_file_and_line(tmp_path) -> None:
         read_fingering_csv(path)
     with pytest.raises(ScoreError, match="cannot read"):
         read_fingering_csv(tmp_path / "missing.csv")
+
+
+def test_forearm_reach_presses_black_keys_the_default_prior_misses(shadow_scene) -> None:
+    """Black keys lie ~5 cm further into the piano than the white keys' targets: with the forearm's y
+    slide at 0 (the default) the fingers do not get there; with ``forward_gain`` the forearm reaches in."""
+    from sim_training.env.piano_env import EnvConfig, PianoEnv
+    from sim_training.fingering.prior import OTIKPrior, PriorConfig
+    from sim_training.models.piano import KEY_GEOMETRY
+    from sim_training.music.corpus import load_manifest
+
+    clip = str(load_manifest().corpus_path("mozart-k80-movement4__05"))
+    recall, ty_max = [], []
+    for cfg in (PriorConfig(), PriorConfig(forward_gain=1.0, black_forward_m=-0.01)):
+        env = PianoEnv(clip, shadow_scene.embodiment, EnvConfig(clip_steps=250, random_start=False, ot_reward=False),
+                       scene=shadow_scene)
+        prior = OTIKPrior(shadow_scene, cfg)
+        obs, _ = env.reset(seed=0)
+        prior.reset()
+        ty = []
+        for _ in range(250):
+            obs, *_ = env.step(prior.act(obs))
+            ty.append(env.data.qpos[prior.scene.hand_qpos_adr[prior.ty_q_index]].max())
+        active, goal, *_ = env.episode_log()
+        black = goal[:, KEY_GEOMETRY.is_black]
+        assert black.sum() > 20, "the clip should have black-key notes in its first 250 steps"
+        recall.append((active[:, KEY_GEOMETRY.is_black] & black).sum() / black.sum())
+        ty_max.append(max(ty))
+    assert ty_max[0] < 0.01 < 0.02 < ty_max[1]  # the default slide only drifts (contacts)
+    assert recall[1] > recall[0] + 0.2, recall
