@@ -62,7 +62,7 @@ class DroQConfig:
     utd: int = 1
     """Critic updates per round (DroQ's update-to-data ratio G); the actor and alpha update once per round."""
     residual_scale: float = 0.1
-    """Env action = clip(prior + residual_scale * a, -1, 1). 0.2 wrecked the prior in minutes (DESIGN)."""
+    """Env action = clip(prior + residual_scale * a, -1, 1). 0.2 wrecked the prior in minutes (measured)."""
     obs_clip: float = 5.0
     """Normalised inputs are clipped to +-obs_clip (rare 0/1 goal bits would otherwise blow up)."""
 

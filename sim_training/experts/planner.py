@@ -79,7 +79,7 @@ PLANNER_SPACE: tuple[Knob, ...] = (
     Knob("lead_steps", 0, 2, "int", doc="press keys this many steps before they are due"),
 )
 """The planner's knobs: the per-piece search's table plus the press lead (harmful for a whole piece,
-DESIGN measured, but a window may want it)."""
+measured, but a window may want it)."""
 
 REACH_SPACE: tuple[Knob, ...] = (
     *(k if k.name != "black_forward_m" else Knob("black_forward_m", -0.02, 0.026, doc=k.doc) for k in PLANNER_SPACE),

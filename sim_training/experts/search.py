@@ -1,6 +1,6 @@
 """Per-piece search over the OT/IK prior's knobs: the cross-entropy method on whole-piece plays.
 
-DESIGN ("What improved on the prior within minutes"): tuning a handful of the prior's parameters
+Measured here (docs/experts.md): tuning a handful of the prior's parameters
 per piece bought the most F1 per CPU-minute, far ahead of residual RL. This module is that search:
 
 * The knobs, their bounds and types are one table, :data:`SEARCH_SPACE`. The search works in unit
@@ -12,7 +12,7 @@ per piece bought the most F1 per CPU-minute, far ahead of residual RL. This modu
   ``N(mu, sigma)`` (clipped to the box); ``mu`` and ``sigma`` move toward the mean and spread of
   the elites (the top ``elite_frac`` of the generation plus the seed's best so far), smoothed, with
   a floor on ``sigma``.
-* ``seeds`` independent searches run side by side (DESIGN: search noise between seeds is large,
+* ``seeds`` independent searches run side by side (measured: search noise between seeds is large,
   keep the best); their candidates share one process pool of ``workers`` processes, each of which
   builds its scene and env once. ``workers=0`` plays in this process (what a one-CPU Ray task wants).
 * The search stops between generations when the next one would not fit the ``minutes`` budget

@@ -5,7 +5,7 @@ Notation (normalised action space). ``a0 ~ N(0, I)`` noise, ``a1`` a data action
 * path:      ``a_t = (1 - t) a0 + t a1``
 * target:    ``d/dt a_t = a1 - a0``
 * loss:      ``mean over batch and entries of (u(a_t, t) - (a1 - a0))^2`` (the squared norm of
-  DESIGN.md divided by the number of entries of a chunk, so its scale does not depend on ``H x A``)
+  flow-matching loss divided by the number of entries of a chunk, so its scale does not depend on ``H x A``)
 * sampling:  ``a <- a + (1 / K) u(a, k / K)`` for ``k = 0 .. K-1``, from ``a = a0`` at ``t = 0`` to ``t = 1``.
 
 ``velocity(a_t, t)`` takes ``a_t`` (B, H, A) and ``t`` (B,) (or (1,), broadcast) and returns (B, H, A); the observation

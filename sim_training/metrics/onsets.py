@@ -3,7 +3,7 @@
 Onset tolerance: ``ONSET_TOLERANCE_S = 0.05`` s, mir_eval's (and MIREX's) default, which is
 exactly one control step at 20 Hz. Onsets are only known to one step here, so a smaller
 tolerance would demand step-exact presses, while a press one step late (the usual lag of a
-position-controlled finger, see DESIGN.md) still counts and two steps late (100 ms, clearly
+position-controlled finger, measured in docs/experts.md) still counts and two steps late (100 ms, clearly
 audible) does not. mir_eval rounds onset distances to 4 decimals, so "one step" matches
 reliably despite float error. Offsets are ignored (``offset_ratio=None``); pitch must match
 exactly (the pitches are keys).

@@ -1,4 +1,4 @@
-"""Topic and service names and their QoS (DESIGN.md, "ROS 2 interface"). One home for each.
+"""Topic and service names and their QoS (ros2_control names; README "ROS 2 graph"). One home for each.
 
 Importing this module touches no DDS (``rclpy.qos`` is plain data), so the unit tests read it.
 """
