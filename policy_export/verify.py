@@ -106,26 +106,6 @@ class _Jitter(_Recorder):
         return np.clip(a + self.eps * self.rng.standard_normal(a.shape), -1.0, 1.0)
 
 
-class _PriorExpertAdapter:
-    """A :class:`~sim_training.experts.pipeline.PriorExpert` with the ``meta`` evaluate_policy reads."""
-
-    def __init__(self, expert: Any) -> None:
-        self.expert = expert
-        self.meta = {"observation_layout": expert.layout.to_dict()}
-        self.source = expert.source
-        self.prior = expert.prior
-
-    @property
-    def embodiment(self) -> Any:
-        return self.expert.embodiment
-
-    def reset(self) -> None:
-        self.expert.reset()
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.expert.act(obs)  # type: ignore[no-any-return]
-
-
 # ----------------------------------------------------------------------------------- torch side
 def load_torch_policy(ckpt: str | Path, kind: str, k_steps: int | None = None) -> Any:
     """The torch policy of ``ckpt`` (a generalist runs ``k_steps`` Euler steps: the exported graph's)."""
@@ -136,10 +116,10 @@ def load_torch_policy(ckpt: str | Path, kind: str, k_steps: int | None = None) -
     from policy_export.export import source_kind
 
     if source_kind(ckpt) == "expert-dir":
-        from sim_training.experts.pipeline import load_expert
+        from sim_training.experts.pipeline import ActingExpert, load_expert
 
         e = load_expert(ckpt)
-        return e if hasattr(e, "meta") else _PriorExpertAdapter(e)
+        return e if hasattr(e, "meta") else ActingExpert(e)
     from sim_training.experts.policy import ExpertPolicy
 
     return ExpertPolicy.load(ckpt)

@@ -122,11 +122,17 @@ def load_expert(path: str | Path, scene: Scene | None = None) -> ExpertPolicy | 
 
 
 class ActingExpert:
-    """An expert folder with the interface ``evaluate_policy`` plays (``meta``, ``source``, ``embodiment``)."""
+    """An expert (a folder, or one already loaded) with the interface ``evaluate_policy`` plays
+    (``meta``, ``source``, ``embodiment``); ``prior`` is the expert's own OT/IK prior."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.expert = load_expert(path)
-        self.source = str(path)
+    def __init__(self, expert: str | Path | ExpertPolicy | PriorExpert | PlanExpert) -> None:
+        if isinstance(expert, str | Path):
+            self.expert = load_expert(expert)
+            self.source = str(expert)
+        else:
+            self.expert = expert
+            self.source = str(getattr(expert, "source", ""))
+        self.prior = self.expert.prior
         self.meta = {"observation_layout": self.expert.layout.to_dict(), "kind": getattr(self.expert, "kind", "residual")}
 
     @property

@@ -117,14 +117,18 @@ def test_another_seed_searches_differently() -> None:
     assert w.f1 >= w.default_f1 and w0.f1 >= w0.default_f1
 
 
+def _attached_labeller(planner: Planner) -> tuple[PlannerLabeller, PianoEnv, np.ndarray]:
+    labeller = PlannerLabeller(planner)
+    env = PianoEnv("c_major_scale", "shadow", EnvConfig(clip_steps=None, random_start=False), scene=planner.engine.scene)
+    labeller.attach(env)
+    obs, _ = env.reset(seed=0)
+    labeller.reset()
+    return labeller, env, obs
+
+
 def test_labeller_at_committed_states_gives_the_committed_actions(small_plan) -> None:
     with Planner("c_major_scale", "shadow", SMALL) as planner:
-        labeller = PlannerLabeller(planner)
-        env = PianoEnv("c_major_scale", "shadow", EnvConfig(clip_steps=None, random_start=False),
-                       scene=planner.engine.scene)
-        labeller.attach(env)
-        obs, _ = env.reset(seed=0)
-        labeller.reset()
+        labeller, env, obs = _attached_labeller(planner)
         for t, committed in enumerate(small_plan.actions):
             label = labeller.act(obs)
             np.testing.assert_array_equal(label, committed, err_msg=f"step {t}")
@@ -136,12 +140,7 @@ def test_labeller_replans_from_states_a_student_visits(small_plan) -> None:
     """Off the plan's trajectory the labels differ from the committed actions, and they are the
     prior's action under knobs chosen from the state reached (not the plan's knobs)."""
     with Planner("c_major_scale", "shadow", SMALL) as planner:
-        labeller = PlannerLabeller(planner)
-        env = PianoEnv("c_major_scale", "shadow", EnvConfig(clip_steps=None, random_start=False),
-                       scene=planner.engine.scene)
-        labeller.attach(env)
-        obs, _ = env.reset(seed=0)
-        labeller.reset()
+        labeller, env, obs = _attached_labeller(planner)
         rng = np.random.default_rng(0)
         differ = 0
         for committed in small_plan.actions[:60]:
