@@ -1,15 +1,33 @@
 """Piano roll: a score sampled at the control period, and the goal observations built from it.
 
-Step ``t`` covers time ``[t*dt, (t+1)*dt)``. A note occupies steps ``round(start/dt)`` up to
-``round(end/dt)`` (exclusive, at least one step); rounding is half-up. A key struck again right
-after it was released gets ``repeat_gap_steps`` steps of release first (a robot finger must lift
-to re-strike), taken from the end of the earlier note.
+Step ``t`` covers time ``[t*dt, (t+1)*dt)``. Two timing conventions (``timing=``):
+
+``"robopianist"`` (the default; RoboPianist 1.0.10's ``NoteTrajectory``, so our F1 compares with
+the papers'):
+  * a note occupies steps ``floor(start/dt)`` up to ``ceil(end/dt)`` (exclusive, at least one step;
+    a time within 1e-6 steps of a boundary counts as on it, where RoboPianist's float arithmetic
+    can land one step off);
+  * the roll has ``floor(last_release/dt) + 1`` steps, ``last_release`` the latest note end;
+  * a key struck again while it is still down in the previous step (a re-strike) is up in the
+    new note's first step: the *new* note loses that step;
+  * sustain-pedal presses and releases take effect at ``floor(time/dt)``; of several pedal events
+    in one step the last wins; a pedal not lifted before the last release stays down to the end.
+  With ``trim_silence`` the times are shifted (in seconds) so that the first onset is at 0, as
+  RoboPianist's trimmed MIDI files are. One RoboPianist quirk is *not* copied: its
+  ``MidiFile.trim_silence`` ends the piece at the end of the note listed last, not at the latest
+  release (RoboPianist's trimmed Nocturne: 35.420 s vs 35.501 s); ours ends at the latest release.
+
+``"rounded"`` (this project's first convention, kept to compare with earlier results): a note
+occupies ``round(start/dt)`` up to ``round(end/dt)`` (half-up, at least one step); a key struck
+again right after it was released gets ``repeat_gap_steps`` steps of release first, taken from the
+end of the earlier note; the roll ends at the last release step.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -24,14 +42,23 @@ from sim_training.constants import (
 from sim_training.music.score import Score
 
 _ROUND_EPS = 1e-9
+_BOUNDARY_EPS = 1e-6
+"""Steps: a time within this of a step boundary counts as on it (times read from MIDI ticks carry
+float noise, 0.15 s * 20 = 3.0000000000000004; floor and ceil must not turn that into a step)."""
+
+Timing = Literal["robopianist", "rounded"]
+TIMINGS: tuple[str, ...] = ("robopianist", "rounded")
+"""The piano-roll timing conventions (see the module docstring); the first is the default."""
+DEFAULT_TIMING: Timing = "robopianist"
 
 
 @dataclass(frozen=True, eq=False)
 class PianoRoll:
     """Keys (T, 88) bool and sustain (T,) bool per control step of ``dt_s`` seconds.
 
-    ``onsets`` lists (step, key index 0..87) of every note onset, sorted; with
-    ``repeat_gap_steps >= 1`` these are exactly the rising edges of ``keys``.
+    ``onsets`` lists (step, key index 0..87) of every note onset, sorted; with the
+    RoboPianist timing (and the rounded one with ``repeat_gap_steps >= 1``) these are exactly
+    the rising edges of ``keys``.
     The arrays are stored read-only. Raises ValueError on inconsistent shapes.
     """
 
@@ -145,14 +172,16 @@ def score_to_roll(
     stretch: float = 1.0,
     trim_silence: bool = True,
     repeat_gap_steps: int = 1,
+    timing: Timing = DEFAULT_TIMING,
 ) -> PianoRoll:
     """Sample ``score`` at ``dt_s`` seconds per step into a :class:`PianoRoll`.
 
-    ``stretch`` multiplies all times (1.25 = 25 % slower). With ``trim_silence`` the first onset
-    lands at step 0 and the roll ends at the last key release (sustain clipped to that span);
-    without it the roll starts at time 0 and ends at the last key or pedal release.
-    Raises ScoreError if the score has no notes, ValueError on non-positive dt_s/stretch or a
-    negative repeat_gap_steps.
+    ``timing`` picks the convention (module docstring; ``repeat_gap_steps`` is used by
+    ``"rounded"`` only). ``stretch`` multiplies all times (1.25 = 25 % slower). With
+    ``trim_silence`` the first onset lands at step 0 and pedal before it is clipped; without it
+    the roll starts at time 0.
+    Raises ScoreError if the score has no notes, ValueError on non-positive dt_s/stretch, a
+    negative repeat_gap_steps or an unknown timing.
     """
     if not dt_s > 0:
         raise ValueError(f"dt_s must be positive, got {dt_s}")
@@ -160,9 +189,68 @@ def score_to_roll(
         raise ValueError(f"stretch must be positive, got {stretch}")
     if repeat_gap_steps < 0:
         raise ValueError(f"repeat_gap_steps must be >= 0, got {repeat_gap_steps}")
+    if timing not in TIMINGS:
+        raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
     if not score.notes:
         raise ScoreError(f"score {score.name!r} ({score.source}) has no notes")
+    if timing == "robopianist":
+        return _robopianist_roll(score, dt_s, stretch, trim_silence)
+    return _rounded_roll(score, dt_s, stretch, trim_silence, repeat_gap_steps)
 
+
+def _robopianist_roll(score: Score, dt_s: float, stretch: float, trim_silence: bool) -> PianoRoll:
+    fps = 1.0 / dt_s  # RoboPianist's arithmetic: frames = time * (1/dt), floored or ceiled
+
+    def floor(x: float) -> int:  # a time on a step boundary stays on it despite float noise
+        return math.floor(x + _BOUNDARY_EPS)
+
+    def ceil(x: float) -> int:
+        return math.ceil(x - _BOUNDARY_EPS)
+    shift = min(n.start_s for n in score.notes) * stretch if trim_silence else 0.0
+
+    def t(seconds: float) -> float:
+        return max(seconds * stretch - shift, 0.0)
+
+    last_release = max(t(n.end_s) for n in score.notes)
+    n_steps = floor(last_release * fps) + 1
+    active = np.zeros((n_steps, NUM_KEYS), dtype=bool)
+    struck = np.zeros((n_steps, NUM_KEYS), dtype=bool)
+    for n in score.notes:
+        k = n.pitch - LOWEST_MIDI_PITCH
+        start = floor(t(n.start_s) * fps)
+        end = max(start + 1, ceil(t(n.end_s) * fps))
+        if start < n_steps:
+            active[start:end, k] = True
+            struck[start, k] = True
+    keys = active.copy()
+    keys[1:] &= ~(active[:-1] & struck[1:])  # a re-strike: the new note's first step is up
+    padded = np.vstack([np.zeros((1, NUM_KEYS), dtype=bool), keys])
+    rising = np.argwhere(padded[1:] & ~padded[:-1])
+    onsets = tuple((int(s), int(k)) for s, k in rising)
+
+    # Pedal events at floor(time/dt), in the order a MIDI file has them (by time; at one time a
+    # release before the next press); within a step the last one wins. Events before the trimmed
+    # start set the state at step 0; a pedal still down at the last note's release (a file that
+    # never lifts it) stays down to the end.
+    events: list[tuple[float, int, int, bool]] = []
+    for i, (a, b) in enumerate(score.sustain_s):
+        events.append((a, i, 0, True))
+        if t(b) < last_release:
+            events.append((b, i, 1, False))
+    sustain = np.zeros(n_steps, dtype=bool)
+    state_at: dict[int, bool] = {}
+    for when, _, _, down in sorted(events):
+        state_at[min(floor(t(when) * fps), n_steps)] = down
+    down = False
+    for step in range(n_steps):
+        down = state_at.get(step, down)
+        sustain[step] = down
+    return PianoRoll(keys=keys, sustain=sustain, dt_s=float(dt_s), onsets=onsets)
+
+
+def _rounded_roll(
+    score: Score, dt_s: float, stretch: float, trim_silence: bool, repeat_gap_steps: int
+) -> PianoRoll:
     def step(seconds: float) -> int:
         return _round_half_up(seconds * stretch / dt_s)
 

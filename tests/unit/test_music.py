@@ -307,8 +307,8 @@ def _score(*spans: tuple[int, float, float]) -> Score:
     return Score("t", tuple(Note(p, a, b) for p, a, b in spans))
 
 
-def test_roll_basic_rounding_and_minimum_length() -> None:
-    roll = score_to_roll(_score((60, 0.0, 0.5), (64, 0.5, 0.51), (67, 0.124, 0.126)))
+def test_rounded_roll_basic_rounding_and_minimum_length() -> None:
+    roll = score_to_roll(_score((60, 0.0, 0.5), (64, 0.5, 0.51), (67, 0.124, 0.126)), timing="rounded")
     k60, k64, k67 = 60 - 21, 64 - 21, 67 - 21
     assert roll.keys.shape == (11, NUM_KEYS) and roll.keys.dtype == bool
     assert roll.keys[:10, k60].all() and not roll.keys[10, k60]
@@ -318,57 +318,147 @@ def test_roll_basic_rounding_and_minimum_length() -> None:
     assert roll.dt_s == 0.05 and roll.n_steps == 11
 
 
-def test_repeated_notes_get_release_gap() -> None:
+def test_rounded_roll_repeated_notes_get_release_gap() -> None:
     k = 60 - 21
-    roll = score_to_roll(_score((60, 0.0, 0.5), (60, 0.5, 1.0)))
+    roll = score_to_roll(_score((60, 0.0, 0.5), (60, 0.5, 1.0)), timing="rounded")
     assert roll.keys[:9, k].all() and not roll.keys[9, k] and roll.keys[10:20, k].all()
     assert roll.onsets == ((0, k), (10, k))
-    roll2 = score_to_roll(_score((60, 0.0, 0.5), (60, 0.5, 1.0)), repeat_gap_steps=2)
+    roll2 = score_to_roll(_score((60, 0.0, 0.5), (60, 0.5, 1.0)), repeat_gap_steps=2, timing="rounded")
     assert roll2.keys[:8, k].all() and not roll2.keys[8:10, k].any() and roll2.keys[10, k]
     # a re-strike inside a held note cuts it
-    roll3 = score_to_roll(_score((60, 0.0, 2.0), (60, 1.0, 1.5)))
+    roll3 = score_to_roll(_score((60, 0.0, 2.0), (60, 1.0, 1.5)), timing="rounded")
     assert roll3.keys[:19, k].all() and not roll3.keys[19, k] and roll3.keys[20:30, k].all()
     assert roll3.n_steps == 30
     # a gap that is already there is left alone
-    roll4 = score_to_roll(_score((60, 0.0, 0.4), (60, 0.5, 1.0)))
+    roll4 = score_to_roll(_score((60, 0.0, 0.4), (60, 0.5, 1.0)), timing="rounded")
     assert roll4.keys[:8, k].all() and not roll4.keys[8:10, k].any()
     # gap 0: keys stay down, both onsets listed
-    roll5 = score_to_roll(_score((60, 0.0, 0.5), (60, 0.5, 1.0)), repeat_gap_steps=0)
+    roll5 = score_to_roll(_score((60, 0.0, 0.5), (60, 0.5, 1.0)), repeat_gap_steps=0, timing="rounded")
     assert roll5.keys[:20, k].all() and roll5.onsets == ((0, k), (10, k))
 
 
-def test_repeat_closer_than_gap_plus_one_merges() -> None:
+def test_rounded_roll_repeat_closer_than_gap_plus_one_merges() -> None:
     k = 60 - 21
-    roll = score_to_roll(_score((60, 0.0, 0.05), (60, 0.05, 0.3)))  # steps 0 and 1
+    roll = score_to_roll(_score((60, 0.0, 0.05), (60, 0.05, 0.3)), timing="rounded")  # steps 0 and 1
     assert roll.keys[:6, k].all() and roll.onsets == ((0, k),)
 
 
-def test_trim_silence_puts_first_onset_at_step_zero() -> None:
+def test_rounded_roll_trim_silence_puts_first_onset_at_step_zero() -> None:
     score = _score((60, 3.0, 3.5), (62, 3.5, 4.0))
-    trimmed = score_to_roll(score)
+    trimmed = score_to_roll(score, timing="rounded")
     assert trimmed.onsets[0][0] == 0 and trimmed.keys[0].any() and trimmed.n_steps == 20
-    untrimmed = score_to_roll(score, trim_silence=False)
+    untrimmed = score_to_roll(score, trim_silence=False, timing="rounded")
     assert untrimmed.onsets[0][0] == 60 and untrimmed.n_steps == 80
     assert not untrimmed.keys[:60].any()
     # pedal before the first note is clipped away by the trim
     pedal = Score("p", score.notes, sustain_s=((0.0, 3.25),))
-    roll = score_to_roll(pedal)
+    roll = score_to_roll(pedal, timing="rounded")
     assert roll.sustain[:5].all() and not roll.sustain[5:].any()
 
 
-def test_stretch_lengthens() -> None:
+def test_rounded_roll_stretch_lengthens() -> None:
     score = _score((60, 0.0, 1.0), (62, 1.0, 2.0))
-    base, slow = score_to_roll(score), score_to_roll(score, stretch=1.25)
+    base, slow = score_to_roll(score, timing="rounded"), score_to_roll(score, stretch=1.25, timing="rounded")
     assert base.n_steps == 40 and slow.n_steps == 50
     assert [s for s, _ in slow.onsets] == [0, 25]
-    fast = score_to_roll(score, stretch=0.5)
+    fast = score_to_roll(score, stretch=0.5, timing="rounded")
     assert fast.n_steps == 20
+
+
+# RoboPianist's timing (the default). Each case is a hand-made MIDI file (120 bpm, 480 ticks per
+# beat: 1 tick = 1/960 s, 48 ticks = one 50 ms step) with the roll RoboPianist 1.0.10's
+# NoteTrajectory gives it, worked out by hand from its rules and recorded here.
+
+
+def _steps(roll_column: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(roll_column)]
+
+
+def test_robopianist_roll_floor_start_ceil_end_and_length(tmp_path: Path) -> None:
+    # 60: 67..317 ticks = 0.0698..0.3302 s = steps 1.40..6.60 -> floor 1 .. ceil 7 (exclusive)
+    # 64: 480..490 ticks, 10 ms inside step 10 -> one step; 67: exactly 0.5..1.0 s -> 10..19
+    events = [(67, _on(60)), (317, _off(60)), (480, _on(64)), (490, _off(64)), (480, _on(67)), (960, _off(67))]
+    score = load_midi(_write(tmp_path / "spans.mid", [_track(events)]))
+    roll = score_to_roll(score, trim_silence=False)
+    assert roll.n_steps == 21  # floor(1.0 s / 50 ms) + 1: the step after the last release is in
+    assert _steps(roll.keys[:, 60 - 21]) == [1, 2, 3, 4, 5, 6]
+    assert _steps(roll.keys[:, 64 - 21]) == [10]
+    assert _steps(roll.keys[:, 67 - 21]) == list(range(10, 20))
+    assert not roll.keys[20].any()
+    assert roll.onsets == ((1, 60 - 21), (10, 64 - 21), (10, 67 - 21))
+    # trimmed: times shift by the first onset (0.0698 s), in seconds, then the same rules
+    trimmed = score_to_roll(score)
+    assert trimmed.n_steps == 19  # floor((1.0 - 0.0698) / 0.05) + 1
+    assert _steps(trimmed.keys[:, 60 - 21]) == [0, 1, 2, 3, 4, 5]  # 0 .. ceil(5.21)
+    assert _steps(trimmed.keys[:, 64 - 21]) == [8]  # 0.4302 s -> floor(8.60)
+    assert _steps(trimmed.keys[:, 67 - 21]) == list(range(8, 19))  # floor(8.60) .. ceil(18.60)
+
+
+def test_robopianist_roll_restrike_drops_the_new_notes_first_step(tmp_path: Path) -> None:
+    k = 60 - 21
+    # back to back at 0.5 s: old note 0..9 kept whole, the new one starts a step late (10 is up)
+    back_to_back = [(0, _on(60)), (480, _off(60)), (480, _on(60)), (960, _off(60))]
+    roll = score_to_roll(load_midi(_write(tmp_path / "b2b.mid", [_track(back_to_back)])))
+    assert _steps(roll.keys[:, k]) == list(range(0, 10)) + list(range(11, 20))
+    assert roll.onsets == ((0, k), (11, k))
+    # a 30 ms gap (403..432 ticks) falls inside one step: still a re-strike
+    short_gap = [(0, _on(60)), (403, _off(60)), (432, _on(60)), (960, _off(60))]
+    roll = score_to_roll(load_midi(_write(tmp_path / "gap.mid", [_track(short_gap)])))
+    assert _steps(roll.keys[:, k]) == list(range(0, 9)) + list(range(10, 20))
+    # a gap of a whole step (0.4..0.5 s) needs nothing dropped
+    long_gap = [(0, _on(60)), (384, _off(60)), (480, _on(60)), (960, _off(60))]
+    roll = score_to_roll(load_midi(_write(tmp_path / "long.mid", [_track(long_gap)])))
+    assert _steps(roll.keys[:, k]) == list(range(0, 8)) + list(range(10, 20))
+    # a one-step note re-struck right after a held one disappears (RoboPianist does the same)
+    vanishing = [(0, _on(60)), (480, _off(60)), (480, _on(60)), (500, _off(60)), (0, _on(72)), (960, _off(72))]
+    roll = score_to_roll(load_midi(_write(tmp_path / "vanish.mid", [_track(vanishing)])))
+    assert _steps(roll.keys[:, k]) == list(range(0, 10)) and roll.onsets == ((0, k), (0, 72 - 21))
+
+
+def test_robopianist_roll_sustain_floors_events_last_wins(tmp_path: Path) -> None:
+    # down at 0.1198 s (step 2.40 -> 2), up at 0.5802 s (11.60 -> 11); a pedal change (up then
+    # down in one tick) at 0.75 s keeps it down; down and up inside step 26 leaves it up there;
+    # down at 1.6 s and never lifted: down to the end
+    events = [(0, _on(60)), (1728, _off(60)), (115, _cc64(127)), (557, _cc64(0)), (624, _cc64(127)),
+              (720, _cc64(0)), (720, _cc64(127)), (864, _cc64(0)), (1250, _cc64(127)), (1260, _cc64(0)),
+              (1536, _cc64(127))]
+    score = load_midi(_write(tmp_path / "pedal.mid", [_track(events)]))
+    roll = score_to_roll(score)
+    assert roll.n_steps == 37  # floor(1.8 s / 50 ms) + 1
+    assert _steps(roll.sustain) == list(range(2, 11)) + list(range(13, 18)) + list(range(32, 37))
+    rounded = score_to_roll(score, timing="rounded")  # the old convention differs on the same file
+    assert _steps(rounded.sustain) != _steps(roll.sustain)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(21, 108), st.floats(0, 5), st.floats(0.0, 1.5)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_robopianist_roll_properties(raw: list[tuple[int, float, float]]) -> None:
+    score = _score(*[(p, s, s + d) for p, s, d in raw])
+    roll = score_to_roll(score, trim_silence=False)
+    fps = 20.0
+    assert roll.n_steps == int(max(n.end_s for n in score.notes) * fps + 1e-6) + 1
+    padded = np.vstack([np.zeros((1, NUM_KEYS), bool), roll.keys])
+    rising = np.argwhere(padded[1:] & ~padded[:-1])
+    assert roll.onsets == tuple((int(s), int(k)) for s, k in rising[np.lexsort(rising.T[::-1])])
+    for n in score.notes:  # every step of the roll lies inside some note's [floor, ceil) span
+        k = n.pitch - 21
+        start = int(n.start_s * fps + 1e-6)
+        end = max(start + 1, int(np.ceil(n.end_s * fps - 1e-6)))
+        assert roll.keys[start + 1 : end, k].all() or any(  # down after its first step ...
+            m.pitch == n.pitch and start < int(m.start_s * fps + 1e-6) < end for m in score.notes
+        )  # ... unless re-struck inside it
 
 
 def test_roll_argument_errors() -> None:
     with pytest.raises(ScoreError):
         score_to_roll(Score("empty", ()))
-    for kwargs in ({"dt_s": 0.0}, {"stretch": -1.0}, {"repeat_gap_steps": -1}):
+    for kwargs in ({"dt_s": 0.0}, {"stretch": -1.0}, {"repeat_gap_steps": -1}, {"timing": "midi"}):
         with pytest.raises(ValueError):
             score_to_roll(_score((60, 0.0, 1.0)), **kwargs)
 
@@ -411,11 +501,11 @@ def test_pianoroll_validates_shapes() -> None:
     ),
     st.integers(1, 3),
 )
-def test_roll_onsets_are_rising_edges_with_release_before(
+def test_rounded_roll_onsets_are_rising_edges_with_release_before(
     raw: list[tuple[int, float, float]], gap: int
 ) -> None:
     score = _score(*[(p, s, s + d) for p, s, d in raw])
-    roll = score_to_roll(score, repeat_gap_steps=gap)
+    roll = score_to_roll(score, repeat_gap_steps=gap, timing="rounded")
     padded = np.vstack([np.zeros((1, NUM_KEYS), bool), roll.keys])
     rising = np.argwhere(padded[1:] & ~padded[:-1])
     assert roll.onsets == tuple((int(s), int(k)) for s, k in rising[np.lexsort(rising.T[::-1])])
