@@ -5,6 +5,11 @@ One resolver for the YAML configs, the hardware configs and the shipped models, 
 share directory (``install/omnipianist/share/omnipianist/...``), a pip install in
 ``<prefix>/share/omnipianist/...``, and a checkout in the repository.
 
+Order (:func:`candidates`): the ament index's share directory first (what ``ros2 launch`` /
+``get_package_share_directory`` users expect of a sourced workspace), then the source checkout, then
+the Python prefix's share directory (pip; after the checkout, so that an editable install reads the
+files being edited).
+
 =================  ======================  ============================
 kind               in the repository       in a share directory
 =================  ======================  ============================
@@ -26,26 +31,33 @@ _IN_REPO = {"config": "ros2_ws/config", "hardware_config": "hardware_config", "m
             "launch": "ros2_ws/launch"}
 
 
-def share_directories() -> list[Path]:
-    """Share directories to look in, most specific first: the ament index's (colcon), then the
-    Python prefix's (pip)."""
-    dirs: list[Path] = []
+def ament_share_directory() -> Path | None:
+    """The package's share directory in the ament index (``AMENT_PREFIX_PATH``), or None."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        dirs.append(Path(get_package_share_directory(PACKAGE)))
+        return Path(get_package_share_directory(PACKAGE))
     except Exception:  # noqa: BLE001 - not installed with colcon / ament index not on the path
-        pass
-    dirs.append(Path(sys.prefix) / "share" / PACKAGE)
-    return dirs
+        return None
+
+
+def share_directories() -> list[Path]:
+    """Share directories to look in: the ament index's (colcon), then the Python prefix's (pip)."""
+    ament = ament_share_directory()
+    return ([ament] if ament is not None else []) + [Path(sys.prefix) / "share" / PACKAGE]
 
 
 def candidates(kind: str, name: str = "") -> list[Path]:
-    """Where ``kind``/``name`` may be, in the order they are tried: the checkout, then the share dirs."""
+    """Where ``kind``/``name`` may be, in the order they are tried: the ament share directory, the
+    checkout, the Python prefix's share directory."""
     if kind not in _IN_REPO:
         raise ValueError(f"unknown resource kind {kind!r}; expected one of {sorted(_IN_REPO)}")
     rel = Path(name) if name else Path()
-    return [REPO_ROOT / _IN_REPO[kind] / rel] + [d / kind / rel for d in share_directories()]
+    ament = ament_share_directory()
+    out = [ament / kind / rel] if ament is not None else []
+    out.append(REPO_ROOT / _IN_REPO[kind] / rel)
+    out.append(Path(sys.prefix) / "share" / PACKAGE / kind / rel)
+    return out
 
 
 def resource_path(kind: str, name: str = "") -> Path:

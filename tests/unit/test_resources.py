@@ -18,8 +18,19 @@ def _fake_prefix(root: Path) -> Path:
     return root
 
 
-def test_checkout_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AMENT_PREFIX_PATH", str(_fake_prefix(tmp_path / "install")))
+def test_ament_index_first_then_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    prefix = _fake_prefix(tmp_path / "install")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    assert resources.resource_path("config", "sim.yaml") == prefix / "share" / "omnipianist" / "config" / "sim.yaml"
+    # what the install lacks comes from the checkout
+    assert resources.resource_path("config", "hil.yaml") == resources.REPO_ROOT / "ros2_ws" / "config" / "hil.yaml"
+    monkeypatch.delenv("AMENT_PREFIX_PATH")
+    assert resources.resource_path("config", "sim.yaml") == resources.REPO_ROOT / "ros2_ws" / "config" / "sim.yaml"
+
+
+def test_checkout_before_the_pip_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    monkeypatch.setattr(resources.sys, "prefix", str(_fake_prefix(tmp_path / "venv")))
     assert resources.resource_path("config", "sim.yaml") == resources.REPO_ROOT / "ros2_ws" / "config" / "sim.yaml"
 
 

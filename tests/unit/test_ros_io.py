@@ -293,20 +293,30 @@ def _launch_facts(name: str) -> tuple[set[str], set[str], str]:
 @pytest.mark.parametrize("name, yaml_name", [("sim.launch.py", "sim.yaml"), ("hardware.launch.py", "hardware.yaml"),
                                              ("hil.launch.py", "hil.yaml")])
 def test_launch_files_parse_and_start_every_node(name: str, yaml_name: str) -> None:
+    from omnipianist_ros.launching import GRAPHS, launch_nodes
+
     funcs, calls, text = _launch_facts(name)
-    assert "generate_launch_description" in funcs
-    assert "Node" in calls and f'"{yaml_name}"' in text and "EXECUTABLES[spec.name]" in text
-    for spec in load_bringup_config(config_path(yaml_name)).nodes:
-        assert spec.name in EXECUTABLES
-    if name in ("hardware.launch.py", "hil.launch.py"):
-        assert "LifecycleNode" in calls
+    graph = name.split(".")[0]
+    assert "generate_launch_description" in funcs and "OpaqueFunction" in calls and "DeclareLaunchArgument" in calls
+    assert f'GRAPH = "{graph}"' in text and GRAPHS[graph][0] == yaml_name
+    nodes = launch_nodes(graph, {})
+    assert [n.name for n in nodes] == [s.name for s in load_bringup_config(config_path(yaml_name)).nodes]
+    for n in nodes:
+        assert n.executable == EXECUTABLES[n.name]
+        assert n.lifecycle is n.name.startswith("hand_driver")
 
 
 def test_every_node_has_params_and_an_executable() -> None:
-    assert set(NODE_PARAMS) == set(EXECUTABLES) == set(bringup.NODE_CLASSES)
-    main = (REPO / "ros2_ws/src/omnipianist_ros/nodes/main.py").read_text()
-    for exe in set(EXECUTABLES.values()):
-        assert f"``{exe} = " in main.replace("\n", " ") or exe in main, exe
+    from omnipianist_ros import registry
+    from omnipianist_ros.nodes import main
+
+    assert set(NODE_PARAMS) == set(EXECUTABLES) == set(bringup.NODE_CLASSES) == set(registry.NODES)
+    for kind in registry.NODES.values():
+        assert callable(getattr(main, kind.entry)), kind.entry
+        assert kind.params_class() is NODE_PARAMS[kind.name]
+    setup_text = (REPO / "setup.py").read_text()
+    assert "_registry().console_scripts()" in setup_text
+    assert len(registry.console_scripts()) == len({k.executable for k in registry.NODES.values()}) == 8
 
 
 def test_missing_hand_driver_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

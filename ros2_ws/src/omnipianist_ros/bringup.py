@@ -27,21 +27,12 @@ from typing import Any
 from omnipianist.dds import use_loopback
 from omnipianist.errors import ConfigError
 from omnipianist_ros.config import BringupConfig, NodeSpec
+from omnipianist_ros.registry import NODES
 
-NODE_CLASSES: dict[str, tuple[str, str]] = {
-    "mujoco_mock": ("omnipianist_ros.nodes.mock_node", "MockNode"),
-    "score": ("omnipianist_ros.nodes.score_node", "ScoreNode"),
-    "policy": ("omnipianist_ros.nodes.policy_node", "PolicyNode"),
-    "evaluator": ("omnipianist_ros.nodes.evaluator_node", "EvaluatorNode"),
-    "piano_listener": ("omnipianist_ros.nodes.piano_listener_node", "PianoListenerNode"),
-    "recorder": ("omnipianist_ros.nodes.recorder_node", "RecorderNode"),
-    "hand_driver_left": ("omnipianist_ros.nodes.hand_driver_node", "HandDriverNode"),
-    "hand_driver_right": ("omnipianist_ros.nodes.hand_driver_node", "HandDriverNode"),
-    "estop_heartbeat": ("omnipianist_ros.nodes.estop_heartbeat_node", "EstopHeartbeatNode"),
-}
-"""Node name -> (module, class). The hand driver (a LifecycleNode) is written separately."""
+NODE_CLASSES: dict[str, tuple[str, str]] = {name: (kind.module, kind.cls) for name, kind in NODES.items()}
+"""Node name -> (module, class): a view of :data:`omnipianist_ros.registry.NODES`."""
 
-HAND_DRIVERS = ("hand_driver_left", "hand_driver_right")
+HAND_DRIVERS = tuple(name for name, kind in NODES.items() if kind.hardware)
 
 
 def _node_class(name: str) -> type:

@@ -27,31 +27,14 @@ from typing import Any
 import yaml
 
 from omnipianist.errors import ConfigError
-from omnipianist_ros.params import (
-    EstopHeartbeatParams,
-    EvaluatorParams,
-    HandDriverParams,
-    MockParams,
-    PianoListenerParams,
-    PolicyParams,
-    RecorderParams,
-    ScoreParams,
-    coerce,
-    field_types,
-)
+from omnipianist_ros.params import HandDriverParams, coerce, field_types
+from omnipianist_ros.registry import NODES
 
-NODE_PARAMS: dict[str, type] = {"mujoco_mock": MockParams, "score": ScoreParams, "policy": PolicyParams,
-                                "evaluator": EvaluatorParams, "piano_listener": PianoListenerParams,
-                                "recorder": RecorderParams, "hand_driver_left": HandDriverParams,
-                                "hand_driver_right": HandDriverParams, "estop_heartbeat": EstopHeartbeatParams}
-"""Node name -> its parameter dataclass."""
+NODE_PARAMS: dict[str, type] = {name: kind.params_class() for name, kind in NODES.items()}
+"""Node name -> its parameter dataclass (a view of :data:`omnipianist_ros.registry.NODES`)."""
 
-EXECUTABLES: dict[str, str] = {
-    "mujoco_mock": "omnipianist_mujoco_mock", "score": "omnipianist_score", "policy": "omnipianist_policy",
-    "evaluator": "omnipianist_evaluator", "piano_listener": "omnipianist_piano_listener",
-    "recorder": "omnipianist_recorder", "hand_driver_left": "omnipianist_hand_driver",
-    "hand_driver_right": "omnipianist_hand_driver", "estop_heartbeat": "omnipianist_estop_heartbeat"}
-"""Node name -> console script (``omnipianist_ros.nodes.main``) that launch_ros starts."""
+EXECUTABLES: dict[str, str] = {name: kind.executable for name, kind in NODES.items()}
+"""Node name -> console script (``omnipianist_ros.nodes.main``) that launch_ros starts (a registry view)."""
 GLOBAL_KEY = "/**"
 COMMON_PARAMS = ("use_sim_time",)
 

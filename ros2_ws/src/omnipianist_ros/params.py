@@ -146,7 +146,9 @@ class HandDriverParams:
     rate_hz: float = _p(20.0, "control rate [Hz] (one bus cycle per period)")
     port: str = _p("", "serial port override ('' = the bus file's port)")
     autostart: bool = _p(False, "configure on start-up and activate as soon as the /estop heartbeat is live "
-                                "(otherwise via lifecycle transitions); a failed configure is retried every 0.5 s")
+                                "(otherwise via lifecycle transitions); a failed configure (e.g. the port does "
+                                "not exist yet) is retried every 0.5 s for configure_timeout_s")
+    configure_timeout_s: float = _p(60.0, "autostart: stop retrying configure after this many seconds (0 = never)")
     trigger: str = _p("timer", "'timer': one bus cycle every 1/rate_hz on the node's clock (hardware, real-time "
                                "HIL); 'command': one cycle per received command (lock-step HIL: the mock steps "
                                "once both drivers report that cycle), plus a hold cycle that publishes nothing "
@@ -157,6 +159,8 @@ class HandDriverParams:
 
     def __post_init__(self) -> None:
         _validate(self, "hand_driver")
+        if self.configure_timeout_s < 0:
+            raise ConfigError(f"hand_driver: configure_timeout_s must be >= 0, got {self.configure_timeout_s}")
 
     def paths(self) -> tuple[str, str, str]:
         """(hand, bus, safety) YAML paths after the defaults."""

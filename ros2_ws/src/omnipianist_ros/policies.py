@@ -59,6 +59,22 @@ class PriorPolicy:
         return self.prior.act(obs)
 
 
+def shipped_model(path: Path) -> Path:
+    """``path`` as given when it exists (or is absolute); a relative ``models/...`` path that does not
+    exist from here is looked up among the shipped models (:mod:`omnipianist.resources`: the colcon
+    install's share directory, the checkout), so ``policy:=models/generalist/fmt_shadow.onnx`` works
+    from any working directory."""
+    if path.is_absolute() or path.is_file():
+        return path
+    from omnipianist.resources import candidates
+
+    rel = Path(*path.parts[1:]) if path.parts and path.parts[0] == "models" else path
+    for c in candidates("models", str(rel)):
+        if c.is_file():
+            return c
+    return path
+
+
 def load_policy(spec: str, scene: Scene, lookahead: int) -> PolicyProvider:
     """The provider named by the ``policy`` parameter. ConfigError for an unknown spec or a missing file."""
     if spec == "prior":
@@ -66,6 +82,7 @@ def load_policy(spec: str, scene: Scene, lookahead: int) -> PolicyProvider:
     path = Path(spec)
     if path.suffix != ".onnx":
         raise ConfigError(f"policy: {spec!r} is neither 'prior' nor a .onnx file")
+    path = shipped_model(path)
     if not path.is_file():
         raise ConfigError(f"policy: {path} does not exist")
     try:

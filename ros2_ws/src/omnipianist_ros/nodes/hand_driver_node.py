@@ -23,7 +23,12 @@ value and are listed in the diagnostics) and diagnostic_msgs/DiagnosticArray on 
 Parameters: :class:`omnipianist_ros.params.HandDriverParams` (declared read-only with descriptors):
 ``side``, ``hardware_config`` (folder) or explicit ``hand_config`` / ``bus_config`` / ``safety_config``,
 ``embodiment``, ``rate_hz``, ``port`` (override), ``autostart`` (configure at once, activate when the
-e-stop heartbeat is live), ``trigger``, ``joint_states_topic``.
+e-stop heartbeat is live), ``configure_timeout_s``, ``trigger``, ``joint_states_topic``.
+
+Start-up with ``autostart`` (a driver may start before its port exists: the HIL mock creates the ptys,
+a USB adapter enumerates late): a failed configure leaves no driver behind (the half-built one's port
+is closed) and the node UNCONFIGURED; it is retried every 0.5 s (steady clock) until it succeeds or
+``configure_timeout_s`` has passed, the failure logged at most once a second.
 """
 
 from __future__ import annotations
@@ -69,27 +74,51 @@ class HandDriverNode(LifecycleNode):
         self.cycles_published = 0
         """Readings published (one per cycle in timer mode, one per command cycle in command mode)."""
         self._steady = RosClock(clock_type=ClockType.STEADY_TIME)
+        self._started = time.monotonic()
+        self._last_failure_log = -float("inf")
+        self.configure_failures = 0
+        """Failed configure attempts (autostart retries included)."""
+        self.gave_up = False
+        """autostart: configure kept failing for configure_timeout_s; no more retries."""
         if self.params.autostart:
             self.trigger_configure()
             # the steady clock: with use_sim_time the ROS clock stands still until the simulation starts,
             # and the simulation (lock-step HIL) waits for the drivers to be active
-            self._autostart_timer = self.create_timer(0.5, self._try_activate, clock=self._steady)
+            self._autostart_timer = self.create_timer(AUTOSTART_RETRY_S, self._try_activate, clock=self._steady)
 
     def _try_activate(self) -> None:
-        """autostart: configure (again, e.g. the port was not there yet) and activate once the e-stop
-        heartbeat is live; retried every 0.5 s."""
+        """autostart: configure again while UNCONFIGURED (e.g. the port was not there yet; bounded by
+        ``configure_timeout_s``), activate while INACTIVE (once the e-stop heartbeat is live); the timer
+        goes once the node is ACTIVE (or past any of these states). Every 0.5 s."""
         from lifecycle_msgs.msg import State
 
-        if self.driver is None:
-            if self._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED:
-                self.trigger_configure()
-            return
-        if self._state_machine.current_state[0] != State.PRIMARY_STATE_INACTIVE:
-            if self._autostart_timer is not None:
-                self.destroy_timer(self._autostart_timer)
-                self._autostart_timer = None
-            return
-        self.trigger_activate()
+        state = self._state_machine.current_state[0]
+        if state == State.PRIMARY_STATE_UNCONFIGURED:
+            timeout = self.params.configure_timeout_s
+            if timeout > 0 and time.monotonic() - self._started > timeout:
+                self.gave_up = True
+                self.get_logger().error(f"configure failed for {timeout:.0f} s ({self.configure_failures} "
+                                        f"attempts); giving up (configure it with `ros2 lifecycle set "
+                                        f"{self.get_fully_qualified_name()} configure`)")
+                self._stop_autostart()
+                return
+            self.trigger_configure()
+        elif state == State.PRIMARY_STATE_INACTIVE:
+            self.trigger_activate()
+        else:
+            self._stop_autostart()
+
+    def _stop_autostart(self) -> None:
+        if self._autostart_timer is not None:
+            self.destroy_timer(self._autostart_timer)
+            self._autostart_timer = None
+
+    def _log_failure(self, what: str, exc: BaseException) -> None:
+        """Error log of a failed transition, at most once a second (autostart retries every 0.5 s)."""
+        now = time.monotonic()
+        if now - self._last_failure_log >= 1.0:
+            self._last_failure_log = now
+            self.get_logger().error(f"{what} failed: {exc}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -99,6 +128,7 @@ class HandDriverNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self.params
         side = p.side
+        driver: HandDriver | None = None
         try:
             topics.joint_states(side)
             embodiment = p.embodiment
@@ -111,17 +141,23 @@ class HandDriverNode(LifecycleNode):
                 raise OmnipianistError(f"{hand_path}: bus {bus_name!r} is not in {bus_file}")
             if not p.rate_hz > 0:
                 raise OmnipianistError(f"{self.get_name()}: rate_hz must be > 0, got {p.rate_hz}")
-            self.driver = HandDriver(channels, buses[bus_name], safety, period_s=1.0 / p.rate_hz,
-                                     port=p.port or None, name=side)
+            driver = HandDriver(channels, buses[bus_name], safety, period_s=1.0 / p.rate_hz,
+                                port=p.port or None, name=side)
             from sim_training.models.embodiment import get_embodiment
 
             names = list(get_embodiment(embodiment).actuator_names(side))
-            self._n_actuators = len(names)
-            self._pick = np.array([names.index(c.name) for c in channels])
-            self.driver.configure()
-        except (OmnipianistError, ValueError) as exc:
-            self.get_logger().error(f"configure failed: {exc}")
+            pick = np.array([names.index(c.name) for c in channels])
+            driver.configure()
+        except (OmnipianistError, ValueError, OSError) as exc:
+            # nothing half-built stays: the next attempt builds the driver from scratch
+            if driver is not None:
+                _close_quietly(driver)
+            self.configure_failures += 1
+            self._log_failure("configure", exc)
             return TransitionCallbackReturn.FAILURE
+        self.driver = driver
+        self._n_actuators = len(names)
+        self._pick = pick
         self._js_pub = self.create_lifecycle_publisher(JointState, p.joint_states_topic or topics.joint_states(side),
                                                        topics.JOINT_STATES_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.DIAGNOSTICS_QOS)
@@ -138,7 +174,7 @@ class HandDriverNode(LifecycleNode):
         try:
             self.driver.activate(self._now())
         except OmnipianistError as exc:
-            self.get_logger().error(f"activate failed: {exc}")
+            self._log_failure("activate", exc)
             self.driver.deactivate()
             return TransitionCallbackReturn.FAILURE
         self._last_cycle_s = time.monotonic()
@@ -181,7 +217,8 @@ class HandDriverNode(LifecycleNode):
         return str(self._state_machine.current_state[1])
 
     def close(self) -> None:
-        """Torque off and close the port (the in-process bringup calls it before destroying the node)."""
+        """Torque off and close the port (the bringups call it before destroying the node)."""
+        self._stop_autostart()
         self._release()
 
     def _release(self) -> None:
@@ -262,24 +299,15 @@ class HandDriverNode(LifecycleNode):
         return msg
 
 
-def main(args: list[str] | None = None) -> None:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init(args=args)
-    node = HandDriverNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+AUTOSTART_RETRY_S = 0.5
+"""autostart: period of the configure / activate attempts [s] (steady clock)."""
+
+
+def _close_quietly(driver: HandDriver) -> None:
+    """Close a driver whose configure failed (its port may be half open); never raises."""
     try:
-        executor.spin()
-    except KeyboardInterrupt:
+        if driver.bus.is_connected:
+            driver.bus.disconnect(disable_torque=False)
+    except Exception:  # noqa: BLE001 - best effort on a failed start-up
         pass
-    finally:
-        if node.driver is not None:
-            node.driver.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
-if __name__ == "__main__":
-    main()

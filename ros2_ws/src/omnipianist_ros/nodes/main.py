@@ -1,46 +1,133 @@
-"""One node per process (what ``launch_ros`` starts): ``<kind>_main()`` entry points.
+"""One node per process (what ``launch_ros`` and ``omnipianist bringup --processes`` start).
 
-Parameters and remappings come from the ``--ros-args`` on the command line, as launch_ros passes them.
-Console scripts to register (setup.py): ``omnipianist_mujoco_mock = omnipianist_ros.nodes.main:mujoco_mock_main``,
-``omnipianist_score = ...:score_main``, ``omnipianist_policy = ...:policy_main``,
-``omnipianist_evaluator = ...:evaluator_main``, ``omnipianist_piano_listener = ...:piano_listener_main``,
-``omnipianist_recorder = ...:recorder_main``, ``omnipianist_estop_heartbeat = ...:estop_heartbeat_main``,
-``omnipianist_hand_driver = ...:hand_driver_main`` (one
-executable for both hands: launch_ros names it ``hand_driver_left`` / ``hand_driver_right`` and passes
-``side``).
+Entry points: the console scripts of the node registry (:func:`omnipianist_ros.registry.console_scripts`:
+``omnipianist_score = omnipianist_ros.nodes.main:score_main``, ...; one ``omnipianist_hand_driver`` for
+both hands: launch_ros names it ``hand_driver_left`` / ``hand_driver_right`` and passes ``side``), and
+``python -m omnipianist_ros.nodes.main KIND [--ros-args ...]``. Parameters and remappings come from the
+``--ros-args`` on the command line, as launch_ros passes them.
+
+Shutdown: SIGINT and SIGTERM (any number of them: launch forwards a terminal's Ctrl-C, so a node
+usually gets two SIGINTs) set one flag; the executor runs in a background thread and the main thread
+only waits for the flag, then stops the executor, closes the node (a hand driver torques off and
+closes its port), destroys it and shuts rclpy down. No KeyboardInterrupt is ever raised, so there is
+no traceback; a signal during construction ends the process as cleanly. The whole shutdown is bounded
+by :data:`SHUTDOWN_DEADLINE_S` (well inside launch's 5 s SIGINT grace): past it the process reports
+the overrun and exits with status 1.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+from typing import Any
 
 from omnipianist.dds import use_loopback
+from omnipianist.errors import OmnipianistError
+
+SHUTDOWN_DEADLINE_S = 1.8
+"""Seconds from the first SIGINT / SIGTERM to the end of the process, at most."""
+
+
+class _Interrupted(Exception):
+    """A signal arrived while the node was being built (raised by the handler, caught in run_node)."""
+
+
+def _hard_exit_after(seconds: float, name: str) -> threading.Timer:
+    def _overrun() -> None:
+        sys.stderr.write(f"[{name}] shutdown overran {seconds:.1f} s; exiting\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, _overrun)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def run_node(kind: str, argv: list[str] | None = None) -> int:
+    """Build node ``kind`` (registry name), spin it until SIGINT / SIGTERM, shut it down; exit status."""
     use_loopback()
+    stop = threading.Event()
+    building = [True]
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        first = not stop.is_set()
+        stop.set()
+        if first and building[0]:
+            raise _Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     from omnipianist_ros.bringup import _node_class
 
-    cls = _node_class(kind)  # ConfigError (e.g. "hand driver node not available: ...") before DDS starts
-    rclpy.init(args=sys.argv if argv is None else argv)
-    node = cls(kind)
-    executor = SingleThreadedExecutor()  # see bringup.py: MultiThreadedExecutor spins
-    executor.add_node(node)
+    node: Any = None
+    executor: Any = None
+    spinner: threading.Thread | None = None
+    errors: list[BaseException] = []
+    deadline: threading.Timer | None = None
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        cls = _node_class(kind)  # ConfigError (e.g. "hand driver node not available: ...") before DDS starts
+        # rclpy's own handlers would raise KeyboardInterrupt (a traceback when it lands in clean-up)
+        rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
+        node = cls(kind)
+        executor = SingleThreadedExecutor()  # see bringup.py: MultiThreadedExecutor spins
+        executor.add_node(node)
+        building[0] = False
+        if not stop.is_set():
+
+            def spin() -> None:
+                try:
+                    executor.spin()
+                except ExternalShutdownException:
+                    pass
+                except BaseException as exc:  # noqa: BLE001 - reported by the main thread, then exit 1
+                    errors.append(exc)
+                finally:
+                    stop.set()
+
+            spinner = threading.Thread(target=spin, name=f"spin-{kind}", daemon=True)
+            spinner.start()
+            stop.wait()
+    except _Interrupted:
         pass
+    except OmnipianistError as exc:  # a bad parameter, a missing file: one line, no traceback
+        sys.stderr.write(f"[{kind}] {type(exc).__name__}: {exc}\n")
+        errors.append(exc)
     finally:
+        building[0] = False
+        name = node.get_name() if node is not None else kind
+        if stop.is_set():
+            deadline = _hard_exit_after(SHUTDOWN_DEADLINE_S, name)
+        _shutdown(rclpy, node, executor, spinner)
+        if deadline is not None:
+            deadline.cancel()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if errors:
+        if not isinstance(errors[0], OmnipianistError):
+            import traceback
+
+            traceback.print_exception(errors[0])
+        return 1
+    return 0
+
+
+def _shutdown(rclpy: Any, node: Any, executor: Any, spinner: threading.Thread | None) -> None:
+    if executor is not None:
+        executor.shutdown(timeout_sec=1.0)  # wakes the executor's wait; the callback in flight finishes
+    if spinner is not None:
+        spinner.join(timeout=1.0)  # nothing may touch the node while it is destroyed
+    if node is not None:
         close = getattr(node, "close", None)
         if close is not None:
             close()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    rclpy.try_shutdown()
 
 
 def mujoco_mock_main() -> int:
@@ -73,3 +160,19 @@ def estop_heartbeat_main() -> int:
 
 def hand_driver_main() -> int:
     return run_node("hand_driver_left")  # same class for both hands; the node name and ``side`` come from --ros-args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m omnipianist_ros.nodes.main KIND [--ros-args ...]``."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0].startswith("-"):
+        from omnipianist_ros.registry import NODES
+
+        sys.stderr.write(f"usage: python -m omnipianist_ros.nodes.main KIND [--ros-args ...]; KIND: "
+                         f"{', '.join(NODES)}\n")
+        return 2
+    return run_node(args[0], [sys.argv[0], *args[1:]])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
