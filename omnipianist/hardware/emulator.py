@@ -1,14 +1,36 @@
-"""A Dynamixel Protocol 2.0 servo-bus emulator on a pseudo-terminal, for tests without hardware.
+"""A Dynamixel Protocol 2.0 servo-bus emulator on a pseudo-terminal that behaves like an XC330-M288.
 
 ``ServoBusEmulator`` opens a pty pair (raw mode), serves N virtual servos from a thread on the master
 side, and exposes the slave's device name as :attr:`ServoBusEmulator.port` for :class:`DynamixelBus` to
-open. It answers PING, READ, WRITE, REBOOT, SYNC_READ, SYNC_WRITE and FAST_SYNC_READ with real status
-packets, honours Torque Enable (EEPROM locked while on), Return Delay Time and Status Return Level,
-and logs every instruction it receives (:attr:`ServoBusEmulator.log`).
+open. Every instruction is logged (:attr:`ServoBusEmulator.log`).
 
-Physics is pluggable: ``on_goal(id, goal_ticks)`` is called on every Goal Position write and
+Instructions: PING, READ, WRITE, REG_WRITE / ACTION, FACTORY_RESET (0xFF / 0x01 / 0x02), REBOOT,
+CLEAR (multi-turn), SYNC_READ, SYNC_WRITE, FAST_SYNC_READ, BULK_READ, BULK_WRITE, FAST_BULK_READ, and
+the broadcast id (0xFE) for WRITE, REG_WRITE, ACTION, REBOOT, FACTORY_RESET (not 0xFF) and CLEAR (no
+status is returned to a broadcast; PING answers from every servo). Anything else gets Instruction Error.
+
+Control-table rules, all from :mod:`~omnipianist.hardware.dynamixel.tables` (the e-manual as data):
+
+* power-on state = the factory table (initial values of every item, XC330-M288 gains), except what a
+  commissioned LEAP servo has: its ID, the Baud Rate of the emulated line, and ``return_delay_time``;
+* a WRITE (also REG_WRITE, SYNC/BULK WRITE) is refused, nothing applied, with status
+  Access Error 0x07 (an undefined address, a read-only item, an EEPROM item while Torque Enable is 1,
+  torque on while a hardware error is latched), Data Length Error 0x05 (the write covers part of an item,
+  or no data), Data Range Error 0x04 (a value outside the item's range or choices; a Goal PWM / Current /
+  Velocity beyond PWM / Current / Velocity Limit; a Goal Position outside Min/Max Position Limit in
+  Position mode or beyond +-256 rev in the multi-turn modes; a goal while the Bus Watchdog is tripped);
+* every refused instruction, answered or not (a broadcast is never answered), is recorded in
+  :attr:`ServoBusEmulator.status_errors` so that a test can assert a driver caused none;
+* REBOOT and FACTORY_RESET answer, then the servo is silent for ``reboot_silence_s`` (default 0.5 s;
+  a real X330 takes a few hundred ms to boot); a servo whose Baud Rate register no longer matches the
+  line (after a factory reset to 57600) never answers again;
+* Present Position = physics position + Homing Offset + the multi-turn count; a reboot (or power-on)
+  keeps only the position within one turn (the absolute encoder), CLEAR does the same while standing still.
+
+Physics is pluggable: ``on_goal(id, goal_ticks)`` is called on every accepted Goal Position write and
 ``present(id) -> (position_ticks, velocity_units, current_units)`` is asked before every read of the
 present-state items. The default (:class:`FirstOrderServo`) moves present toward goal while torque is on.
+Ticks handed to the physics exclude the Homing Offset and the multi-turn count (the raw shaft).
 
 Fault injection (applied to the next reply packets, optionally only those of one servo):
 :meth:`~ServoBusEmulator.corrupt_next_reply`, :meth:`~ServoBusEmulator.truncate_next_reply`,
@@ -23,6 +45,10 @@ after the Return Delay Time plus its own wire time. The Bus Watchdog (address 98
 servo with torque on and a non-zero watchdog that hears no instruction for ``units x 20 ms`` stops
 (goal := present), reads 255 in address 98 and refuses goal writes (data range error) until the host
 writes 0 there (e-manual, Bus Watchdog).
+
+Not emulated: Indirect Data writes (they land in the data bytes, not at the mapped address; reads are
+mapped), Control Table Backup, the Shutdown conditions (hardware errors are injected), and the motor's
+own speed limits (the physics decides how fast a goal is reached).
 
 :attr:`ServoBusEmulator.port` is a symlink in a private temporary folder that points at the current pty
 slave (a stable name, like the udev symlink ``/dev/omnipianist_left``), so an unplugged and replugged
@@ -39,28 +65,46 @@ import tempfile
 import threading
 import time
 import tty
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from omnipianist.hardware.dynamixel import protocol as p
 from omnipianist.hardware.dynamixel import tables as t
+from omnipianist.hardware.dynamixel.tables import BUS_WATCHDOG_TRIPPED
 
 OnGoal = Callable[[int, int], None]
 OnTorque = Callable[[int, bool], None]
 PresentProvider = Callable[[int], tuple[int, int, int]]
 
-ERR_INSTRUCTION = 0x02
-ERR_DATA_RANGE = 0x04
-ERR_DATA_LENGTH = 0x05
-ERR_ACCESS = 0x07
+ERR_RESULT_FAIL = p.ERR_RESULT_FAIL
+ERR_INSTRUCTION = p.ERR_INSTRUCTION
+ERR_DATA_RANGE = p.ERR_DATA_RANGE
+ERR_DATA_LENGTH = p.ERR_DATA_LENGTH
+ERR_ACCESS = p.ERR_ACCESS
 
 FIRMWARE_VERSION = 52
 """Firmware version the virtual servos report (Fast Sync Read needs >= 46 on X330)."""
-BUS_WATCHDOG_TRIPPED = 0xFF
-"""Bus Watchdog register value after a trip (-1 as a signed byte)."""
+REBOOT_SILENCE_S = 0.5
+"""Default time a servo stays silent after REBOOT / FACTORY_RESET [s]."""
+POWER_ON_VOLTAGE = 50
+"""Present Input Voltage the virtual servos read [0.1 V] (5.0 V supply)."""
+POWER_ON_TEMPERATURE = 30
+"""Present Temperature the virtual servos read [degC]."""
 _GOAL_ITEMS = ("goal_pwm", "goal_current", "goal_velocity", "goal_position")
 _PRESENT_START, _PRESENT_END = 120, 147
 """Addresses whose reads need a fresh present state (realtime tick .. present temperature)."""
+_INDIRECT_DATA = range(208, 228)
+
+__all__ = [
+    "BUS_WATCHDOG_TRIPPED",
+    "FIRMWARE_VERSION",
+    "REBOOT_SILENCE_S",
+    "FirstOrderServo",
+    "LoggedInstruction",
+    "ServoBusEmulator",
+    "StatusErrorRecord",
+    "VirtualServo",
+]
 
 
 @dataclass(frozen=True)
@@ -86,24 +130,88 @@ class LoggedInstruction:
         return p.INSTRUCTION_NAMES.get(self.instruction, f"0x{self.instruction:02X}")
 
 
+@dataclass(frozen=True)
+class StatusErrorRecord:
+    """An instruction a virtual servo refused (whether or not a status packet carried the error).
+
+    Attributes:
+        time_s: ``time.monotonic()`` [s].
+        servo_id: the servo.
+        instruction: the instruction it refused.
+        error: the status error number (0x04 data range, 0x05 data length, 0x07 access, ...).
+        detail: why, in words (``goal_current = 3000 is beyond current_limit 2352``).
+    """
+
+    time_s: float
+    servo_id: int
+    instruction: int
+    error: int
+    detail: str
+
+    def __str__(self) -> str:
+        name = p.INSTRUCTION_NAMES.get(self.instruction, f"0x{self.instruction:02X}")
+        what = p.describe_status_error(self.error)
+        return f"servo id {self.servo_id}: {name} refused with 0x{self.error:02X} ({what}): {self.detail}"
+
+
 @dataclass
 class VirtualServo:
-    """State of one emulated servo: id, model, control-table bytes, and emulator flags."""
+    """State of one emulated servo: control-table bytes and emulator flags.
+
+    Attributes:
+        servo_id: the id it was created with (the key in ``ServoBusEmulator.servos``); the id it answers
+            to is its ID register (address 7).
+        model_number: Model Number it reports.
+        table: the control-table bytes.
+        silent: ignores everything (unplugged) until cleared.
+        silent_until: ``time.monotonic()`` until which it is booting (after REBOOT / FACTORY_RESET).
+        turns_ticks: the multi-turn count [ticks, a multiple of 4096] added to the raw shaft position.
+        registered: the REG_WRITE waiting for an ACTION, ``(address, data)``.
+        ram_defaults: RAM area (address 64 on) as at power-on; restored by REBOOT.
+    """
 
     servo_id: int
     model_number: int = t.XC330_M288
     table: bytearray = field(default_factory=lambda: bytearray(t.X_SERIES_TABLE_SIZE))
     silent: bool = False
+    silent_until: float = 0.0
+    turns_ticks: int = 0
+    registered: tuple[int, bytes] | None = None
     ram_defaults: bytes = b""
-    """RAM area (address 64 on) as at power-on; restored by REBOOT."""
+
+    @property
+    def items(self) -> dict[str, t.ControlItem]:
+        return t.MODELS[self.model_number].table if self.model_number in t.MODELS else t.X_SERIES
 
     def get(self, name: str) -> int:
-        it = t.X_SERIES[name]
+        it = self.items[name]
         return it.decode(bytes(self.table[it.address : it.end]))
 
     def set(self, name: str, value: int) -> None:
-        it = t.X_SERIES[name]
+        it = self.items[name]
         self.table[it.address : it.end] = it.encode(value)
+
+    def factory(self, *, keep: Iterable[str] = ()) -> None:
+        """Every item with an initial value back to it (EEPROM and RAM), except those in ``keep``."""
+        kept = {name: self.get(name) for name in keep}
+        for it in self.items.values():
+            if it.initial is not None:
+                self.table[it.address : it.end] = it.encode(it.initial)
+        self.set("model_number", self.model_number)
+        self.set("firmware_version", FIRMWARE_VERSION)
+        for name, value in kept.items():
+            self.set(name, value)
+        self.set("goal_pwm", self.get("pwm_limit"))
+        self.set("goal_current", self.get("current_limit"))
+        self.set("present_input_voltage", POWER_ON_VOLTAGE)
+        self.set("present_temperature", POWER_ON_TEMPERATURE)
+        self.registered = None
+        self.ram_defaults = bytes(self.table[t.EEPROM_END :])
+
+    @property
+    def offset_ticks(self) -> int:
+        """Present Position minus the raw shaft position: Homing Offset + multi-turn count."""
+        return self.get("homing_offset") + self.turns_ticks
 
     def reset_ram(self) -> None:
         """RAM defaults after power-on or reboot (torque off, errors cleared, gains and watchdog back to
@@ -114,6 +222,8 @@ class VirtualServo:
         self.table[_PRESENT_START:_PRESENT_END] = present
         self.set("torque_enable", 0)
         self.set("hardware_error_status", 0)
+        self.set("registered_instruction", 0)
+        self.registered = None
         self.set("goal_position", self.get("present_position"))
 
 
@@ -189,14 +299,15 @@ class ServoBusEmulator:
 
     Args:
         ids: servo ids to emulate (default 1..16, one LEAP Hand).
-        model_number: model every servo reports (default XC330-M288).
+        model_number: model every servo reports (default XC330-M288); its table gives the factory state.
         on_goal: called ``(id, goal_ticks)`` on each Goal Position write made while torque is on, and
             with the stored goal when torque turns on; default :class:`FirstOrderServo`.
         present: returns ``(position_ticks, velocity_units, current_units)``; default ditto.
         on_torque: called ``(id, enabled)`` when Torque Enable changes; default ditto.
         return_delay_time: initial Return Delay Time [2 us units] (factory 250; the project sets 0).
-        baudrate: line rate [bit/s] used for the per-byte timing.
+        baudrate: line rate [bit/s] used for the per-byte timing; the servos' Baud Rate register says it.
         byte_timing: charge every packet its wire time (see the module docstring).
+        reboot_silence_s: how long a servo stays silent after REBOOT / FACTORY_RESET [s].
     """
 
     def __init__(
@@ -210,9 +321,12 @@ class ServoBusEmulator:
         return_delay_time: int = 0,
         baudrate: int = 4_000_000,
         byte_timing: bool = True,
+        reboot_silence_s: float = REBOOT_SILENCE_S,
     ) -> None:
         self.baudrate = baudrate
         self.byte_timing = byte_timing
+        self.reboot_silence_s = reboot_silence_s
+        self._line_baud = next((v for v, rate in t.BAUD_RATES.items() if rate == baudrate), None)
         self.physics = FirstOrderServo()
         self.on_goal: OnGoal = on_goal or self.physics.on_goal
         self.present: PresentProvider = present or self.physics.present
@@ -220,24 +334,18 @@ class ServoBusEmulator:
         self.servos: dict[int, VirtualServo] = {}
         for servo_id in ids:
             servo = VirtualServo(servo_id, model_number)
-            servo.set("model_number", model_number)
-            servo.set("firmware_version", FIRMWARE_VERSION)
-            servo.set("id", servo_id)
+            servo.factory()
+            servo.set("id", servo_id)  # commissioned: its own id, the line's baud rate, the delay asked for
+            if self._line_baud is not None:
+                servo.set("baud_rate", self._line_baud)
             servo.set("return_delay_time", return_delay_time)
-            servo.set("operating_mode", 3)
-            servo.set("status_return_level", 2)
-            servo.set("current_limit", 2352)
-            servo.set("max_position_limit", 4095)
             servo.set("present_position", t.CENTER_TICKS)
             servo.set("goal_position", t.CENTER_TICKS)
-            servo.set("position_p_gain", 400)
-            servo.set("velocity_p_gain", 180)
-            servo.set("velocity_i_gain", 1600)
-            servo.set("goal_current", 1750)
-            servo.set("profile_velocity", 0)
             servo.ram_defaults = bytes(servo.table[t.EEPROM_END :])
             self.servos[servo_id] = servo
         self.log: list[LoggedInstruction] = []
+        self.status_errors: list[StatusErrorRecord] = []
+        """Every instruction a servo refused (see :class:`StatusErrorRecord`); a correct driver causes none."""
         self.parser = p.PacketParser()
         self._faults: list[_ReplyFault] = []
         self._lock = threading.Lock()
@@ -258,15 +366,22 @@ class ServoBusEmulator:
         self.watchdog_trips = 0
         """Servo watchdog trips so far (one per servo per trip)."""
 
+    def status_error_summary(self) -> list[str]:
+        """The refused instructions so far, one line each (empty: the driver caused no error status)."""
+        with self._lock:
+            return [str(r) for r in self.status_errors]
+
     # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> ServoBusEmulator:
         """Open the pty and start serving; :attr:`port` is then the device to open."""
         if self._thread is not None:
             return self
-        for servo in self.servos.values():
+        for servo in self.servos.values():  # power-on: the multi-turn count starts within one turn
+            self._wrap_turns(servo)
             self._refresh_present(servo)
             servo.set("goal_position", servo.get("present_position"))
+            servo.ram_defaults = bytes(servo.table[t.EEPROM_END :])
         self._dir = tempfile.mkdtemp(prefix="omnipianist-emu-")
         self.port = os.path.join(self._dir, "ttyDXL")
         self._open_pty()
@@ -385,7 +500,7 @@ class ServoBusEmulator:
         self._refresh_present(servo)
         servo.set("goal_position", servo.get("present_position"))
         if servo.get("torque_enable"):
-            self.on_goal(servo.servo_id, servo.get("goal_position"))
+            self._goal_to_physics(servo)
 
     def _check_watchdogs(self, now: float) -> None:
         silent_s = now - self._last_rx_s
@@ -497,57 +612,191 @@ class ServoBusEmulator:
     def _status_error(self, servo: VirtualServo, error: int = 0) -> int:
         return error | (p.ERROR_ALERT if servo.get("hardware_error_status") else 0)
 
+    def _refuse(self, servo: VirtualServo, instruction: int, error: int, detail: str) -> int:
+        """Record a refused instruction; returns ``error`` for the status packet."""
+        with self._lock:
+            self.status_errors.append(StatusErrorRecord(time.monotonic(), servo.get("id"), instruction, error, detail))
+        return error
+
     def _reply(self, servo: VirtualServo, error: int = 0, params: bytes = b"", *, kind: str = "other") -> None:
         """Send a status packet if Status Return Level allows it (0: ping only, 1: + reads, 2: all)."""
         level = servo.get("status_return_level")
         if (level == 0 and kind != "ping") or (level == 1 and kind == "other"):
             return
         self._return_delay(servo)
-        self._send(servo.servo_id, p.encode_status(servo.servo_id, self._status_error(servo, error), params))
+        sid = servo.get("id")
+        self._send(sid, p.encode_status(sid, self._status_error(servo, error), params))
 
     def _refresh_present(self, servo: VirtualServo) -> None:
         pos, vel, cur = self.present(servo.servo_id)
-        servo.set("present_position", pos)
+        servo.set("present_position", max(-(2**31), min(2**31 - 1, pos + servo.offset_ticks)))
         servo.set("present_velocity", vel)
         servo.set("present_current", cur)
-        servo.set("moving", int(vel != 0))
+        servo.set("moving", int(abs(vel) > servo.get("moving_threshold")))
 
-    def _read_bytes(self, servo: VirtualServo, address: int, length: int) -> tuple[int, bytes]:
-        if address + length > len(servo.table) or length == 0:
-            return ERR_ACCESS, b""
+    def _wrap_turns(self, servo: VirtualServo) -> None:
+        """Keep only the position within one turn (power-on, reboot, CLEAR): the encoder is absolute over
+        one revolution; the multi-turn count is RAM."""
+        raw = self.present(servo.servo_id)[0] + servo.turns_ticks
+        servo.turns_ticks -= (raw // t.TICKS_PER_REV) * t.TICKS_PER_REV
+
+    def _goal_to_physics(self, servo: VirtualServo) -> None:
+        self.on_goal(servo.servo_id, servo.get("goal_position") - servo.offset_ticks)
+
+    def _read_bytes(self, servo: VirtualServo, address: int, length: int) -> tuple[int, bytes, str]:
+        if length == 0:
+            return ERR_DATA_LENGTH, b"", "read of 0 bytes"
+        if address + length > len(servo.table):
+            return ERR_ACCESS, b"", f"read of {length} bytes at {address} runs past the control table"
         if address < _PRESENT_END and address + length > _PRESENT_START:
             self._refresh_present(servo)
-        return 0, bytes(servo.table[address : address + length])
+        data = bytearray(servo.table[address : address + length])
+        for k, a in enumerate(_INDIRECT_DATA):
+            if address <= a < address + length:
+                target = servo.get(f"indirect_address_{k + 1}")
+                if _PRESENT_START <= target < _PRESENT_END:
+                    self._refresh_present(servo)
+                data[a - address] = servo.table[target]
+        return 0, bytes(data), ""
 
-    def _write_bytes(self, servo: VirtualServo, address: int, data: bytes) -> int:
-        """Apply a write; returns the status error number (0 on success)."""
+    def check_write(self, servo: VirtualServo, address: int, data: bytes) -> tuple[int, str]:
+        """Would this servo accept ``data`` at ``address`` now? ``(0, "")`` or ``(error number, why)``."""
+        if not data:
+            return ERR_DATA_LENGTH, f"write at {address} carries no data"
         end = address + len(data)
-        if not data or end > len(servo.table):
-            return ERR_ACCESS
+        if end > len(servo.table):
+            return ERR_ACCESS, f"write of {len(data)} bytes at {address} runs past the control table"
+        items = sorted((it for it in servo.items.values() if it.address < end and address < it.end),
+                       key=lambda it: it.address)
+        pos = address
+        for it in items:
+            if it.address > pos:
+                return ERR_ACCESS, f"address {pos} is not a control-table item"
+            pos = it.end
+        if pos < end:
+            return ERR_ACCESS, f"address {pos} is not a control-table item"
+        first, last = items[0], items[-1]
+        if first.address < address or last.end > end:
+            part = first if first.address < address else last
+            return ERR_DATA_LENGTH, (f"write of {len(data)} bytes at {address} covers only part of {part.name} "
+                                     f"({part.size} bytes at {part.address})")
         torque_on = servo.get("torque_enable") == 1
-        for it in t.X_SERIES.values():
-            if it.address < end and address < it.end:
-                if not it.writable or (it.eeprom and torque_on and it.name != "torque_enable"):
-                    return ERR_ACCESS
-        if servo.get("bus_watchdog") == BUS_WATCHDOG_TRIPPED:
-            for name in _GOAL_ITEMS:
-                it = t.X_SERIES[name]
-                if it.address < end and address < it.end:
-                    return ERR_DATA_RANGE  # goals are refused until the watchdog is cleared (write 0)
-        torque_item = t.X_SERIES["torque_enable"]
-        if address <= torque_item.address < end and data[torque_item.address - address] == 1:
-            if servo.get("hardware_error_status"):
-                return ERR_ACCESS  # a latched hardware error keeps torque off until reboot
-        was_on = torque_on
+        for it in items:
+            if not it.writable:
+                return ERR_ACCESS, f"{it.name} (address {it.address}) is read-only"
+            if it.eeprom and torque_on:
+                return ERR_ACCESS, f"{it.name} (address {it.address}) is EEPROM, locked while Torque Enable is 1"
+        trial = bytearray(servo.table)
+        trial[address:end] = data
+
+        def value(name: str) -> int:
+            it = servo.items[name]
+            return it.decode(bytes(trial[it.address : it.end]))
+
+        tripped = servo.get("bus_watchdog") == BUS_WATCHDOG_TRIPPED
+        for it in items:
+            v = it.decode(bytes(trial[it.address : it.end]))
+            if it.name in _GOAL_ITEMS and tripped:
+                return ERR_DATA_RANGE, f"{it.name}: the bus watchdog has tripped (write 0 to bus_watchdog first)"
+            problem = it.range_problem(v)
+            if problem is not None:
+                return ERR_DATA_RANGE, problem
+            if it.bound == "position_limits":
+                mode = value("operating_mode")
+                lo, hi = t.goal_position_range(mode, value("min_position_limit"), value("max_position_limit"))
+                if not lo <= v <= hi:
+                    where = "Min/Max Position Limit" if mode == t.OPERATING_MODE_POSITION else "the multi-turn range"
+                    return ERR_DATA_RANGE, f"goal_position = {v} is outside {where} [{lo}, {hi}] (operating mode {mode})"
+            elif it.bound is not None:
+                limit = value(it.bound)
+                if abs(v) > limit:
+                    return ERR_DATA_RANGE, f"{it.name} = {v} is beyond {it.bound} {limit}"
+            if it.name == "torque_enable" and v == 1 and servo.get("hardware_error_status"):
+                return ERR_ACCESS, "torque cannot come on while a hardware error is latched (reboot first)"
+        return 0, ""
+
+    def _write_bytes(self, servo: VirtualServo, address: int, data: bytes, instruction: int = p.INST_WRITE) -> int:
+        """Check and apply a write; returns the status error number (0 on success; refusals are recorded)."""
+        error, detail = self.check_write(servo, address, data)
+        if error:
+            return self._refuse(servo, instruction, error, detail)
+        end = address + len(data)
+        was_on = servo.get("torque_enable") == 1
         servo.table[address:end] = data
         sid = servo.servo_id
         is_on = servo.get("torque_enable") == 1
         if is_on != was_on:
             self.on_torque(sid, is_on)
-        goal = t.X_SERIES["goal_position"]
+        goal = servo.items["goal_position"]
         if is_on and ((address < goal.end and goal.address < end) or not was_on):
-            self.on_goal(sid, servo.get("goal_position"))
+            self._goal_to_physics(servo)
         return 0
+
+    def _reboot(self, servo: VirtualServo) -> None:
+        was_on = servo.get("torque_enable") == 1
+        self._wrap_turns(servo)
+        self._refresh_present(servo)
+        servo.reset_ram()
+        if was_on:
+            self.on_torque(servo.servo_id, False)
+        servo.silent_until = time.monotonic() + self.reboot_silence_s
+
+    def _factory_reset(self, servo: VirtualServo, mode: int) -> None:
+        keep = {p.FACTORY_RESET_ALL: (), p.FACTORY_RESET_EXCEPT_ID: ("id",),
+                p.FACTORY_RESET_EXCEPT_ID_BAUD: ("id", "baud_rate")}[mode]
+        was_on = servo.get("torque_enable") == 1
+        servo.factory(keep=keep)
+        servo.turns_ticks = 0
+        self._wrap_turns(servo)
+        self._refresh_present(servo)
+        servo.set("goal_position", servo.get("present_position"))
+        servo.ram_defaults = bytes(servo.table[t.EEPROM_END :])
+        if was_on:
+            self.on_torque(servo.servo_id, False)
+        servo.silent_until = time.monotonic() + self.reboot_silence_s
+
+    def _clear(self, servo: VirtualServo, params: bytes) -> int:
+        if params != p.CLEAR_MULTI_TURN:
+            return self._refuse(servo, p.INST_CLEAR, ERR_DATA_RANGE, f"unknown CLEAR parameters {params.hex(' ')}")
+        self._refresh_present(servo)
+        if servo.get("moving"):
+            return self._refuse(servo, p.INST_CLEAR, ERR_RESULT_FAIL, "CLEAR of the multi-turn count while moving")
+        self._wrap_turns(servo)
+        self._refresh_present(servo)
+        servo.set("goal_position", servo.get("present_position"))
+        if servo.get("torque_enable"):
+            self._goal_to_physics(servo)
+        return 0
+
+    def _action(self, servo: VirtualServo) -> int:
+        if servo.registered is None:
+            return 0
+        address, data = servo.registered
+        servo.registered = None
+        servo.set("registered_instruction", 0)
+        return self._write_bytes(servo, address, data, p.INST_ACTION)
+
+    def _reg_write(self, servo: VirtualServo, params: bytes) -> int:
+        if len(params) < 3:
+            return self._refuse(servo, p.INST_REG_WRITE, ERR_DATA_LENGTH, "REG_WRITE needs an address and data")
+        address, data = _u16(params, 0), params[2:]
+        error, detail = self.check_write(servo, address, data)
+        if error:
+            return self._refuse(servo, p.INST_REG_WRITE, error, detail)
+        servo.registered = (address, bytes(data))
+        servo.set("registered_instruction", 1)
+        return 0
+
+    def _listening(self, now: float, silent: set[int]) -> dict[int, list[VirtualServo]]:
+        """Servos that can hear the line now, by the id they answer to (their ID register)."""
+        out: dict[int, list[VirtualServo]] = {}
+        for key, servo in self.servos.items():
+            if key in silent or servo.silent_until > now:
+                continue
+            if self._line_baud is not None and servo.get("baud_rate") != self._line_baud:
+                continue  # it cannot decode this line rate (e.g. after a factory reset to 57600)
+            out.setdefault(servo.get("id"), []).append(servo)
+        return out
 
     def _handle(self, packet: p.Packet) -> None:
         if packet.is_status:
@@ -557,83 +806,139 @@ class ServoBusEmulator:
             self.log.append(LoggedInstruction(now, packet.servo_id, packet.instruction, packet.params, packet.raw))
             self._last_rx_s = now
             silent = {i for i, s in self.servos.items() if s.silent}
+        listening = self._listening(now, silent)
         inst, params = packet.instruction, packet.params
         if packet.servo_id == p.BROADCAST_ID:
-            self._handle_broadcast(inst, params, silent)
+            self._handle_broadcast(inst, params, listening)
             return
-        servo = self.servos.get(packet.servo_id)
-        if servo is None or servo.servo_id in silent:
-            return
+        for servo in listening.get(packet.servo_id, []):
+            self._handle_unicast(servo, inst, params)
+
+    def _handle_unicast(self, servo: VirtualServo, inst: int, params: bytes) -> None:
         if inst == p.INST_PING:
             model = servo.get("model_number").to_bytes(2, "little")
-            self._reply(servo, 0, model + bytes([FIRMWARE_VERSION]), kind="ping")
+            self._reply(servo, 0, model + bytes([servo.get("firmware_version")]), kind="ping")
         elif inst == p.INST_READ:
             if len(params) != 4:
-                self._reply(servo, ERR_DATA_LENGTH, kind="read")
+                self._reply(servo, self._refuse(servo, inst, ERR_DATA_LENGTH, f"READ with {len(params)} parameter bytes"),
+                            kind="read")
                 return
             address, length = _u16(params, 0), _u16(params, 2)
-            error, data = self._read_bytes(servo, address, length)
+            error, data, detail = self._read_bytes(servo, address, length)
+            if error:
+                self._refuse(servo, inst, error, detail)
             self._reply(servo, error, data, kind="read")
         elif inst == p.INST_WRITE:
             if len(params) < 3:
-                self._reply(servo, ERR_DATA_LENGTH)
+                self._reply(servo, self._refuse(servo, inst, ERR_DATA_LENGTH, "WRITE needs an address and data"))
                 return
             self._reply(servo, self._write_bytes(servo, _u16(params, 0), params[2:]))
+        elif inst == p.INST_REG_WRITE:
+            self._reply(servo, self._reg_write(servo, params))
+        elif inst == p.INST_ACTION:
+            self._reply(servo, self._action(servo))
         elif inst == p.INST_REBOOT:
             self._reply(servo)
-            was_on = servo.get("torque_enable") == 1
-            self._refresh_present(servo)
-            servo.reset_ram()
-            if was_on:
-                self.on_torque(servo.servo_id, False)
+            self._reboot(servo)
+        elif inst == p.INST_FACTORY_RESET:
+            if len(params) != 1 or params[0] not in p.FACTORY_RESET_MODES:
+                self._reply(servo, self._refuse(servo, inst, ERR_DATA_RANGE, f"FACTORY_RESET parameter {params.hex(' ')}"))
+                return
+            self._reply(servo)
+            self._factory_reset(servo, params[0])
+        elif inst == p.INST_CLEAR:
+            self._reply(servo, self._clear(servo, params))
         else:
-            self._reply(servo, ERR_INSTRUCTION)
+            self._reply(servo, self._refuse(servo, inst, ERR_INSTRUCTION, f"instruction 0x{inst:02X} is not supported"))
 
-    def _handle_broadcast(self, inst: int, params: bytes, silent: set[int]) -> None:
+    def _handle_broadcast(self, inst: int, params: bytes, listening: dict[int, list[VirtualServo]]) -> None:
+        def each(servo_id: int) -> list[VirtualServo]:
+            return listening.get(servo_id, [])
+
+        everyone = [s for group in listening.values() for s in group]
         if inst == p.INST_PING:
-            for servo in self.servos.values():
-                if servo.servo_id not in silent:
-                    model = servo.get("model_number").to_bytes(2, "little")
-                    self._reply(servo, 0, model + bytes([FIRMWARE_VERSION]), kind="ping")
+            for servo in sorted(everyone, key=lambda s: s.get("id")):
+                model = servo.get("model_number").to_bytes(2, "little")
+                self._reply(servo, 0, model + bytes([servo.get("firmware_version")]), kind="ping")
+        elif inst == p.INST_WRITE:
+            if len(params) >= 3:
+                for servo in everyone:
+                    self._write_bytes(servo, _u16(params, 0), params[2:])
+        elif inst == p.INST_REG_WRITE:
+            for servo in everyone:
+                self._reg_write(servo, params)
+        elif inst == p.INST_ACTION:
+            for servo in everyone:
+                self._action(servo)
+        elif inst == p.INST_REBOOT:
+            for servo in everyone:
+                self._reboot(servo)
+        elif inst == p.INST_FACTORY_RESET:
+            # a broadcast reset of everything (0xFF) is ignored: it would give every servo id 1
+            if len(params) == 1 and params[0] in (p.FACTORY_RESET_EXCEPT_ID, p.FACTORY_RESET_EXCEPT_ID_BAUD):
+                for servo in everyone:
+                    self._factory_reset(servo, params[0])
+        elif inst == p.INST_CLEAR:
+            for servo in everyone:
+                self._clear(servo, params)
+        elif inst in (p.INST_SYNC_WRITE, p.INST_SYNC_READ, p.INST_FAST_SYNC_READ) and len(params) >= 4:
+            address, length = _u16(params, 0), _u16(params, 2)
+            body = params[4:]
+            if inst == p.INST_SYNC_WRITE:
+                stride = 1 + length
+                for start in range(0, len(body) - stride + 1, stride):
+                    for servo in each(body[start]):
+                        self._write_bytes(servo, address, body[start + 1 : start + stride], inst)
+            else:
+                self._reads(inst == p.INST_FAST_SYNC_READ, [(i, address, length) for i in body], listening, inst)
+        elif inst in (p.INST_BULK_READ, p.INST_FAST_BULK_READ):
+            if len(params) % 5 == 0:
+                entries = [(params[k], _u16(params, k + 1), _u16(params, k + 3)) for k in range(0, len(params), 5)]
+                self._reads(inst == p.INST_FAST_BULK_READ, entries, listening, inst)
+        elif inst == p.INST_BULK_WRITE:
+            k = 0
+            while k + 5 <= len(params):
+                servo_id, address, length = params[k], _u16(params, k + 1), _u16(params, k + 3)
+                chunk = params[k + 5 : k + 5 + length]
+                k += 5 + length
+                if len(chunk) != length:
+                    break  # a cut-short packet: the rest is not applied
+                for servo in each(servo_id):
+                    self._write_bytes(servo, address, chunk, inst)
+        # any other broadcast instruction is ignored (a broadcast is never answered with an error)
+
+    def _reads(self, fast: bool, entries: Sequence[tuple[int, int, int]], listening: dict[int, list[VirtualServo]],
+               inst: int) -> None:
+        """Answer a (Fast) Sync / Bulk Read: one status per listed servo, or one combined packet."""
+        if not fast:
+            for servo_id, address, length in entries:
+                for servo in listening.get(servo_id, [])[:1]:
+                    error, data, detail = self._read_bytes(servo, address, length)
+                    if error:
+                        self._refuse(servo, inst, error, detail)
+                    self._reply(servo, error, data if not error else b"", kind="read")
             return
-        if inst not in (p.INST_SYNC_WRITE, p.INST_SYNC_READ, p.INST_FAST_SYNC_READ) or len(params) < 4:
-            return
-        address, length = _u16(params, 0), _u16(params, 2)
-        body = params[4:]
-        if inst == p.INST_SYNC_WRITE:
-            stride = 1 + length
-            for start in range(0, len(body) - stride + 1, stride):
-                servo = self.servos.get(body[start])
-                if servo is not None and servo.servo_id not in silent:
-                    self._write_bytes(servo, address, body[start + 1 : start + stride])
-            return
-        if inst == p.INST_SYNC_READ:
-            for servo_id in body:
-                servo = self.servos.get(servo_id)
-                if servo is None or servo_id in silent:
-                    continue  # the next servo still answers after its own wait on a real bus
-                error, data = self._read_bytes(servo, address, length)
-                self._reply(servo, error, data if not error else b"", kind="read")
-            return
-        # FAST_SYNC_READ: one packet built by the chain; it stops at the first missing/silent servo
-        # The first servo announces LEN for all of them; the packet stops short at the first
-        # missing/silent servo and so never closes (the host sees a truncated packet).
+        # FAST: one packet built by the chain. The first servo announces LEN for all of them; the packet
+        # stops short at the first missing/silent servo and so never closes (the host sees a truncated packet).
         blocks: list[tuple[int, int, bytes]] = []
         answered = 0
-        for servo_id in body:
-            servo = self.servos.get(servo_id)
-            if servo is None or servo_id in silent:
+        for servo_id, address, length in entries:
+            group = listening.get(servo_id, [])
+            if not group:
                 break
+            servo = group[0]
             answered += 1
             self._return_delay(servo)
-            error, data = self._read_bytes(servo, address, length)
+            error, data, detail = self._read_bytes(servo, address, length)
+            if error:
+                self._refuse(servo, inst, error, detail)
             blocks.append((servo_id, self._status_error(servo, error), data if not error else bytes(length)))
         if not answered:
             return
-        blocks += [(servo_id, 0, bytes(length)) for servo_id in body[answered:]]
+        blocks += [(servo_id, 0, bytes(length)) for servo_id, _, length in entries[answered:]]
         raw = p.encode_fast_sync_read_reply(blocks)
-        if answered < len(body):
-            raw = raw[: 8 + answered * (length + 4)]
+        if answered < len(entries):
+            raw = raw[: 8 + sum(length + 4 for _, _, length in entries[:answered])]
         self._send(p.BROADCAST_ID, raw)
 
 

@@ -166,6 +166,7 @@ def test_hardware_error_alert(bus: DynamixelBus, emulator: ServoBusEmulator) -> 
     try:
         assert tolerant.read(10, "hardware_error_status") == 0x20
         tolerant.reboot(10)
+        assert tolerant.wait_for_ping(10) == 1240  # a rebooting servo is silent for a while
         assert tolerant.read(10, "hardware_error_status") == 0
         assert tolerant.stats[10].servo_errors == 2
     finally:

@@ -248,6 +248,98 @@ class DynamixelBus:
         assert last is not None
         raise last
 
+    def wait_for_ping(self, servo_id: int, timeout_s: float = 1.0, *, poll_s: float = 0.005) -> int:
+        """PING ``servo_id`` until it answers (a rebooting X330 is silent for a few hundred ms); returns
+        its model number. Blocks at most about ``timeout_s``; BusTimeout naming the servo after that."""
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.ping(servo_id, deadline=min(end, time.monotonic() + self.timeout_s))
+            except (BusTimeout, CRCError) as exc:
+                if time.monotonic() + poll_s >= end:
+                    raise BusTimeout(f"no answer to PING within {timeout_s:.3f} s ({exc.cause})", port=self.port,
+                                     servo_id=servo_id) from exc
+            time.sleep(poll_s)
+
+    def write_broadcast(self, item: ItemLike, value: int) -> None:
+        """WRITE to the broadcast id: every servo on the bus applies it; none answers."""
+        it = t.item(item)
+        self._write(p.encode_write(p.BROADCAST_ID, it.address, it.encode(value)), servo_id=None)
+
+    def reg_write(self, servo_id: int, item: ItemLike, value: int, *, deadline: float | None = None) -> None:
+        """REG_WRITE: the servo holds the write until an :meth:`action` (broadcast id: no reply)."""
+        it = t.item(item)
+        packet = p.encode_reg_write(servo_id, it.address, it.encode(value))
+        if servo_id == p.BROADCAST_ID:
+            self._write(packet, servo_id=None)
+        else:
+            self._request(servo_id, packet, expect_len=0, deadline=deadline)
+
+    def action(self, servo_id: int = p.BROADCAST_ID, *, deadline: float | None = None) -> None:
+        """ACTION: execute the registered writes (default broadcast: all at once, no reply)."""
+        packet = p.encode_action(servo_id)
+        if servo_id == p.BROADCAST_ID:
+            self._write(packet, servo_id=None)
+        else:
+            self._request(servo_id, packet, expect_len=0, deadline=deadline)
+
+    def factory_reset(self, servo_id: int, mode: int = p.FACTORY_RESET_EXCEPT_ID_BAUD, *,
+                      deadline: float | None = None) -> None:
+        """FACTORY_RESET (0xFF everything, 0x01 all but the ID, 0x02 all but ID and baud rate). The servo
+        reboots: :meth:`wait_for_ping` before talking to it again."""
+        packet = p.encode_factory_reset(servo_id, mode)
+        if servo_id == p.BROADCAST_ID:
+            self._write(packet, servo_id=None)
+        else:
+            self._request(servo_id, packet, expect_len=0, deadline=deadline)
+
+    def clear_multi_turn(self, servo_id: int, *, deadline: float | None = None) -> None:
+        """CLEAR the multi-turn count (Present Position back within one turn); the servo must stand still
+        (else ServoError with Result Fail)."""
+        self._request(servo_id, p.encode_clear(servo_id), expect_len=0, deadline=deadline)
+
+    def bulk_write(self, values: Mapping[int, tuple[ItemLike, int]]) -> None:
+        """BULK_WRITE: per servo its own ``(item, value)`` in one broadcast packet (no reply)."""
+        if not values:
+            return
+        entries = []
+        for servo_id, (item, value) in values.items():
+            it = t.item(item)
+            entries.append((servo_id, it.address, it.encode(value)))
+            self._stat(servo_id).tx += 1
+        self._write(p.encode_bulk_write(entries), servo_id=None)
+
+    def bulk_read(self, requests: Mapping[int, SpanLike], *, deadline: float | None = None,
+                  fast: bool = False) -> dict[int, int | tuple[int, ...]]:
+        """BULK_READ (or with ``fast`` FAST_BULK_READ): per servo its own item or span. Returns
+        ``{id: value}`` (``{id: tuple}`` for a span of several items)."""
+        spans = {i: t.as_span(s) for i, s in requests.items()}
+        ids = list(spans)
+        lengths = {i: sp.size for i, sp in spans.items()}
+        entries = [(i, sp.address, sp.size) for i, sp in spans.items()]
+        encode = p.encode_fast_bulk_read if fast else p.encode_bulk_read
+        raw: dict[int, bytes] = {}
+        missing = list(ids)
+        deadline_total = self._deadline_total(deadline)
+        last: BusError | None = None
+        for _attempt in range(1 + self.retries):
+            if not missing or (last is not None and time.monotonic() >= deadline_total):
+                break
+            asked = ids if fast else missing  # a fast reply is all-or-nothing
+            for servo_id in asked:
+                self._stat(servo_id).tx += 1
+            got, last = self._transact(encode([e for e in entries if e[0] in asked]), asked, lengths, fast=fast,
+                                       deadline_total=deadline_total)
+            raw.update(got)
+            missing = [i for i in ids if i not in raw]
+        if missing:
+            assert last is not None
+            raise last
+        out: dict[int, int | tuple[int, ...]] = {}
+        for i, sp in spans.items():
+            out[i] = sp.items[0].decode(raw[i]) if len(sp.items) == 1 else sp.decode(raw[i])
+        return out
+
     def enable_torque(self, ids: Iterable[int]) -> None:
         """Torque Enable = 1 on every listed servo (one Sync Write)."""
         self.sync_write("torque_enable", {i: 1 for i in ids})
@@ -329,7 +421,7 @@ class DynamixelBus:
         self,
         packet: bytes,
         ids: Sequence[int],
-        expect_len: int,
+        expect_len: int | Mapping[int, int],
         *,
         fast: bool,
         deadline_total: float,
@@ -396,13 +488,17 @@ class DynamixelBus:
             self._stat(servo_id).last_error = "timeout"
         return got, BusTimeout(cause, port=self.port, servo_id=culprit)
 
-    def _fast_reply_cut_at(self, ids: Sequence[int], expect_len: int) -> int | None:
-        """The id whose block is missing from a cut-short Fast Sync Read reply left in the parser, if any."""
+    def _fast_reply_cut_at(self, ids: Sequence[int], expect_len: int | Mapping[int, int]) -> int | None:
+        """The id whose block is missing from a cut-short Fast Sync/Bulk Read reply left in the parser."""
         buf = self.parser.pending()
         if len(buf) < 8 or not buf.startswith(p.HEADER) or buf[4] != p.BROADCAST_ID or buf[7] != p.INST_STATUS:
             return None
-        complete = (len(buf) - 8) // (expect_len + 4)
-        return ids[complete] if complete < len(ids) else None
+        have, end = len(buf) - 8, 0
+        for servo_id in ids:
+            end += _length_of(expect_len, servo_id) + 4
+            if end > have:
+                return servo_id
+        return None
 
     def _check_error(self, servo_id: int, error: int, servo_errors: list[ServoError]) -> None:
         if not error:
@@ -422,16 +518,17 @@ class DynamixelBus:
         self,
         packet: p.Packet,
         ids: Sequence[int],
-        expect_len: int,
+        expect_len: int | Mapping[int, int],
         pending: set[int],
         got: dict[int, bytes],
         servo_errors: list[ServoError],
     ) -> bool:
         if not packet.is_status or packet.servo_id not in pending:
             return False  # an echo, a stale reply, or another servo's
-        if len(packet.params) != expect_len and not (packet.error & 0x7F):
+        want = _length_of(expect_len, packet.servo_id)
+        if len(packet.params) != want and not (packet.error & 0x7F):
             # most likely a late reply to an earlier, different request: ignore it
-            self._stat(packet.servo_id).last_error = f"ignored status with {len(packet.params)} bytes (expected {expect_len})"
+            self._stat(packet.servo_id).last_error = f"ignored status with {len(packet.params)} bytes (expected {want})"
             return False
         pending.discard(packet.servo_id)
         self._stat(packet.servo_id).rx_ok += 1
@@ -443,7 +540,7 @@ class DynamixelBus:
         self,
         packet: p.Packet,
         ids: Sequence[int],
-        expect_len: int,
+        expect_len: int | Mapping[int, int],
         pending: set[int],
         got: dict[int, bytes],
         servo_errors: list[ServoError],
@@ -451,7 +548,10 @@ class DynamixelBus:
         if not packet.is_fast_reply:
             return False
         try:
-            blocks = p.decode_fast_sync_read(packet, expect_len)
+            if isinstance(expect_len, int):
+                blocks = p.decode_fast_sync_read(packet, expect_len)
+            else:
+                blocks = p.decode_fast_bulk_read(packet, [expect_len[i] for i in ids])
         except ProtocolError:
             return False  # a late reply to an earlier fast read of another span
         if [b.servo_id for b in blocks] != list(ids):
@@ -462,6 +562,10 @@ class DynamixelBus:
             pending.discard(block.servo_id)
             got[block.servo_id] = block.data
         return True
+
+
+def _length_of(expect_len: int | Mapping[int, int], servo_id: int) -> int:
+    return expect_len if isinstance(expect_len, int) else expect_len.get(servo_id, -1)
 
 
 def wire_time_s(n_bytes: int, baudrate: int = 4_000_000, bits_per_byte: int = 10) -> float:

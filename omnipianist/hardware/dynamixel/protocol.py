@@ -34,22 +34,46 @@ MAX_LENGTH = 1024
 INST_PING = 0x01
 INST_READ = 0x02
 INST_WRITE = 0x03
+INST_REG_WRITE = 0x04
+INST_ACTION = 0x05
+INST_FACTORY_RESET = 0x06
 INST_REBOOT = 0x08
+INST_CLEAR = 0x10
 INST_STATUS = 0x55
 INST_SYNC_READ = 0x82
 INST_SYNC_WRITE = 0x83
 INST_FAST_SYNC_READ = 0x8A
+INST_BULK_READ = 0x92
+INST_BULK_WRITE = 0x93
+INST_FAST_BULK_READ = 0x9A
 
 INSTRUCTION_NAMES = {
     INST_PING: "PING",
     INST_READ: "READ",
     INST_WRITE: "WRITE",
+    INST_REG_WRITE: "REG_WRITE",
+    INST_ACTION: "ACTION",
+    INST_FACTORY_RESET: "FACTORY_RESET",
     INST_REBOOT: "REBOOT",
+    INST_CLEAR: "CLEAR",
     INST_STATUS: "STATUS",
     INST_SYNC_READ: "SYNC_READ",
     INST_SYNC_WRITE: "SYNC_WRITE",
     INST_FAST_SYNC_READ: "FAST_SYNC_READ",
+    INST_BULK_READ: "BULK_READ",
+    INST_BULK_WRITE: "BULK_WRITE",
+    INST_FAST_BULK_READ: "FAST_BULK_READ",
 }
+
+FACTORY_RESET_ALL = 0xFF
+"""Factory Reset parameter: reset everything (ID back to 1, Baud Rate back to 57600)."""
+FACTORY_RESET_EXCEPT_ID = 0x01
+"""Factory Reset parameter: reset everything but the ID."""
+FACTORY_RESET_EXCEPT_ID_BAUD = 0x02
+"""Factory Reset parameter: reset everything but the ID and the Baud Rate."""
+FACTORY_RESET_MODES = (FACTORY_RESET_ALL, FACTORY_RESET_EXCEPT_ID, FACTORY_RESET_EXCEPT_ID_BAUD)
+CLEAR_MULTI_TURN = bytes([0x01, 0x44, 0x58, 0x4C, 0x22])
+"""Clear (0x10) parameters that reset the multi-turn revolution count (0x01 then the fixed key "DXL\"")."""
 
 ERROR_ALERT = 0x80
 """Status error bit 7: the servo has a hardware error (see Hardware Error Status, address 70)."""
@@ -63,6 +87,13 @@ ERROR_NUMBERS = {
     0x07: "access error",
 }
 """Status error bits 0-6 (an error number, not a bit field)."""
+ERR_RESULT_FAIL = 0x01
+ERR_INSTRUCTION = 0x02
+ERR_CRC = 0x03
+ERR_DATA_RANGE = 0x04
+ERR_DATA_LENGTH = 0x05
+ERR_DATA_LIMIT = 0x06
+ERR_ACCESS = 0x07
 
 
 def describe_status_error(error: int) -> str:
@@ -215,6 +246,28 @@ def encode_reboot(servo_id: int) -> bytes:
     return encode_packet(servo_id, INST_REBOOT)
 
 
+def encode_reg_write(servo_id: int, address: int, data: bytes) -> bytes:
+    """REG_WRITE instruction (0x04): like WRITE, but held until an ACTION (Registered Instruction = 1)."""
+    return encode_packet(servo_id, INST_REG_WRITE, _u16(address) + bytes(data))
+
+
+def encode_action(servo_id: int = BROADCAST_ID) -> bytes:
+    """ACTION instruction (0x05): execute the registered REG_WRITE (usually broadcast)."""
+    return encode_packet(servo_id, INST_ACTION)
+
+
+def encode_factory_reset(servo_id: int, mode: int = FACTORY_RESET_EXCEPT_ID_BAUD) -> bytes:
+    """FACTORY_RESET instruction (0x06) with one parameter (:data:`FACTORY_RESET_MODES`)."""
+    if mode not in FACTORY_RESET_MODES:
+        raise ProtocolError(f"factory reset mode 0x{mode:02X} is not one of 0xFF, 0x01, 0x02", servo_id=servo_id)
+    return encode_packet(servo_id, INST_FACTORY_RESET, bytes([mode]))
+
+
+def encode_clear(servo_id: int, params: bytes = CLEAR_MULTI_TURN) -> bytes:
+    """CLEAR instruction (0x10): by default reset the multi-turn count (servo must be standing still)."""
+    return encode_packet(servo_id, INST_CLEAR, bytes(params))
+
+
 def _ids_bytes(ids: Iterable[int]) -> bytes:
     ids = list(ids)
     for i in ids:
@@ -244,6 +297,35 @@ def encode_sync_write(address: int, length: int, data: Mapping[int, bytes]) -> b
         params.append(servo_id)
         params += chunk
     return encode_packet(BROADCAST_ID, INST_SYNC_WRITE, bytes(params))
+
+
+def _bulk_entries(entries: Sequence[tuple[int, int, int]]) -> bytes:
+    ids = [servo_id for servo_id, _, _ in entries]
+    params = bytearray()
+    _ids_bytes(ids)
+    for servo_id, address, length in entries:
+        params += bytes([servo_id]) + _u16(address) + _u16(length)
+    return bytes(params)
+
+
+def encode_bulk_read(entries: Sequence[tuple[int, int, int]]) -> bytes:
+    """BULK_READ instruction (0x92, broadcast): ``(servo_id, address, length)`` per servo, each its own
+    item; the servos answer one status packet each, in the listed order."""
+    return encode_packet(BROADCAST_ID, INST_BULK_READ, _bulk_entries(entries))
+
+
+def encode_fast_bulk_read(entries: Sequence[tuple[int, int, int]]) -> bytes:
+    """FAST_BULK_READ instruction (0x9A, broadcast): as Bulk Read, answered by one combined packet."""
+    return encode_packet(BROADCAST_ID, INST_FAST_BULK_READ, _bulk_entries(entries))
+
+
+def encode_bulk_write(entries: Sequence[tuple[int, int, bytes]]) -> bytes:
+    """BULK_WRITE instruction (0x93, broadcast, no reply): ``(servo_id, address, data)`` per servo."""
+    params = bytearray()
+    _ids_bytes([servo_id for servo_id, _, _ in entries])
+    for servo_id, address, data in entries:
+        params += bytes([servo_id]) + _u16(address) + _u16(len(data)) + bytes(data)
+    return encode_packet(BROADCAST_ID, INST_BULK_WRITE, bytes(params))
 
 
 def encode_fast_sync_read_reply(blocks: Sequence[tuple[int, int, bytes]]) -> bytes:
@@ -294,6 +376,27 @@ def decode_fast_sync_read(packet: Packet, length: int) -> list[FastReadBlock]:
     for start in range(0, len(body), stride):
         error, servo_id = body[start], body[start + 1]
         blocks.append(FastReadBlock(servo_id, error, body[start + 2 : start + 2 + length]))
+    return blocks
+
+
+def decode_fast_bulk_read(packet: Packet, lengths: Sequence[int]) -> list[FastReadBlock]:
+    """Split a Fast Bulk Read reply into blocks of ``lengths[k]`` data bytes (one per listed servo).
+
+    Same layout as the Fast Sync Read reply, but each block has its own length. Raises ProtocolError on a
+    bad layout.
+    """
+    if not packet.is_fast_reply:
+        raise ProtocolError(
+            f"not a fast bulk read reply (id 0x{packet.servo_id:02X}, inst 0x{packet.instruction:02X})",
+            servo_id=packet.servo_id,
+        )
+    body = bytes([packet.error]) + packet.params
+    if len(body) + 2 != sum(4 + n for n in lengths):
+        raise ProtocolError(f"fast bulk read reply of {len(body) + 2} body bytes does not fit lengths {list(lengths)}")
+    blocks, start = [], 0
+    for n in lengths:
+        blocks.append(FastReadBlock(body[start + 1], body[start], body[start + 2 : start + 2 + n]))
+        start += n + 4
     return blocks
 
 
