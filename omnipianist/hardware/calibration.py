@@ -20,10 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, TICKS_PER_REV
-
-RAD_PER_TICK = 2.0 * math.pi / TICKS_PER_REV
-"""Servo angle per position tick [rad]."""
+from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK, TICKS_PER_REV
 
 POSITION_TICKS_MIN = 0
 POSITION_TICKS_MAX = TICKS_PER_REV - 1
@@ -222,7 +219,14 @@ def dump_hand_yaml(hand: object) -> str:
     rail = hand.rail
     out += ["rail:", f"  driver: {rail.driver}", f"  port: {rail.port if rail.port is not None else 'null'}", "  slides:"]
     for name, s in rail.slides.items():
-        out.append(f"    {name}: {{limits_m: [{s.limits_m[0]!r}, {s.limits_m[1]!r}], max_speed_m_s: {s.max_speed_m_s!r}}}")
+        servo = ""
+        if s.servo is not None:
+            v, g = s.servo, s.servo.gains
+            servo = (f", servo_id: {v.servo_id}, metres_per_rev: {v.metres_per_rev!r}, direction: {v.direction}, "
+                     f"home_m: {v.home_m!r}, current_limit_ma: {v.current_limit_ma!r}, "
+                     f"gains: {{p: {g.p}, i: {g.i}, d: {g.d}}}")
+        out.append(f"    {name}: {{limits_m: [{s.limits_m[0]!r}, {s.limits_m[1]!r}], max_speed_m_s: {s.max_speed_m_s!r}"
+                   f"{servo}}}")
     return "\n".join(out) + "\n"
 
 

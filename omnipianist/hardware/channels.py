@@ -22,7 +22,12 @@ import numpy as np
 
 from omnipianist.errors import ConfigError
 from omnipianist.hardware.calibration import RAD_PER_TICK, PositionGains
-from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, TICKS_PER_REV, VELOCITY_RPM_PER_UNIT
+from omnipianist.hardware.dynamixel.tables import (
+    CENTER_TICKS,
+    EXTENDED_POSITION_LIMIT,
+    TICKS_PER_REV,
+    VELOCITY_RPM_PER_UNIT,
+)
 
 TICKS_PER_S_PER_VELOCITY_UNIT = VELOCITY_RPM_PER_UNIT * TICKS_PER_REV / 60.0
 """Present Velocity unit (0.229 rpm) in ticks per second."""
@@ -44,6 +49,10 @@ class ServoChannel:
         current_limit_ma: Current Limit / Goal Current [mA].
         margin: distance kept from the limits [unit] (safety.yaml ``margin_rad`` / ``rail.margin_m``).
         max_rate: rate limit [unit/s].
+        extended: a multi-turn servo (Extended Position mode, Operating Mode 4: the forearm rails); its
+            ticks may leave 0..4095 and it has no Min/Max Position Limit.
+        home: where the axis stands at startup [unit] (multi-turn axes only): the driver homes it there
+            (:class:`omnipianist.safety.rail.RailHoming`), replacing ``offset``; ``None``: no homing.
     """
 
     name: str
@@ -57,6 +66,19 @@ class ServoChannel:
     current_limit_ma: float
     margin: float = 0.0
     max_rate: float = 8.0
+    extended: bool = False
+    home: float | None = None
+
+    def raw_from_ticks(self, ticks: float) -> float:
+        """Position [unit] before the offset (``direction * (ticks - 2048) * unit_per_tick``): what homing
+        turns into the offset."""
+        return self.direction * (ticks - CENTER_TICKS) * self.unit_per_tick
+
+    def tick_range(self) -> tuple[int, int]:
+        """Ticks a goal may take: one turn, or +-256 turns for an extended (multi-turn) servo."""
+        if self.extended:
+            return (-EXTENDED_POSITION_LIMIT, EXTENDED_POSITION_LIMIT)
+        return (0, TICKS_PER_REV - 1)
 
     def to_ticks(self, value: float) -> int:
         """Value [unit] -> nearest Goal Position [ticks]; ValueError names the channel on NaN/Inf."""
@@ -90,7 +112,8 @@ class ServoChannel:
 
 
 def check_channels(channels: Sequence[ServoChannel], where: str) -> None:
-    """Refuse duplicate names or ids and limits that map outside 0..4095; errors name ``where``."""
+    """Refuse duplicate names or ids and limits that map outside 0..4095 (+-256 turns for an extended
+    servo); errors name ``where``."""
     seen_id: dict[int, str] = {}
     seen_name: set[str] = set()
     for ch in channels:
@@ -101,16 +124,19 @@ def check_channels(channels: Sequence[ServoChannel], where: str) -> None:
         seen_id[ch.servo_id] = ch.name
         seen_name.add(ch.name)
         lo, hi = ch.limit_ticks()
-        if lo < 0 or hi > TICKS_PER_REV - 1:
+        t_lo, t_hi = ch.tick_range()
+        if lo < t_lo or hi > t_hi:
+            what = "multi-turn" if ch.extended else "single-turn"
             raise ConfigError(
                 f"{where}: {ch.name} (servo id {ch.servo_id}): limits {ch.limits} {ch.unit} map to ticks [{lo}, {hi}], "
-                f"outside the single-turn range [0, {TICKS_PER_REV - 1}]"
+                f"outside the {what} range [{t_lo}, {t_hi}]"
             )
 
 
 def channels_from_hand(hand: object, safety: object | None = None) -> list[ServoChannel]:
-    """Channels of a LEAP-style :class:`~omnipianist.hardware.config.HandConfig` (hand joints only, in
-    :func:`~omnipianist.hardware.config.servo_order`; the forearm rail is not on the servo bus)."""
+    """Channels of a LEAP-style :class:`~omnipianist.hardware.config.HandConfig`: the hand joints in
+    :func:`~omnipianist.hardware.config.servo_order`, then, when ``rail.driver`` is ``dynamixel``, the
+    forearm slides (multi-turn servos on the same bus), i.e. ``embodiment.actuator_names(side)`` order."""
     from omnipianist.hardware.config import HandConfig, SafetyConfig, servo_order
 
     assert isinstance(hand, HandConfig)
@@ -130,6 +156,22 @@ def channels_from_hand(hand: object, safety: object | None = None) -> list[Servo
                 margin=margin, max_rate=rate,
             )
         )
+    if hand.rail.driver == "dynamixel":
+        for slide_name in emb.slide_names:
+            s = hand.rail.slides[slide_name]
+            assert s.servo is not None
+            margin, rate = 0.0, s.max_speed_m_s
+            if safety is not None:
+                assert isinstance(safety, SafetyConfig)
+                margin, rate = safety.rail_margin_m, safety.rail_max_speed_m_s
+            out.append(
+                ServoChannel(
+                    name=hand.prefix + slide_name, servo_id=s.servo.servo_id, unit="m",
+                    unit_per_tick=s.servo.metres_per_tick, offset=0.0, direction=s.servo.direction, limits=s.limits_m,
+                    gains=s.servo.gains, current_limit_ma=s.servo.current_limit_ma, margin=margin, max_rate=rate,
+                    extended=True, home=s.servo.home_m,
+                )
+            )
     check_channels(out, str(hand.path))
     return out
 

@@ -21,13 +21,11 @@ from __future__ import annotations
 import difflib
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
 from omnipianist.errors import ConfigError, OmnipianistError
 from omnipianist.hardware.calibration import (
@@ -38,11 +36,19 @@ from omnipianist.hardware.calibration import (
     joint_rad_to_ticks,
     ticks_to_joint_rad,
 )
+from omnipianist.hardware.dynamixel.protocol import MAX_ID
 from omnipianist.hardware.dynamixel.tables import (
+    BAUD_RATES,
     BUS_WATCHDOG_MS_PER_UNIT,
+    EXTENDED_POSITION_LIMIT,
+    MODELS,
+    MODELS_BY_NAME,
     OPERATING_MODE_CURRENT_BASED_POSITION,
     RETURN_DELAY_US_PER_UNIT,
+    TICKS_PER_REV,
+    X_SERIES,
 )
+from omnipianist.hardware.yaml_check import HardwareConfigError, Reader, join_key, read_yaml, type_name
 from omnipianist.safety.filter import EstopConfig, SafetyFilter, WatchdogConfig
 from sim_training.constants import HAND_SIDES
 from sim_training.models.embodiment import SIDE_PREFIX, Embodiment, get_embodiment
@@ -56,6 +62,7 @@ __all__ = [
     "JointCalibration",
     "PositionGains",
     "RailConfig",
+    "RailServo",
     "RailSlide",
     "RateGroup",
     "SafetyConfig",
@@ -90,52 +97,77 @@ def shipped_or_given(directory: str | Path) -> Path:
         return d
     return HARDWARE_CONFIG_DIR.parent / d
 
-SERVO_ID_MAX = 252
+# Servo facts, read from the control tables (omnipianist.hardware.dynamixel.tables / .protocol), never re-typed:
+SERVO_ID_MAX = MAX_ID
 """Highest assignable Dynamixel id (253 reserved, 254 broadcast)."""
-GAIN_MAX = 16383
+GAIN_MAX = int(X_SERIES["position_p_gain"].hi or 0)
 """Largest Position P/I/D gain value (Dynamixel units)."""
-CURRENT_LIMIT_MAX_MA: dict[str, float] = {"XC330-M288": 1750.0, "XL330-M288": 1750.0, "XM430-W350": 1193 * 2.69}
-"""Largest Current Limit per servo model [mA] (ROBOTIS e-manual, Current Limit address 38)."""
-SUPPORTED_BAUDRATES: tuple[int, ...] = (9600, 57600, 115200, 1_000_000, 2_000_000, 3_000_000, 4_000_000)
+CURRENT_LIMIT_MAX_MA: dict[str, float] = {m.name: m.current_limit_max_ma for m in MODELS.values()}
+"""Largest Current Limit per servo model [mA] (the model's Current Limit range, address 38)."""
+SUPPORTED_BAUDRATES: tuple[int, ...] = tuple(BAUD_RATES.values())
 """Baud rates an X330 servo supports [bit/s]."""
-RETURN_DELAY_US_MAX = 254 * RETURN_DELAY_US_PER_UNIT
-BUS_WATCHDOG_UNITS_MAX = 127
+RETURN_DELAY_US_MAX = int(X_SERIES["return_delay_time"].hi or 0) * RETURN_DELAY_US_PER_UNIT
+BUS_WATCHDOG_UNITS_MAX = int(X_SERIES["bus_watchdog"].hi or 0)
 RAIL_SPEED_MAX_M_S = 5.0
 """Sanity bound on a rail's speed [m/s]; anything faster is a typo."""
+RAIL_DRIVERS = ("tbd", "dynamixel")
+"""``rail.driver`` values: ``tbd`` (no driver: the rails are not driven), ``dynamixel`` (one multi-turn
+servo per slide on the hand's bus, driven by the hand driver)."""
+RAIL_METRES_PER_REV_MAX = 2.0
+"""Sanity bound on a rail's travel per servo revolution [m]."""
 
-
-class HardwareConfigError(ConfigError):
-    """A hardware configuration file is invalid.
-
-    Attributes:
-        file: the file (as given to the loader).
-        key: dotted key path inside it (``joints.if_mcp.servo_id``), ``""`` for the whole file.
-        problem: what was wrong.
-    """
-
-    def __init__(self, file: str | Path, key: str, problem: str) -> None:
-        self.file = str(file)
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{self.file}: {key}: {problem}" if key else f"{self.file}: {problem}")
+_read_yaml = read_yaml
+_Reader = Reader
+_type_name = type_name
+_join = join_key
+"""Old private names of the YAML helpers (now :mod:`omnipianist.hardware.yaml_check`)."""
 
 
 # --- dataclasses ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class RailServo:
+    """The Dynamixel that drives one forearm slide (Extended Position mode, on the hand's bus).
+
+    Attributes:
+        servo_id: its id on the hand's bus (unique among the hand's servos).
+        metres_per_rev: carriage travel per servo revolution [m] (belt pulley or pinion: 2*pi*r, times
+            any gear ratio in between).
+        direction: +1 when ticks up move the carriage toward +limits, else -1.
+        home_m: where the carriage stands at startup (its home mark) [m], inside ``limits_m``.
+        current_limit_ma: Current Limit [mA].
+        gains: Position P/I/D gains.
+    """
+
+    servo_id: int
+    metres_per_rev: float
+    direction: int
+    home_m: float
+    current_limit_ma: float
+    gains: PositionGains
+
+    @property
+    def metres_per_tick(self) -> float:
+        """Travel per position tick [m]: ``metres_per_rev / 4096``."""
+        return self.metres_per_rev / TICKS_PER_REV
+
+
+@dataclass(frozen=True)
 class RailSlide:
-    """One forearm slide (not a Dynamixel; driver TBD).
+    """One forearm slide.
 
     Attributes:
         name: unprefixed slide name (``forearm_tx`` along the keyboard, ``forearm_ty`` toward the keys).
         limits_m: (lower, upper) travel [m] relative to the home position, inside the model's range.
         max_speed_m_s: the axis' rated top speed [m/s].
+        servo: its Dynamixel (``rail.driver: dynamixel``), ``None`` without a driver.
     """
 
     name: str
     limits_m: tuple[float, float]
     max_speed_m_s: float
+    servo: RailServo | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +175,9 @@ class RailConfig:
     """The forearm carriage of one hand.
 
     Attributes:
-        driver: name of the rail driver (``"tbd"`` until the axis is built).
-        port: its device, or ``None``.
+        driver: ``"dynamixel"`` (the slides' servos are on the hand's bus, driven by the hand driver) or
+            ``"tbd"`` (not driven).
+        port: its own device (``None``: none, or the hand's bus for ``dynamixel``).
         slides: per unprefixed slide name, in the embodiment's slide order.
     """
 
@@ -316,148 +349,7 @@ def model_joint_ranges(embodiment: Embodiment, side: str) -> dict[str, tuple[flo
 # --- YAML reading -----------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader; duplicate keys are found on the node tree before construction."""
-
-
-def _join(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def _check_duplicates(file: str, node: yaml.Node, path: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[object, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise HardwareConfigError(file, _join(path, key), f"duplicate key (line {line}; first at line {seen[key]})")
-            seen[key] = line
-            _check_duplicates(file, value_node, _join(path, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicates(file, item, f"{path}[{i}]")
-
-
-def _read_yaml(path: str | Path) -> Any:
-    """Parse one YAML file; HardwareConfigError for an unreadable file, bad syntax or duplicate keys."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HardwareConfigError(file, "", f"cannot read file: {exc.strerror or exc}") from exc
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise HardwareConfigError(file, "", "empty file, expected a mapping")
-        _check_duplicates(file, node, "")
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise HardwareConfigError(file, "", f"{where}malformed YAML: {problem}") from exc
-    finally:
-        loader.dispose()
-
-
-class _Reader:
-    """Typed, path-tracking access to one file's parsed YAML; every error names file and key path."""
-
-    def __init__(self, file: str | Path) -> None:
-        self.file = str(file)
-
-    def error(self, key: str, problem: str) -> HardwareConfigError:
-        return HardwareConfigError(self.file, key, problem)
-
-    def mapping(
-        self,
-        key: str,
-        value: object,
-        allowed: Sequence[str],
-        *,
-        optional: Sequence[str] = (),
-        what: str = "key",
-        missing_hint: str = "",
-    ) -> dict[str, Any]:
-        """``value`` as a dict whose keys are exactly ``allowed`` (``optional`` ones may be absent)."""
-        if not isinstance(value, dict):
-            raise self.error(key, f"expected a mapping, got {_type_name(value)}")
-        for k in value:
-            if not isinstance(k, str):
-                raise self.error(_join(key, k), f"{what} must be a string, got {_type_name(k)}")
-            if k not in allowed:
-                close = difflib.get_close_matches(k, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.error(_join(key, k), f"unknown {what}{hint}; allowed: {', '.join(allowed)}")
-        for k in allowed:
-            if k not in value and k not in optional:
-                raise self.error(_join(key, k), f"missing {what}{missing_hint}")
-        return value
-
-    def integer(self, key: str, value: object, lo: int | None = None, hi: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected an integer, got {_type_name(value)} ({value!r})")
-        self._check_range(key, value, lo, hi)
-        return value
-
-    def number(
-        self, key: str, value: object, lo: float | None = None, hi: float | None = None, *, positive: bool = False
-    ) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"expected a number, got {_type_name(value)} ({value!r})")
-        x = float(value)
-        if not math.isfinite(x):
-            raise self.error(key, f"expected a finite number, got {value!r}")
-        if positive and x <= 0:
-            raise self.error(key, f"must be > 0, got {value!r}")
-        self._check_range(key, x, lo, hi)
-        return x
-
-    def string(self, key: str, value: object, choices: Sequence[str] | None = None) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.error(key, f"expected a non-empty string, got {_type_name(value)} ({value!r})")
-        if choices is not None and value not in choices:
-            raise self.error(key, f"{value!r} is not one of {', '.join(map(repr, choices))}")
-        return value
-
-    def boolean(self, key: str, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {_type_name(value)} ({value!r})")
-        return value
-
-    def interval(self, key: str, value: object, unit: str) -> tuple[float, float]:
-        """A ``[lo, hi]`` pair of numbers with lo < hi."""
-        if not isinstance(value, list) or len(value) != 2:
-            raise self.error(key, f"expected a list [lower, upper] in {unit}, got {value!r}")
-        lo = self.number(f"{key}[0]", value[0])
-        hi = self.number(f"{key}[1]", value[1])
-        if not lo < hi:
-            raise self.error(key, f"lower {lo} must be < upper {hi} ({unit})")
-        return (lo, hi)
-
-    def within(self, key: str, interval: tuple[float, float], model: tuple[float, float], unit: str) -> None:
-        lo, hi = interval
-        if lo < model[0] or hi > model[1]:
-            raise self.error(
-                key, f"[{lo}, {hi}] {unit} is outside the model's joint range [{model[0]:.6g}, {model[1]:.6g}] {unit}"
-            )
-
-    def _check_range(self, key: str, x: float, lo: float | None, hi: float | None) -> None:
-        if (lo is not None and x < lo) or (hi is not None and x > hi):
-            lo_s = "-inf" if lo is None else f"{lo:g}"
-            hi_s = "inf" if hi is None else f"{hi:g}"
-            raise self.error(key, f"{x:g} is outside [{lo_s}, {hi_s}]")
-
-
-def _type_name(value: object) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _embodiment(r: _Reader, key: str, value: object) -> Embodiment:
+def _embodiment(r: Reader, key: str, value: object) -> Embodiment:
     name = r.string(key, value)
     try:
         return get_embodiment(name)
@@ -477,8 +369,8 @@ def load_hand_config(path: str | Path) -> HandConfig:
     Raises:
         HardwareConfigError: message ``<file>: <key.path>: <problem>``.
     """
-    r = _Reader(path)
-    top = r.mapping("", _read_yaml(path), _HAND_KEYS)
+    r = Reader(path)
+    top = r.mapping("", read_yaml(path), _HAND_KEYS)
     side = r.string("side", top["side"], HAND_SIDES)
     emb = _embodiment(r, "embodiment", top["embodiment"])
     servo_model = r.string("servo_model", top["servo_model"], tuple(CURRENT_LIMIT_MAX_MA))
@@ -503,19 +395,18 @@ def load_hand_config(path: str | Path) -> HandConfig:
         id_owner[cal.servo_id] = name
         joints[name] = cal
 
-    rail = _rail(r, top["rail"], emb, ranges)
+    owners = {i: f"joints.{name}" for i, name in id_owner.items()}
+    rail = _rail(r, top["rail"], emb, ranges, servo_model, owners)
     return HandConfig(Path(path), side, emb.name, servo_model, bus, joints, rail)
 
 
 def _joint(
-    r: _Reader, key: str, name: str, raw: object, model_range: tuple[float, float], servo_model: str
+    r: Reader, key: str, name: str, raw: object, model_range: tuple[float, float], servo_model: str
 ) -> JointCalibration:
     m = r.mapping(key, raw, _JOINT_KEYS)
     servo_id = r.integer(f"{key}.servo_id", m["servo_id"], 0, SERVO_ID_MAX)
     offset = r.number(f"{key}.offset_rad", m["offset_rad"], -math.pi, math.pi)
-    direction = m["direction"]
-    if isinstance(direction, bool) or direction not in (1, -1) or not isinstance(direction, int):
-        raise r.error(f"{key}.direction", f"must be 1 or -1, got {direction!r}")
+    direction = r.direction(f"{key}.direction", m["direction"])
     limits = r.interval(f"{key}.limits_rad", m["limits_rad"], "rad")
     r.within(f"{key}.limits_rad", limits, model_range, "rad")
     g = r.mapping(f"{key}.gains", m["gains"], ("p", "i", "d"))
@@ -532,22 +423,61 @@ def _joint(
     return cal
 
 
-def _rail(r: _Reader, raw: object, emb: Embodiment, ranges: dict[str, tuple[float, float]]) -> RailConfig:
+_RAIL_SERVO_KEYS = ("servo_id", "metres_per_rev", "direction", "home_m", "current_limit_ma", "gains")
+
+
+def _rail(r: Reader, raw: object, emb: Embodiment, ranges: dict[str, tuple[float, float]], servo_model: str,
+          id_owner: dict[int, str]) -> RailConfig:
     m = r.mapping("rail", raw, ("driver", "port", "slides"))
-    driver = r.string("rail.driver", m["driver"])
+    driver = r.string("rail.driver", m["driver"], RAIL_DRIVERS)
     port = None if m["port"] is None else r.string("rail.port", m["port"])
+    if driver == "dynamixel" and port is not None:
+        raise r.error("rail.port", f"must be null for driver dynamixel: the rail servos share the hand's bus (got {port!r})")
     slides_raw = r.mapping(
         "rail.slides", m["slides"], emb.slide_names, what="slide", missing_hint=" (every forearm slide needs an entry)"
     )
+    model = MODELS_BY_NAME[servo_model]
     slides: dict[str, RailSlide] = {}
     for name in emb.slide_names:
         key = f"rail.slides.{name}"
-        s = r.mapping(key, slides_raw[name], ("limits_m", "max_speed_m_s"))
+        keys = ("limits_m", "max_speed_m_s") + (_RAIL_SERVO_KEYS if driver == "dynamixel" else ())
+        s = r.mapping(key, slides_raw[name], keys,
+                      missing_hint=" (driver dynamixel: every slide needs its servo)" if driver == "dynamixel" else "")
         limits = r.interval(f"{key}.limits_m", s["limits_m"], "m")
         r.within(f"{key}.limits_m", limits, ranges[name], "m")
         speed = r.number(f"{key}.max_speed_m_s", s["max_speed_m_s"], hi=RAIL_SPEED_MAX_M_S, positive=True)
-        slides[name] = RailSlide(name, limits, speed)
+        servo = _rail_servo(r, key, s, limits, speed, model, id_owner) if driver == "dynamixel" else None
+        slides[name] = RailSlide(name, limits, speed, servo)
     return RailConfig(driver, port, slides)
+
+
+def _rail_servo(r: Reader, key: str, s: dict[str, object], limits: tuple[float, float], speed: float,
+                model: object, id_owner: dict[int, str]) -> RailServo:
+    from omnipianist.hardware.dynamixel.tables import ServoModel
+
+    assert isinstance(model, ServoModel)
+    servo_id = r.integer(f"{key}.servo_id", s["servo_id"], 0, SERVO_ID_MAX)
+    if servo_id in id_owner:
+        raise r.error(f"{key}.servo_id", f"servo id {servo_id} is already used by {id_owner[servo_id]}")
+    id_owner[servo_id] = key
+    per_rev = r.number(f"{key}.metres_per_rev", s["metres_per_rev"], hi=RAIL_METRES_PER_REV_MAX, positive=True)
+    direction = r.direction(f"{key}.direction", s["direction"])
+    home = r.number(f"{key}.home_m", s["home_m"])
+    if not limits[0] <= home <= limits[1]:
+        raise r.error(f"{key}.home_m", f"{home} m is outside limits_m [{limits[0]}, {limits[1]}]")
+    top = model.no_load_rpm / 60.0 * per_rev
+    if speed > top:
+        raise r.error(f"{key}.max_speed_m_s", f"{speed} m/s is more than the {model.name} can drive it: "
+                                              f"{model.no_load_rpm:g} rpm no-load x {per_rev} m/rev = {top:.3f} m/s")
+    turns = max(abs(limits[0] - home), abs(limits[1] - home)) / per_rev
+    reach = EXTENDED_POSITION_LIMIT / TICKS_PER_REV - 1  # one turn kept for where homing finds the shaft
+    if turns > reach:
+        raise r.error(f"{key}.metres_per_rev", f"the travel from home_m is {turns:.1f} servo turns, more than the "
+                                               f"{reach:.0f} the Extended Position mode counts")
+    g = r.mapping(f"{key}.gains", s["gains"], ("p", "i", "d"))
+    gains = PositionGains(*(r.integer(f"{key}.gains.{k}", g[k], 0, GAIN_MAX) for k in ("p", "i", "d")))
+    current = r.number(f"{key}.current_limit_ma", s["current_limit_ma"], 0, model.current_limit_max_ma, positive=True)
+    return RailServo(servo_id, per_rev, direction, home, current, gains)
 
 
 # --- bus --------------------------------------------------------------------------------------------
@@ -570,8 +500,8 @@ def load_bus_config(path: str | Path) -> dict[str, BusConfig]:
     Raises:
         HardwareConfigError: message ``<file>: <key.path>: <problem>`` (also for two buses on one port).
     """
-    r = _Reader(path)
-    top = r.mapping("", _read_yaml(path), ("buses",))
+    r = Reader(path)
+    top = r.mapping("", read_yaml(path), ("buses",))
     raw = top["buses"]
     if not isinstance(raw, dict) or not raw:
         raise r.error("buses", f"expected a non-empty mapping of bus name -> settings, got {raw!r}")
@@ -588,7 +518,8 @@ def load_bus_config(path: str | Path) -> dict[str, BusConfig]:
         port_owner[port] = name
         baud = r.integer(f"{key}.baudrate", m["baudrate"])
         if baud not in SUPPORTED_BAUDRATES:
-            raise r.error(f"{key}.baudrate", f"{baud} is not a Dynamixel X330 baud rate ({SUPPORTED_BAUDRATES})")
+            raise r.error(f"{key}.baudrate", f"{baud} is not a Dynamixel X330 baud rate "
+                                             f"({', '.join(map(str, SUPPORTED_BAUDRATES))})")
         delay = r.integer(f"{key}.return_delay_us", m["return_delay_us"], 0, int(RETURN_DELAY_US_MAX))
         if delay % int(RETURN_DELAY_US_PER_UNIT):
             raise r.error(f"{key}.return_delay_us", f"{delay} is not a multiple of {RETURN_DELAY_US_PER_UNIT:g} us")
@@ -625,8 +556,8 @@ def load_safety_config(path: str | Path, embodiment: Embodiment | str = "leap") 
         HardwareConfigError: message ``<file>: <key.path>: <problem>``.
     """
     emb = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
-    r = _Reader(path)
-    top = r.mapping("", _read_yaml(path), _SAFETY_KEYS)
+    r = Reader(path)
+    top = r.mapping("", read_yaml(path), _SAFETY_KEYS)
     margin = r.number("margin_rad", top["margin_rad"], 0.0, 0.5)
 
     rates = r.mapping("max_rate_rad_per_s", top["max_rate_rad_per_s"], ("default", "groups"), optional=("groups",))

@@ -4,7 +4,8 @@ Lifecycle (``ros2_ws/.../nodes/hand_driver_node.py`` maps ROS LifecycleNode tran
 
     configure()   open the port, PING every id (a missing servo is an error naming port and id), check the
                   model numbers, torque off, write the EEPROM settings (Operating Mode, Return Delay Time,
-                  Current Limit, Min/Max Position Limit; only where they differ) and the RAM gains
+                  Current Limit, Min/Max Position Limit; only where they differ) and the RAM gains, and
+                  home the multi-turn channels (the forearm rails, see below)
     activate(t)   read present, re-arm the safety filter there, goal := that, clear and arm the Bus
                   Watchdog, torque on
     step(cmd, t)  one control cycle: filter -> Sync Write goals -> Fast Sync Read current/velocity/position,
@@ -28,6 +29,17 @@ per event with the port and servo id):
 * port disappears (unplug): hold last good, retry opening the same name every cycle; when it is back,
   PING and re-activate (within ``persistent_failure_s``) or send torque off and stay FAULT.
 
+A rebooted servo is silent for a few hundred ms: the restore polls PING until it answers (at most
+``reboot_timeout_s``) before writing anything to it.
+
+Forearm rails (``rail.driver: dynamixel``): each slide is one more channel, a servo in Extended Position
+mode (Operating Mode 4, multi-turn; no Min/Max Position Limit, Profile Velocity as a hardware speed cap)
+whose metres <-> ticks mapping is the channel's. Homing (:class:`omnipianist.safety.rail.RailHoming`):
+at configure the carriage stands at its home mark, so the reading there becomes ``home``; activation is
+refused when a homed rail reads outside its limits. After a reboot the servo has lost its turn count:
+the driver adds back the whole turns it lost (the carriage moves less than half a turn while the servo
+boots) so the rail keeps its homed frame.
+
 Times: ``now_s`` arguments are the caller's clock (sim time in lock-step, monotonic on hardware) and
 drive the filter and the staleness ages; I/O deadlines are always ``time.monotonic()``.
 """
@@ -36,23 +48,27 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from omnipianist.hardware.channels import ServoChannel, check_channels, limits_arrays
+from omnipianist.hardware.channels import TICKS_PER_S_PER_VELOCITY_UNIT, ServoChannel, check_channels, limits_arrays
 from omnipianist.hardware.config import BusConfig, SafetyConfig
 from omnipianist.hardware.dynamixel import tables as t
 from omnipianist.hardware.dynamixel.bus import DynamixelBus
+from omnipianist.hardware.dynamixel.tables import BUS_WATCHDOG_TRIPPED
 from omnipianist.hardware.errors import BusConnectionError, BusError, BusTimeout, ServoError
 from omnipianist.safety.filter import FilterResult, SafetyError, SafetyFilter, State
+from omnipianist.safety.rail import RailHoming, turns_lost
 
 READ_SPAN = t.span(["present_current", "present_velocity", "present_position"])
 """Read every cycle: 10 bytes per servo (addresses 126..135)."""
-BUS_WATCHDOG_TRIPPED = 0xFF
 MODEL_NUMBERS = {m.name: n for n, m in t.MODELS.items()}
+RAIL_PROFILE_VELOCITY_HEADROOM = 1.2
+"""Profile Velocity of a rail servo = this x the filter's rail rate limit (a backstop, never the limit)."""
 
 log = logging.getLogger("omnipianist.hardware.driver")
 
@@ -141,6 +157,7 @@ class HandDriver:
         servo_model: expected model name (``XC330-M288``).
         persistent_failure_s: staleness [s] after which the hand is torqued off (default: the safety
             file's ``torque_off_after_s``).
+        reboot_timeout_s: how long a restore waits for a rebooted servo to answer PING [s].
         name: for log messages (``left``).
     """
 
@@ -159,6 +176,7 @@ class HandDriver:
         watchdog_check_every: int = 20,
         max_reboots: int = 3,
         name: str = "hand",
+        reboot_timeout_s: float = 1.0,
     ) -> None:
         self.channels = list(channels)
         check_channels(self.channels, f"hand driver {name}")
@@ -175,6 +193,7 @@ class HandDriver:
         self.probe_every = probe_every
         self.watchdog_check_every = watchdog_check_every
         self.max_reboots = max_reboots
+        self.reboot_timeout_s = reboot_timeout_s
         self.name = name
         lo, hi, margin, rate = limits_arrays(self.channels)
         self.filter = SafetyFilter(self.names, lo, hi, margin, rate, period_s, safety.watchdog, safety.estop)
@@ -190,6 +209,12 @@ class HandDriver:
         self._vel = np.zeros(n)
         self._cur = np.zeros(n)
         self._index = {c.servo_id: k for k, c in enumerate(self.channels)}
+        self.homing: dict[int, RailHoming] = {
+            c.servo_id: RailHoming(c.name, c.home, c.limits, c.margin) for c in self.channels if c.home is not None
+        }
+        """Per homed (multi-turn) servo id its homing; see :meth:`home`."""
+        self.homed: dict[int, bool] = {i: False for i in self.homing}
+        self._last_ticks: dict[int, int] = {}
         self._torque_on = False
         self._torque_off_sent_cycle = -1
         self._disconnected_since: float | None = None
@@ -253,30 +278,69 @@ class HandDriver:
         for ch in self.channels:
             self._write_eeprom(ch)
             self._write_ram(ch)
+        self.home()
         self.state = DriverState.INACTIVE
         log.info("%s configured %d servos", self._where(), len(self.ids))
+
+    def home(self, ids: Sequence[int] | None = None) -> dict[int, float]:
+        """Home the multi-turn channels (all, or ``ids``): the carriage stands at its home mark, so the
+        present reading becomes its ``home`` (the channel's offset is replaced). Returns the new offsets.
+
+        Raises:
+            BusError: the position could not be read.
+        """
+        targets = [i for i in (ids if ids is not None else self.homing) if i in self.homing]
+        if not targets:
+            return {}
+        ticks = self.bus.sync_read("present_position", targets)
+        out = {}
+        for servo_id, raw_ticks in ticks.items():
+            k = self._index[servo_id]
+            ch = self.channels[k]
+            offset = self.homing[servo_id].offset(ch.raw_from_ticks(int(raw_ticks)))  # type: ignore[arg-type]
+            self.channels[k] = replace(ch, offset=offset)
+            self._last_ticks[servo_id] = int(raw_ticks)  # type: ignore[arg-type]
+            self.homed[servo_id] = True
+            out[servo_id] = offset
+            log.info("%s homed at %.4f m (offset %.4f m)", self._where(servo_id), self.homing[servo_id].home, offset)
+        return out
+
+    def operating_mode_for(self, ch: ServoChannel) -> int:
+        """Operating Mode of a channel's servo: Extended Position for multi-turn (rail) channels, else the bus's."""
+        return t.OPERATING_MODE_EXTENDED_POSITION if ch.extended else self.bus_config.operating_mode
 
     def _write_eeprom(self, ch: ServoChannel) -> None:
         lo, hi = ch.limit_ticks()
         wanted = {
-            "operating_mode": self.bus_config.operating_mode,
+            "operating_mode": self.operating_mode_for(ch),
             "return_delay_time": self.bus_config.return_delay_units,
             "current_limit": t.ma_to_current(ch.current_limit_ma, self.model_number),
-            "min_position_limit": lo,
-            "max_position_limit": hi,
         }
+        if not ch.extended:  # Min/Max Position Limit are unused (and single-turn) in the multi-turn modes
+            wanted.update({"min_position_limit": lo, "max_position_limit": hi})
         for item, value in wanted.items():
             if self.bus.read(ch.servo_id, item) != value:  # EEPROM has limited write cycles
                 self.bus.write(ch.servo_id, item, value)
 
     def _write_ram(self, ch: ServoChannel, deadline: float | None = None) -> None:
-        for item, value in (
+        items = [
             ("position_p_gain", ch.gains.p),
             ("position_i_gain", ch.gains.i),
             ("position_d_gain", ch.gains.d),
             ("goal_current", t.ma_to_current(ch.current_limit_ma, self.model_number)),
-        ):
+        ]
+        if ch.extended:
+            items.append(("profile_velocity", self.profile_velocity_for(ch)))
+        for item, value in items:
             self.bus.write(ch.servo_id, item, value, deadline=deadline)
+
+    @staticmethod
+    def profile_velocity_for(ch: ServoChannel) -> int:
+        """Profile Velocity [0.229 rpm units] of a multi-turn channel: the filter's rate limit with headroom,
+        within the Profile Velocity range."""
+        units = math.ceil(RAIL_PROFILE_VELOCITY_HEADROOM * ch.max_rate / (ch.unit_per_tick * TICKS_PER_S_PER_VELOCITY_UNIT))
+        hi = t.X_SERIES["profile_velocity"].hi or 0
+        return max(1, min(int(hi), units))
 
     def activate(self, now_s: float) -> HandReading:
         """Goal := present (through the filter's re-arm), Bus Watchdog armed, torque on.
@@ -299,6 +363,10 @@ class HandDriver:
         ids = list(ids) if ids is not None else list(self.ids)
         data = self.bus.fast_sync_read(READ_SPAN, self.ids, deadline=deadline)
         self._store(data, now_s)  # type: ignore[arg-type]
+        for servo_id, homing in self.homing.items():
+            if not self.homed[servo_id]:
+                raise SafetyError(f"{self._where(servo_id)} rail is not homed (configure homes it)")
+            homing.check(float(self._pos[self._index[servo_id]]))
         result = self.filter.rearm(now_s, self._pos)
         assert result.command is not None
         self._write_goals(result.command, ids)
@@ -483,6 +551,7 @@ class HandDriver:
         for servo_id, (current, velocity, position) in data.items():
             k = self._index[servo_id]
             ch = self.channels[k]
+            self._last_ticks[servo_id] = position
             self._pos[k] = ch.from_ticks(position)
             self._vel[k] = ch.velocity_from_units(velocity)
             self._cur[k] = t.current_to_ma(current, self.model_number) * ch.direction
@@ -601,11 +670,27 @@ class HandDriver:
                 self.bus.alerts.pop(servo_id, None)  # raised by the read above, before the reboot cleared it
                 h.reboots += 1
                 self.counters.reboots += 1
+                self.bus.wait_for_ping(servo_id, self.reboot_timeout_s)  # silent while it boots
+                if servo_id in self.homing:
+                    self._restore_turns(servo_id)
                 self._write_ram(self._channel(servo_id))
                 self._arm(now_s)
                 self.counters.restores += 1
             except (BusError, SafetyError) as exc:
                 self._note(servo_id, f"reboot-and-restore failed: {exc}", logging.ERROR)
+
+    def _restore_turns(self, servo_id: int) -> None:
+        """A rebooted multi-turn servo reads within one turn: fold the lost turns into the channel offset."""
+        k = self._index[servo_id]
+        ch = self.channels[k]
+        now_ticks = int(self.bus.read(servo_id, "present_position"))
+        last = self._last_ticks.get(servo_id, now_ticks)
+        lost = turns_lost(last, now_ticks, t.TICKS_PER_REV)
+        if lost:
+            self.channels[k] = replace(ch, offset=ch.offset - ch.raw_from_ticks(t.CENTER_TICKS + lost * t.TICKS_PER_REV))
+            self._note(servo_id, f"reboot dropped {lost} turn(s) of the multi-turn count; kept the homed frame",
+                       logging.INFO)
+        self._last_ticks[servo_id] = now_ticks  # the servo's new frame: later reads continue from here
 
     # --- outputs ----------------------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ One :class:`HilRig` = one scene (built for the rig alone: torque off edits its a
 Lock-step (default): each control step the policy sees the simulator's observation, each driver runs one
 cycle (filter, Sync Write goals, Fast Sync Read state) with the step's sim time as its clock, and then the
 physics advances one control period with the goals the *emulated servos* hold (what reached the wire,
-not what the policy asked for). Actuators without a servo (the LEAP forearm rails, which are not on the
-Dynamixel bus) are commanded directly. The observation comes from the simulator, as the MuJoCo mock
+not what the policy asked for). Actuators without a servo (the LEAP forearm rails when their
+``rail.driver`` is not ``dynamixel``) are commanded directly; with ``dynamixel`` the rails are two more
+emulated servos on the hand's bus (Extended Position mode, ticks <-> metres through the channel), driven
+by the hand driver like the joints. The observation comes from the simulator, as the MuJoCo mock
 publishes it on ROS; the drivers' readings feed the filters (HOLD) and the diagnostics.
 
 Hand sources: ``embodiment="shadow"`` uses the simulation-only virtual hands of ``hardware_config/hil/``
@@ -145,6 +147,9 @@ class HilResult:
     out_of_limits: list[str] = field(default_factory=list)
     """Goal writes outside a servo's safe tick range, read back from the emulators' logs (must be empty)."""
     emulator_errors: list[str] = field(default_factory=list)
+    status_errors: list[str] = field(default_factory=list)
+    """Instructions an emulated servo refused (error status 0x04 / 0x05 / 0x07 ...), ``<side>: <why>``;
+    empty in normal play (a fault test may cause some, e.g. goals sent to a servo whose watchdog tripped)."""
 
 
 class HilRig:
@@ -300,6 +305,7 @@ class HilRig:
             out_of_limits=[m for side in self.emulators for m in goals_outside_limits(self.emulators[side],
                                                                                      self.channels[side])],
             emulator_errors=[f"{side}: {emu.error!r}" for side, emu in self.emulators.items() if emu.error],
+            status_errors=[f"{side}: {e}" for side, emu in self.emulators.items() for e in emu.status_error_summary()],
         )
 
 

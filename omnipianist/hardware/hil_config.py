@@ -28,19 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from omnipianist.hardware.calibration import RAD_PER_TICK, PositionGains
+from omnipianist.hardware.calibration import PositionGains
 from omnipianist.hardware.channels import ServoChannel, check_channels
-from omnipianist.hardware.config import (
-    CURRENT_LIMIT_MAX_MA,
-    GAIN_MAX,
-    HARDWARE_CONFIG_DIR,
-    SERVO_ID_MAX,
-    HardwareConfigError,
-    SafetyConfig,
-    _read_yaml,
-    _Reader,
-)
-from omnipianist.hardware.dynamixel.tables import CENTER_TICKS
+from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, SafetyConfig
+from omnipianist.hardware.dynamixel.protocol import MAX_ID
+from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, MODELS_BY_NAME, RAD_PER_TICK, X_SERIES
+from omnipianist.hardware.yaml_check import HardwareConfigError, Reader, read_yaml
 from sim_training.constants import HAND_SIDES
 from sim_training.models.embodiment import SIDE_PREFIX, Embodiment, get_embodiment
 
@@ -55,6 +48,7 @@ VIRTUAL_GAINS = PositionGains(800, 0, 0)
 """Written to the emulated servos; the motion itself comes from the MuJoCo actuator (sim-only)."""
 VIRTUAL_CURRENT_LIMIT_MA = 1750.0
 VIRTUAL_SERVO_MODEL = "XC330-M288"
+_GAIN_MAX = int(X_SERIES["position_p_gain"].hi or 0)
 
 
 @dataclass(frozen=True)
@@ -153,8 +147,8 @@ def load_virtual_hand(path: str | Path) -> VirtualHandConfig:
         HardwareConfigError: ``<file>: <key.path>: <problem>`` (unknown/missing actuator, limits outside
             the actuator's ctrl range, a mapping that leaves one servo turn, duplicate ids, ...).
     """
-    r = _Reader(path)
-    top = r.mapping("", _read_yaml(path), _TOP_KEYS)
+    r = Reader(path)
+    top = r.mapping("", read_yaml(path), _TOP_KEYS)
     side = r.string("side", top["side"], HAND_SIDES)
     action_set = r.string("action_set", top["action_set"], ("reduced", "full"))
     name = r.string("embodiment", top["embodiment"])
@@ -164,7 +158,7 @@ def load_virtual_hand(path: str | Path) -> VirtualHandConfig:
         raise r.error("embodiment", str(exc)) from exc
     if top["simulation_only"] is not True:
         raise r.error("simulation_only", "must be true: virtual hands exist only in simulation")
-    servo_model = r.string("servo_model", top["servo_model"], tuple(CURRENT_LIMIT_MAX_MA))
+    servo_model = r.string("servo_model", top["servo_model"], tuple(MODELS_BY_NAME))
     bus = r.string("bus", top["bus"])
     order = emb.hand_actuators + emb.slide_names
     raw = r.mapping("servos", top["servos"], order, what=f"actuator of the {emb.key} embodiment",
@@ -178,9 +172,7 @@ def load_virtual_hand(path: str | Path) -> VirtualHandConfig:
         expected_unit = "m" if actuator in emb.slide_names else "rad"
         if unit != expected_unit:
             raise r.error(f"{key}.unit", f"{actuator} is commanded in {expected_unit}, not {unit}")
-        direction = m["direction"]
-        if isinstance(direction, bool) or direction not in (1, -1) or not isinstance(direction, int):
-            raise r.error(f"{key}.direction", f"must be 1 or -1, got {direction!r}")
+        direction = r.direction(f"{key}.direction", m["direction"])
         limits = r.interval(f"{key}.limits", m["limits"], unit)
         lo_m, hi_m = ranges[actuator]
         tol = 1e-9
@@ -190,15 +182,15 @@ def load_virtual_hand(path: str | Path) -> VirtualHandConfig:
         g = r.mapping(f"{key}.gains", m["gains"], ("p", "i", "d"))
         ch = ServoChannel(
             name=SIDE_PREFIX[side] + actuator,
-            servo_id=r.integer(f"{key}.servo_id", m["servo_id"], 0, SERVO_ID_MAX),
+            servo_id=r.integer(f"{key}.servo_id", m["servo_id"], 0, MAX_ID),
             unit=unit,
             unit_per_tick=r.number(f"{key}.unit_per_tick", m["unit_per_tick"], positive=True),
             offset=r.number(f"{key}.offset", m["offset"]),
             direction=direction,
             limits=limits,
-            gains=PositionGains(*(r.integer(f"{key}.gains.{k}", g[k], 0, GAIN_MAX) for k in ("p", "i", "d"))),
+            gains=PositionGains(*(r.integer(f"{key}.gains.{k}", g[k], 0, _GAIN_MAX) for k in ("p", "i", "d"))),
             current_limit_ma=r.number(f"{key}.current_limit_ma", m["current_limit_ma"], 0,
-                                      CURRENT_LIMIT_MAX_MA[servo_model], positive=True),
+                                      MODELS_BY_NAME[servo_model].current_limit_max_ma, positive=True),
         )
         lo_t, hi_t = ch.limit_ticks()
         if lo_t < 0 or hi_t > 2 * CENTER_TICKS - 1:

@@ -3,7 +3,8 @@
 ``filter.py``: :class:`SafetyFilter` (NaN rejection, limit clamp, rate limit, command watchdog,
 latched e-stop with heartbeat), plain Python + numpy, shared by the ROS policy node and the hand
 driver. Its parameters come from ``hardware_config/safety.yaml`` via
-:func:`omnipianist.hardware.config.load_safety_config`.
+:func:`omnipianist.hardware.config.load_safety_config`. ``rail.py``: :class:`RailHoming` (the forearm
+rails' homing at startup and the check that a homed rail is inside its soft limits).
 """
 
 from omnipianist.safety.filter import (
@@ -15,13 +16,17 @@ from omnipianist.safety.filter import (
     State,
     WatchdogConfig,
 )
+from omnipianist.safety.rail import RailHoming, outside_limits, turns_lost
 
 __all__ = [
     "EstopConfig",
     "FilterResult",
+    "RailHoming",
     "SafetyCounters",
     "SafetyError",
     "SafetyFilter",
     "State",
     "WatchdogConfig",
+    "outside_limits",
+    "turns_lost",
 ]

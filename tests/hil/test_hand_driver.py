@@ -37,6 +37,7 @@ def emulator() -> Iterator[ServoBusEmulator]:
     with ServoBusEmulator(sorted(IDS), return_delay_time=250) as emu:  # factory Return Delay (500 us)
         yield emu
         assert emu.error is None
+        assert emu.status_error_summary() == []  # the driver never makes a servo refuse an instruction
 
 
 def make_driver(emu: ServoBusEmulator) -> HandDriver:
@@ -50,11 +51,17 @@ def test_configure_writes_settings_with_torque_off_then_activate_holds_present(e
     assert drv.state is DriverState.INACTIVE
     for ch in CHANNELS:
         s = emulator.servos[ch.servo_id]
-        assert s.get("operating_mode") == 5 and s.get("return_delay_time") == 0
-        assert s.get("current_limit") == 350 and s.get("goal_current") == 350
+        assert s.get("return_delay_time") == 0 and s.get("torque_enable") == 0
         assert s.get("position_p_gain") == ch.gains.p and s.get("position_d_gain") == ch.gains.d
-        assert (s.get("min_position_limit"), s.get("max_position_limit")) == ch.limit_ticks()
-        assert s.get("torque_enable") == 0
+        if ch.extended:  # a forearm rail: multi-turn, no position limits, its own current limit
+            assert s.get("operating_mode") == 4 and s.get("current_limit") == 1000
+            assert (s.get("min_position_limit"), s.get("max_position_limit")) == (0, 4095)  # factory, untouched
+            assert s.get("profile_velocity") > 0
+        else:
+            assert s.get("operating_mode") == 5
+            assert s.get("current_limit") == 350 and s.get("goal_current") == 350
+            assert (s.get("min_position_limit"), s.get("max_position_limit")) == ch.limit_ticks()
+    assert [c.name for c in CHANNELS[-2:]] == ["lh_forearm_tx", "lh_forearm_ty"]
     drv.heartbeat(0.0)
     reading = drv.activate(0.0)
     k = IDS.index(1)

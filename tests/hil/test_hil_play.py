@@ -1,6 +1,6 @@
 """HIL: a piece played through policy -> safety filter -> HandDriver -> pty -> emulator -> MuJoCo, with faults.
 
-Every test plays the built-in C-major scale (149 control steps, both hands) in lock-step on the Shadow
+Every test plays the built-in C-major scale (about 150 control steps, both hands) in lock-step on the Shadow
 virtual hands, injects one fault during play, and checks the specified driver behaviour and that no
 goal outside a servo's safe range ever reached the bus (read back from the emulators' logs).
 """
@@ -60,7 +60,10 @@ def total(result: HilResult, side: str, key: str) -> int:
 
 def test_f1_through_the_bus_matches_pure_simulation() -> None:
     rig, result = play()
-    assert result.steps == 149
+    assert result.steps == rig.env._end - rig.env._start >= 149  # noqa: SLF001 - the whole clip
+    # a correct driver never makes a servo refuse an instruction (range, length, access, ...)
+    assert result.status_errors == [], result.status_errors[:5]
+    assert all(not emu.status_errors for emu in rig.emulators.values())
     assert abs(result.metrics["f1"] - reference_f1()) <= 0.05, (result.metrics["f1"], reference_f1())
     for side in ("left", "right"):
         d = result.diagnostics[side]
