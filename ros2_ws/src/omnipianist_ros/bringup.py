@@ -1,7 +1,15 @@
-"""Bring a graph up without ``launch``: one process, one rclpy context, one executor thread per node.
+"""Bring a graph up without ``launch``: in one process (:class:`Graph`), or one process per node
+(:class:`ProcessGraph`, what launch_ros does).
 
-Use :class:`Graph` as a context manager; it calls :func:`omnipianist.dds.use_loopback` before
-``rclpy.init`` (set ``OMNIPIANIST_DDS_PROFILE`` to leave loopback on purpose).
+:class:`Graph`: one rclpy context, one executor thread per node; a context manager that calls
+:func:`omnipianist.dds.use_loopback` before ``rclpy.init`` (set ``OMNIPIANIST_DDS_PROFILE`` to leave
+loopback on purpose). Tests and ``play`` use it: they read the nodes' state directly.
+
+:class:`ProcessGraph`: each node is ``python -m omnipianist_ros.nodes.main KIND --ros-args -r
+__node:=NAME --params-file FILE`` (the parameter file of :mod:`omnipianist_ros.launching`, as the
+launch files write it), every process with the loopback DDS environment. No GIL is shared between
+nodes, so the physics, the policy's inference and the score's timer do not delay each other: the
+real-time runs (``omnipianist bench loop``, ``omnipianist bringup --processes``) use it.
 
 Why one ``SingleThreadedExecutor`` per node and not one ``MultiThreadedExecutor`` for all (the cause
 of the real-time stall, issue #7): rclpy's MultiThreadedExecutor hands each ready callback to a
@@ -18,9 +26,15 @@ policy's timer; MuJoCo releases the GIL while it steps.
 from __future__ import annotations
 
 import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -159,11 +173,157 @@ class Graph:
             thread.join(timeout=2.0)
 
 
-def spin_forever(config: BringupConfig) -> None:
-    """Run the graph until Ctrl-C."""
-    with Graph(config) as g:
+class ProcessGraph:
+    """The nodes of ``config``, one process each (``with ProcessGraph(cfg) as g: ...``).
+
+    ``output``: ``"screen"`` (the children write to this process's stdout / stderr, as launch's
+    ``output='screen'``) or ``"log"`` (one ``<name>.log`` per node in :attr:`directory`; :meth:`log`
+    reads it). ``env``: extra environment variables for every node. Leaving the block stops every node
+    (:meth:`stop`: SIGINT, then SIGKILL after ``stop_timeout_s``).
+    """
+
+    def __init__(self, config: BringupConfig, *, output: str = "log", env: dict[str, str] | None = None,
+                 node_env: dict[str, dict[str, str]] | None = None, stop_timeout_s: float = 5.0,
+                 python: str = sys.executable) -> None:
+        if output not in ("screen", "log"):
+            raise ValueError(f"output must be 'screen' or 'log', got {output!r}")
+        for spec in config.nodes:
+            if spec.name not in NODES:
+                raise ConfigError(f"unknown node {spec.name!r}; known: {sorted(NODES)}")
+        self.config = config
+        self.output = output
+        self.extra_env = dict(env or {})
+        self.node_env = {k: dict(v) for k, v in (node_env or {}).items()}
+        """Per node: more environment variables (e.g. ``OMNIPIANIST_RT_PRIORITY`` for the real-time ones)."""
+        self.stop_timeout_s = stop_timeout_s
+        self.python = python
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.returncodes: dict[str, int] = {}
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.directory: Path | None = None
+        self._logs: list[Any] = []
+
+    def command(self, name: str, params_file: str | Path) -> list[str]:
+        """The command line of node ``name`` (what launch_ros runs, with ``python -m`` for the script)."""
+        return [self.python, "-m", "omnipianist_ros.nodes.main", name, "--ros-args", "-r", f"__node:={name}",
+                "--params-file", str(params_file)]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        use_loopback(env)
+        env.update(self.extra_env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def __enter__(self) -> ProcessGraph:
+        from omnipianist_ros.launching import node_list
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="omnipianist-processes-")
+        self.directory = Path(self._tmp.name)
+        env = self.environment()
         try:
-            while g.alive:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+            for node in node_list(self.config):
+                cmd = self.command(node.name, node.write_params(self.directory))
+                node_env = {**env, **self.node_env.get(node.name, {})}
+                if self.output == "log":
+                    log = open(self.directory / f"{node.name}.log", "wb")  # noqa: SIM115 - closed in stop()
+                    self._logs.append(log)
+                    proc = subprocess.Popen(cmd, env=node_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                else:
+                    proc = subprocess.Popen(cmd, env=node_env, stdin=subprocess.DEVNULL)
+                self.processes[node.name] = proc
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.processes.items()}
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.processes) and all(p.poll() is None for p in self.processes.values())
+
+    def exited(self) -> dict[str, int]:
+        """Nodes that have exited, with their exit status."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def log(self, name: str) -> str:
+        """What node ``name`` wrote (``output='log'``)."""
+        if self.directory is None:
+            return ""
+        path = self.directory / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Wait until ``predicate()``; False on timeout or when a node process exited."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            if not self.alive:
+                return predicate()
+            time.sleep(poll_s)
+        return predicate()
+
+    def signal_all(self, sig: int = signal.SIGINT) -> None:
+        for p in self.processes.values():
+            if p.poll() is None:
+                try:
+                    p.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+
+    def stop(self, timeout_s: float | None = None) -> dict[str, int]:
+        """SIGINT every node (consumers first, as :class:`Graph` closes them), wait up to ``timeout_s``
+        (default ``stop_timeout_s``), SIGKILL what is left; the exit statuses (-9: killed)."""
+        timeout = self.stop_timeout_s if timeout_s is None else timeout_s
+        for p in reversed(list(self.processes.values())):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        end = time.monotonic() + timeout
+        for name, p in self.processes.items():
+            try:
+                p.wait(timeout=max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            self.returncodes[name] = p.returncode
+        for log in self._logs:
+            log.close()
+        self._logs = []
+        return dict(self.returncodes)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def spin_forever(config: BringupConfig, processes: bool = False) -> int:
+    """Run the graph until Ctrl-C (``processes``: one process per node; returns 1 when a node exited
+    on its own with an error)."""
+    if not processes:
+        with Graph(config) as g:
+            try:
+                while g.alive:
+                    time.sleep(0.2)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ProcessGraph(config, output="screen") as g:
+            while not stop.wait(0.2) and g.alive:
+                pass
+            failed = {n: rc for n, rc in g.exited().items() if rc != 0}
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    for name, rc in failed.items():
+        sys.stderr.write(f"bringup: node {name} exited with status {rc}\n")
+    return 1 if failed else 0

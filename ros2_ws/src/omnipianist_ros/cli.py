@@ -24,6 +24,8 @@ from omnipianist.errors import ConfigError
 def add_bringup_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="bringup YAML (e.g. ros2_ws/config/sim.yaml)")
     p.add_argument("--check", action="store_true", help="validate the YAML and exit")
+    p.add_argument("--processes", action="store_true",
+                   help="one process per node (what `ros2 launch` does; real-time runs) instead of one process")
     p.add_argument("--json", action="store_true", help="print one JSON object (with --check)")
 
 
@@ -36,8 +38,7 @@ def run_bringup(args: argparse.Namespace) -> int:
         return 0
     from omnipianist_ros.bringup import spin_forever
 
-    spin_forever(cfg)
-    return 0
+    return spin_forever(cfg, processes=getattr(args, "processes", False))
 
 
 def add_play_args(p: argparse.ArgumentParser) -> None:

@@ -1,18 +1,24 @@
 """``omnipianist bench loop``: the real-time control loop on the ROS graph, timed (JSON; exit 1 on a miss).
 
 The graph is the simulation one in real time on the wall clock, as on hardware: the MuJoCo mock
-(``realtime``: joint states and keys every period), the score (a timer on the ROS clock), the policy
-(``--trigger goal`` by default: it acts on each new goal, so the score's timer paces the loop; the
-safety filter is in the command path) and a probe subscribed to the left hand's commands, all in one
-process (:class:`omnipianist_ros.bringup.Graph`, one executor thread per node).
+(``realtime``: joint states and keys every period), the score (a timer on the ROS clock, the piece
+looped), the policy (``--trigger goal`` by default: it acts on each new goal, so the score's timer paces
+the loop; the safety filter is in the command path) and a probe subscribed to the left hand's commands.
+``--graph processes`` (the default, as ``ros2 launch`` runs it): one process per node
+(:class:`omnipianist_ros.bringup.ProcessGraph`), the probe in this process; ``--graph inprocess``: all
+in one process (:class:`omnipianist_ros.bringup.Graph`, one executor thread per node; the GIL is shared,
+so the physics and the probe delay the policy).
 
-Figures (wall clock, ``time.perf_counter``):
+Figures (wall clock, ``time.perf_counter`` = CLOCK_MONOTONIC, the same clock in every process):
 
 * ``period_jitter_ms_p99``: p99 of |interval between consecutive commands at the probe - period|;
 * ``latency_ms_p99``: p99 of (command received by the probe - the score's publish of the newest goal
-  before it): score -> policy -> safety filter -> command, over DDS;
+  before it): score -> policy -> safety filter -> command, over DDS (with processes, the score stamps
+  each publish on ``/score/goal_stamp``);
 * ``missed_deadlines``: periods without a command (an interval > 1.5 periods counts each period it
-  spans beyond the first) + policy steps that took longer than the period + stale-input periods.
+  spans beyond the first) + policy steps that took longer than the period + stale-input periods
+  (with processes, from the policy's 1 Hz /diagnostics counters, taken from the last report before the
+  timed cycles to the first one after them: a window that can only be too wide).
 
 Targets at 20 Hz: jitter p99 <= 2 ms, latency p99 <= 10 ms, 0 misses (``--rate 100`` is a stress run:
 the same figures, reported, judged only on misses). DDS stays on loopback: the process re-executes
@@ -47,6 +53,12 @@ def add_bench_loop_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--piece", default="twinkle", help="piece the score plays (looped by seeking back)")
     p.add_argument("--trigger", default="goal", choices=("goal", "timer"),
                    help="policy trigger: 'goal' (the score paces the loop) or 'timer' (its own steady timer)")
+    p.add_argument("--graph", default="processes", choices=("processes", "inprocess"),
+                   help="one process per node (as ros2 launch; the default) or every node in this process")
+    p.add_argument("--rt-priority", type=int, default=50, metavar="N",
+                   help="--graph processes: run the score, the policy, the mock and the probe SCHED_FIFO at "
+                        "priority N + 0..2 (RT_OFFSETS; what a real-time rig does; needs CAP_SYS_NICE; a refusal is "
+                        "reported in rt_refused), 0 = normal scheduling")
     p.add_argument("--no-netns", action="store_true",
                    help="do not re-execute in a private network namespace (the loopback DDS profile still applies)")
     p.add_argument("--json", action="store_true", help="print only the JSON object")
@@ -64,13 +76,14 @@ def _isolated_argv(argv: list[str]) -> list[str] | None:
     return [unshare, "-n", "bash", "-c", 'ip link set lo up && exec "$@"', "bash", *argv]
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the graph for ``args.warmup + args.cycles`` cycles and return the figures (no exit-code logic)."""
-    from rclpy.node import Node
-    from std_msgs.msg import Float64MultiArray
+RT_OFFSETS = {"score": 2, "probe": 2, "policy": 1, "mujoco_mock": 0}
+"""``--rt-priority N``: each process's SCHED_FIFO priority is N + this. Equal FIFO priorities do not
+preempt each other, so the pacer (the score's timer: a fraction of a millisecond per tick) and the
+probe come first, then the policy, then the physics (the mock stands in for the hardware)."""
 
-    from omnipianist_ros import topics
-    from omnipianist_ros.bringup import Graph
+
+def bench_config(args: argparse.Namespace) -> Any:
+    """The real-time sim graph of the benchmark (sim.yaml without the evaluator, on the wall clock)."""
     from omnipianist_ros.config import config_path, load_bringup_config
 
     period = 1.0 / args.rate
@@ -79,9 +92,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                                if n.name != "evaluator"))
     cfg = cfg.replace("mujoco_mock", mode="realtime", period_s=period, embodiment=args.embodiment,
                       wait_for_subscribers=1)
-    cfg = cfg.replace("score", tick_source="timer", period_s=period, file=args.piece, autostart=True)
-    cfg = cfg.replace("policy", trigger=args.trigger, policy=args.policy, embodiment=args.embodiment,
-                      publish_trajectory=False)
+    cfg = cfg.replace("score", tick_source="timer", period_s=period, file=args.piece, autostart=True,
+                      loop=True, stamp_goals=getattr(args, "graph", "inprocess") == "processes")
+    return cfg.replace("policy", trigger=args.trigger, policy=args.policy, embodiment=args.embodiment,
+                       publish_trajectory=False)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the graph for ``args.warmup + args.cycles`` cycles and return the figures (no exit-code logic)."""
+    if getattr(args, "graph", "inprocess") == "processes":
+        return measure_processes(args)
+    from rclpy.node import Node
+    from std_msgs.msg import Float64MultiArray
+
+    from omnipianist_ros import topics
+    from omnipianist_ros.bringup import Graph
+
+    period = 1.0 / args.rate
+    cfg = bench_config(args)
     total = args.warmup + args.cycles
     arrivals: list[float] = []
     goal_at: list[float | None] = []
@@ -95,7 +123,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         probe.create_subscription(Float64MultiArray, topics.commands("left"), on_cmd, topics.COMMAND_SUB_QOS)
         g.add_node(probe)
-        n_steps = score.schedule.n_steps
         timeout = 30.0 + 3.0 * total * period
         end = time.monotonic() + timeout
         stats_at_warmup: dict[str, int] | None = None
@@ -104,9 +131,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if stats_at_warmup is None and len(arrivals) >= args.warmup:
                 st = policy.controller.stats
                 stats_at_warmup = {"overruns": st.overruns, "stale": st.stale_inputs, "steps": st.steps}
-            sched = score.schedule  # loop the piece: keep the score playing for as many cycles as asked
-            if sched.start_s is not None and sched.step_at(time.time()) > n_steps - 40:
-                score.request_seek(0.0)
         st = policy.controller.stats
         base = stats_at_warmup or {"overruns": 0, "stale": 0, "steps": 0}
         overruns, stale = st.overruns - base["overruns"], st.stale_inputs - base["stale"]
@@ -114,21 +138,128 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         states = [f.state.value for f in policy.controller.filters.values()]
     t = np.asarray(arrivals[args.warmup:total])
     g_at = np.asarray([np.nan if x is None else x for x in goal_at[args.warmup:total]])
+    return _figures(args, "inprocess", t, g_at, overruns, stale, _pct(infer, 50), _pct(infer, 99), states)
+
+
+def _figures(args: argparse.Namespace, graph: str, t: np.ndarray, g_at: np.ndarray, overruns: int, stale: int,
+             infer_p50: float, infer_p99: float, states: list[str]) -> dict[str, Any]:
+    """The JSON figures from the timed command arrivals ``t`` and the newest goal publish before each."""
+    period = 1.0 / args.rate
     intervals = np.diff(t)
     jitter = np.abs(intervals - period) * 1e3
     latency = (t - g_at)[np.isfinite(g_at)] * 1e3
     gaps = int(np.sum(np.maximum(np.round(intervals / period) - 1, 0)[intervals > 1.5 * period]))
     missed = gaps + overruns + stale + max(0, args.cycles - t.size)
-    return {"bench": "loop", "rate_hz": args.rate, "period_ms": period * 1e3, "trigger": args.trigger,
-            "policy": args.policy, "embodiment": args.embodiment, "cycles": int(t.size), "cycles_asked": args.cycles,
+    return {"bench": "loop", "graph": graph, "rate_hz": args.rate, "period_ms": period * 1e3,
+            "trigger": args.trigger, "policy": args.policy, "embodiment": args.embodiment, "cycles": int(t.size),
+            "cycles_asked": args.cycles,
             "period_jitter_ms_p50": _pct(jitter, 50), "period_jitter_ms_p99": _pct(jitter, 99),
             "period_jitter_ms_max": float(jitter.max()) if jitter.size else 0.0,
             "latency_ms_p50": _pct(latency, 50), "latency_ms_p99": _pct(latency, 99),
             "latency_ms_max": float(latency.max()) if latency.size else 0.0,
-            "inference_ms_p50": _pct(infer, 50), "inference_ms_p99": _pct(infer, 99),
+            "inference_ms_p50": infer_p50, "inference_ms_p99": infer_p99,
             "missed_deadlines": int(missed), "missed_gaps": gaps, "overruns": int(overruns),
             "stale_inputs": int(stale), "safety_states": states, "load_avg_1m": os.getloadavg()[0],
             "cpu_count": os.cpu_count()}
+
+
+def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`measure` with one process per node; the probe (commands, goal stamps, the policy's
+    diagnostics) spins in this process."""
+    import threading
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from std_msgs.msg import Float64, Float64MultiArray
+
+    from omnipianist_ros import topics
+    from omnipianist_ros.bringup import ProcessGraph
+
+    period = 1.0 / args.rate
+    total = args.warmup + args.cycles
+    arrivals: list[float] = []
+    stamps: list[float] = []
+    diags: list[tuple[int, dict[str, str]]] = []  # (commands seen when it arrived, the policy's values)
+
+    def on_cmd(_msg: Float64MultiArray) -> None:
+        arrivals.append(time.perf_counter())
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            if st.name == "omnipianist/policy":
+                diags.append((len(arrivals), {kv.key: kv.value for kv in st.values}))
+
+    from omnipianist_ros.nodes.main import RT_PRIORITY_ENV, apply_rt_priority
+
+    base = getattr(args, "rt_priority", 0)
+    rt = str(base + RT_OFFSETS["probe"]) if base else ""
+    rt_probe = apply_rt_priority(rt)  # before rclpy starts its threads: they inherit it
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    probe = rclpy.create_node("loop_probe", context=context)
+    probe.create_subscription(Float64MultiArray, topics.commands("left"), on_cmd, topics.COMMAND_SUB_QOS)
+    probe.create_subscription(Float64, topics.GOAL_STAMP, lambda m: stamps.append(m.data), topics.GOAL_STAMP_QOS)
+    probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, topics.DIAGNOSTICS_QOS)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    spinner = threading.Thread(target=spin, name="spin-loop_probe", daemon=True)
+    spinner.start()
+    failure = ""
+    refused: list[str] = []
+    try:
+        cfg = bench_config(args)
+        node_env = {n.name: {RT_PRIORITY_ENV: str(base + RT_OFFSETS[n.name])} for n in cfg.nodes} if base else {}
+        with ProcessGraph(cfg, node_env=node_env) as g:
+            end = time.monotonic() + 60.0 + 3.0 * total * period
+            while len(arrivals) < total and time.monotonic() < end and g.alive:
+                time.sleep(0.05)
+            done_at = len(arrivals)
+            # one more policy report after the last timed cycle (its counters cover them)
+            g.wait_for(lambda: bool(diags) and diags[-1][0] > min(done_at, total), 3.0)
+            refused = [n for n in g.processes if "not applied" in g.log(n)]
+            if not g.alive:
+                failure = "; ".join(f"{n} exited {rc}: {g.log(n)[-400:]}" for n, rc in g.exited().items())
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        spinner.join(timeout=2.0)
+        probe.destroy_node()
+        rclpy.try_shutdown(context=context)
+    t = np.asarray(arrivals[args.warmup:total])
+    s = np.asarray(sorted(stamps))
+    idx = np.searchsorted(s, t, side="right") - 1  # the newest goal published before each arrival
+    g_at = np.full(t.shape, np.nan)
+    if s.size:
+        g_at[idx >= 0] = s[idx[idx >= 0]]
+    before = [v for n, v in diags if n <= args.warmup]
+    after = [v for n, v in diags if n >= min(len(arrivals), total)]
+    first = before[-1] if before else {"overruns": "0", "stale_inputs": "0"}
+    last = after[0] if after else (diags[-1][1] if diags else {})
+    overruns = int(last.get("overruns", 0)) - int(first.get("overruns", 0))
+    stale = int(last.get("stale_inputs", 0)) - int(first.get("stale_inputs", 0))
+    states = [last.get(f"{side}.state", "?") for side in ("left", "right")]
+    r = _figures(args, "processes", t, g_at, overruns, stale, float(last.get("inference_ms_p50", "nan")),
+                 float(last.get("inference_ms_p99", "nan")), states)
+    timed = s[(s >= t[0]) & (s <= t[-1])] if t.size and s.size else s
+    goal_jitter = np.abs(np.diff(timed) - period) * 1e3
+    r["score_period_jitter_ms_p99"] = _pct(goal_jitter, 99)
+    """The score's own publish jitter (its timer): the part of the command jitter the policy did not add."""
+    r["inference_over"] = "the whole run (the policy's /diagnostics)"
+    r["rt_priority"] = {name: base + off for name, off in RT_OFFSETS.items()} if base else 0
+    r["rt_probe"] = rt_probe or "normal scheduling"
+    r["rt_refused"] = refused
+    if not after:
+        r["counters_note"] = "no policy diagnostics after the timed cycles: overruns / stale counted to the last one"
+    if failure:
+        r["failure"] = failure
+    return r
 
 
 def judge(r: dict[str, Any]) -> list[str]:
@@ -136,6 +267,8 @@ def judge(r: dict[str, Any]) -> list[str]:
     misses = []
     if r["missed_deadlines"] > 0:
         misses.append(f"missed_deadlines {r['missed_deadlines']} > 0")
+    if r.get("rt_refused"):
+        misses.append(f"real-time priority refused for {r['rt_refused']} (run with CAP_SYS_NICE or --rt-priority 0)")
     if r["cycles"] < r["cycles_asked"]:
         misses.append(f"only {r['cycles']} of {r['cycles_asked']} cycles completed")
     if abs(r["rate_hz"] - 20.0) < 1e-9:
@@ -173,7 +306,8 @@ def run_bench_loop(args: argparse.Namespace) -> int:
 def _forward(args: argparse.Namespace) -> list[str]:
     out = ["--rate", str(args.rate), "--cycles", str(args.cycles), "--warmup", str(args.warmup),
            "--policy", args.policy, "--embodiment", args.embodiment, "--piece", args.piece,
-           "--trigger", args.trigger, "--no-netns"]
+           "--trigger", args.trigger, "--graph", getattr(args, "graph", "processes"),
+           "--rt-priority", str(getattr(args, "rt_priority", 0)), "--no-netns"]
     return out + (["--json"] if args.json else [])
 
 

@@ -48,6 +48,9 @@ class ScoreParams:
                                    "message (lock-step simulation, where /clock advances one control step at a time)",
                           ("timer", "clock"))
     period_s: float = _p(0.0, "timer tick period [s] (0 = the control period; shorter only for loop stress tests)")
+    loop: bool = _p(False, "start the piece again from its beginning before it ends (endless play: loop benchmark)")
+    stamp_goals: bool = _p(False, "also publish each goal's publish time (CLOCK_MONOTONIC seconds, std_msgs/Float64) "
+                                  "on /score/goal_stamp: score->command latency measured from another process")
 
     def __post_init__(self) -> None:
         _validate(self, "score")

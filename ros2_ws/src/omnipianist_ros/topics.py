@@ -22,6 +22,8 @@ REPORT = "/evaluator/report"
 SCORE_START = "/score/start"
 SCORE_STOP = "/score/stop"
 SCORE_SEEK = "/score/seek"
+GOAL_STAMP = "/score/goal_stamp"
+"""std_msgs/Float64: CLOCK_MONOTONIC seconds of each /piano/goal publish (score ``stamp_goals``; loop benchmark)."""
 """std_srvs/Trigger: jump to the step in the score node's ``seek_step`` parameter (set it first)."""
 ONSET_F1 = "/evaluator/onset_f1"
 POLICY_REARM = "/policy/rearm"
@@ -81,6 +83,7 @@ def command_sub_qos(deadline_s: float) -> QoSProfile:
 TRAJECTORY_QOS = _reliable(1)
 GOAL_QOS = _reliable(1)
 GOAL_CHECK_QOS = _reliable(10)
+GOAL_STAMP_QOS = _reliable(100)
 """The evaluator keeps every goal (it pairs them with /piano/progress); compatible with GOAL_QOS."""
 KEYS_QOS = _reliable(10)
 SUSTAIN_QOS = _reliable(1)

@@ -17,6 +17,7 @@ the overrun and exits with status 1.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -28,6 +29,26 @@ from omnipianist.errors import OmnipianistError
 
 SHUTDOWN_DEADLINE_S = 1.8
 """Seconds from the first SIGINT / SIGTERM to the end of the process, at most."""
+
+RT_PRIORITY_ENV = "OMNIPIANIST_RT_PRIORITY"
+"""Set to 1..99 to run the node process SCHED_FIFO at that priority (every thread it starts inherits it:
+the executor, the DDS threads); needs CAP_SYS_NICE or an rtprio limit (``/etc/security/limits.conf``).
+Refused: a warning, and the node runs on the normal scheduler. ``omnipianist bench loop --rt-priority``."""
+
+
+def apply_rt_priority(value: str | None = None) -> str:
+    """Apply :data:`RT_PRIORITY_ENV` to the calling thread (before any other thread exists); what happened,
+    in words ('' = nothing asked)."""
+    value = os.environ.get(RT_PRIORITY_ENV, "") if value is None else value
+    if not value or value == "0":
+        return ""
+    try:
+        prio = int(value)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+    except (ValueError, OSError) as exc:
+        sys.stderr.write(f"warning: {RT_PRIORITY_ENV}={value!r} not applied ({exc}); normal scheduling\n")
+        return f"refused: {exc}"
+    return f"SCHED_FIFO {prio}"
 
 
 class _Interrupted(Exception):
@@ -49,6 +70,7 @@ def _hard_exit_after(seconds: float, name: str) -> threading.Timer:
 def run_node(kind: str, argv: list[str] | None = None) -> int:
     """Build node ``kind`` (registry name), spin it until SIGINT / SIGTERM, shut it down; exit status."""
     use_loopback()
+    apply_rt_priority()
     stop = threading.Event()
     building = [True]
 
@@ -58,7 +80,8 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
         if first and building[0]:
             raise _Interrupted(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -77,6 +100,10 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
         node = cls(kind)
         executor = SingleThreadedExecutor()  # see bringup.py: MultiThreadedExecutor spins
         executor.add_node(node)
+        # what start-up built (the model, the scene, the policy) lives as long as the process: out of the
+        # garbage collector's sight, so that no full collection walks it in the middle of a control step
+        gc.collect()
+        gc.freeze()
         building[0] = False
         if not stop.is_set():
 
@@ -106,8 +133,11 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
         _shutdown(rclpy, node, executor, spinner)
         if deadline is not None:
             deadline.cancel()
-        for s, h in previous.items():
-            signal.signal(s, h)
+        # the process only exits from here on: a late SIGINT must neither become a KeyboardInterrupt nor,
+        # once the interpreter finalizes (it restores SIG_DFL for Python-level handlers, not for SIG_IGN),
+        # kill the process with status -2
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     if errors:
         if not isinstance(errors[0], OmnipianistError):
             import traceback
@@ -127,7 +157,7 @@ def _shutdown(rclpy: Any, node: Any, executor: Any, spinner: threading.Thread | 
         if close is not None:
             close()
         node.destroy_node()
-    rclpy.try_shutdown()
+    rclpy.try_shutdown(uninstall_handlers=False)
 
 
 def mujoco_mock_main() -> int:

@@ -17,7 +17,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-from std_msgs.msg import Float32MultiArray, Float64MultiArray
+from std_msgs.msg import Float32MultiArray, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from omnipianist_ros import topics
@@ -34,6 +34,8 @@ class ScoreNode(Node):
         self.schedule = ScoreSchedule.from_piece(p.file, p.tempo_scale, p.lookahead, p.start_delay)
         self.goal_pub = self.create_publisher(Float32MultiArray, topics.GOAL, topics.GOAL_QOS)
         self.progress_pub = self.create_publisher(Float64MultiArray, topics.PROGRESS, topics.PROGRESS_QOS)
+        self.stamp_pub = (self.create_publisher(Float64, topics.GOAL_STAMP, topics.GOAL_STAMP_QOS)
+                          if p.stamp_goals else None)
         self.create_service(Trigger, topics.SCORE_START, self._on_start)
         self.create_service(Trigger, topics.SCORE_STOP, self._on_stop)
         self.create_service(Trigger, topics.SCORE_SEEK, self._on_seek)
@@ -44,7 +46,7 @@ class ScoreNode(Node):
         self.last_state = ScoreState.IDLE
         self.ticks = 0
         self.goal_published_s: float | None = None
-        """time.perf_counter() of the last goal publish (loop benchmark)."""
+        """time.perf_counter() (CLOCK_MONOTONIC) of the last goal publish (loop benchmark)."""
         if p.tick_source == "clock":
             self.create_subscription(Clock, topics.CLOCK, lambda m: self._tick(time_s(m.clock)), topics.CLOCK_QOS)
         else:
@@ -78,6 +80,10 @@ class ScoreNode(Node):
         return res
 
     def _tick(self, now_s: float) -> None:
+        sched = self.schedule
+        if (self.params.loop and self._seek_requested is None and sched.start_s is not None
+                and sched.step_at(now_s) >= sched.n_steps - 1 - self.params.lookahead):
+            self._seek_requested = 0.0  # endless play: back to the start before the goals run out
         if self._seek_requested is not None:
             step = self.schedule.seek(now_s, self._seek_requested)
             self._seek_requested, self._start_requested = None, False
@@ -89,8 +95,11 @@ class ScoreNode(Node):
         start = self.schedule.start_s if self.schedule.start_s is not None else float("nan")
         self.progress_pub.publish(float64_array([tick.step, self.schedule.n_steps, start, int(tick.state)],
                                                 "step,n_steps,start_time_s,state"))
+        msg = goal_to_msg(tick.goal)
         self.goal_published_s = time.perf_counter()
-        self.goal_pub.publish(goal_to_msg(tick.goal))
+        self.goal_pub.publish(msg)
+        if self.stamp_pub is not None:
+            self.stamp_pub.publish(Float64(data=self.goal_published_s))
         self.ticks += 1
         if tick.state != self.last_state:
             self.get_logger().info(f"score: {tick.state.name.lower()} at t={now_s:.3f} s")
