@@ -302,15 +302,17 @@ class HilRig:
             metrics=self.env.episode_metrics(),
             steps=self.t,
             diagnostics={side: d.diagnostics() for side, d in self.drivers.items()},
-            out_of_limits=[m for side in self.emulators for m in goals_outside_limits(self.emulators[side],
-                                                                                     self.channels[side])],
+            out_of_limits=[m for side in self.emulators for m in goals_outside_limits(
+                self.emulators[side], self.drivers[side].channels if side in self.drivers else self.channels[side])],
             emulator_errors=[f"{side}: {emu.error!r}" for side, emu in self.emulators.items() if emu.error],
             status_errors=[f"{side}: {e}" for side, emu in self.emulators.items() for e in emu.status_error_summary()],
         )
 
 
 def goals_outside_limits(emulator: ServoBusEmulator, channels: list[ServoChannel]) -> list[str]:
-    """Every Goal Position that reached the emulator outside its servo's safe tick range (from the log)."""
+    """Every Goal Position that reached the emulator outside its servo's safe tick range (from the log).
+
+    Pass the driver's channels (``driver.channels``): a homed rail's tick range is in its homed frame."""
     item = t.X_SERIES["goal_position"]
     by_id = {c.servo_id: c for c in channels}
     bad = []

@@ -217,6 +217,24 @@ HAND_MUTATIONS: list[tuple[str, Mutation, str, str]] = [
     ("rail limits outside", _set("rail.slides.forearm_ty.limits_m", [-0.2, 0.05]), "rail.slides.forearm_ty.limits_m", "model"),
     ("rail speed zero", _set("rail.slides.forearm_tx.max_speed_m_s", 0), "rail.slides.forearm_tx.max_speed_m_s", "> 0"),
     ("rail port int", _set("rail.port", 3), "rail.port", "expected a non-empty string"),
+    ("rail driver unknown", _set("rail.driver", "stepper"), "rail.driver", "is not one of 'tbd', 'dynamixel'"),
+    ("rail port on dynamixel", _set("rail.port", "/dev/ttyUSB3"), "rail.port", "share the hand's bus"),
+    ("rail servo missing", _delete("rail.slides.forearm_tx.servo_id"), "rail.slides.forearm_tx.servo_id",
+     "missing key (driver dynamixel"),
+    ("rail servo id of a joint", _set("rail.slides.forearm_tx.servo_id", 3), "rail.slides.forearm_tx.servo_id",
+     "already used by joints.if_dip"),
+    ("rail servo ids shared", _set("rail.slides.forearm_ty.servo_id", 16), "rail.slides.forearm_ty.servo_id",
+     "already used by rail.slides.forearm_tx"),
+    ("rail metres per rev zero", _set("rail.slides.forearm_tx.metres_per_rev", 0), "rail.slides.forearm_tx.metres_per_rev",
+     "> 0"),
+    ("rail too fast for the servo", _set("rail.slides.forearm_tx.metres_per_rev", 0.04),
+     "rail.slides.forearm_tx.max_speed_m_s", "81 rpm no-load x 0.04 m/rev = 0.054 m/s"),
+    ("rail home outside", _set("rail.slides.forearm_ty.home_m", 0.2), "rail.slides.forearm_ty.home_m", "outside limits_m"),
+    ("rail direction", _set("rail.slides.forearm_ty.direction", 2), "rail.slides.forearm_ty.direction", "must be 1 or -1"),
+    ("rail current", _set("rail.slides.forearm_ty.current_limit_ma", 3000), "rail.slides.forearm_ty.current_limit_ma",
+     "outside"),
+    ("rail gains", _delete("rail.slides.forearm_ty.gains.p"), "rail.slides.forearm_ty.gains.p", "missing key"),
+    ("rail servo keys without driver", _set("rail.driver", "tbd"), "rail.slides.forearm_tx.servo_id", "unknown key"),
 ]
 
 
@@ -439,3 +457,31 @@ def test_hil_bus_and_safety_files_load() -> None:
     buses = load_bus_config(HIL_CONFIG_DIR / "bus.yaml")
     assert set(buses) == {"left", "right"} and all(b.baudrate == 4_000_000 for b in buses.values())
     assert load_safety_config(HIL_CONFIG_DIR / "safety.yaml", "shadow").max_rate_rad_per_s > 0
+
+
+def test_servo_facts_come_from_the_control_tables() -> None:
+    """config.py re-types no servo fact: ids, gains, baud rates and current limits are the tables'."""
+    from omnipianist.hardware import config
+    from omnipianist.hardware.dynamixel import protocol, tables
+
+    assert config.SERVO_ID_MAX == protocol.MAX_ID == 252
+    assert config.GAIN_MAX == tables.X_SERIES["position_p_gain"].hi == 16383
+    assert config.SUPPORTED_BAUDRATES == (9600, 57600, 115200, 1_000_000, 2_000_000, 3_000_000, 4_000_000)
+    assert config.CURRENT_LIMIT_MAX_MA["XC330-M288"] == 2352.0  # e-manual Current Limit range, XC330-M288
+    assert config.RETURN_DELAY_US_MAX == 508 and config.BUS_WATCHDOG_UNITS_MAX == 127
+    # the old private helpers stay importable (re-exported from the public yaml_check module)
+    from omnipianist.hardware.yaml_check import Reader, read_yaml
+
+    assert config._Reader is Reader and config._read_yaml is read_yaml  # noqa: SLF001
+
+
+def test_rail_servos_load_and_dump(tmp_path: Path) -> None:
+    from omnipianist.hardware.calibration import dump_hand_yaml
+
+    hand = load_hand_config(HARDWARE_CONFIG_DIR / "leap_left.yaml")
+    assert hand.rail.driver == "dynamixel" and hand.rail.port is None
+    tx = hand.rail.slides["forearm_tx"].servo
+    assert tx is not None and tx.servo_id == 16 and tx.metres_per_tick == pytest.approx(tx.metres_per_rev / 4096)
+    path = tmp_path / "leap_left.yaml"
+    path.write_text(dump_hand_yaml(hand))
+    assert load_hand_config(path).rail == hand.rail

@@ -296,3 +296,34 @@ def test_malformed_commands_never_raise(bad: object) -> None:
     f = armed()
     res = f.filter(bad, 0.01)  # type: ignore[arg-type]
     assert not res.accepted and res.command is not None and f.counters.malformed == 1
+
+
+# --- forearm rails: homing and soft limits ------------------------------------------------------------
+
+
+def test_rail_homing_makes_the_startup_reading_read_home() -> None:
+    from omnipianist.safety.rail import RailHoming
+
+    homing = RailHoming("lh_forearm_tx", home=0.02, limits=(-0.36, 0.1), margin=0.005)
+    offset = homing.offset(0.731)  # raw reading at the mark (any turn count)
+    assert 0.731 - offset == pytest.approx(0.02)
+    homing.check(0.1)
+    homing.check(-0.361)  # within the tolerance
+    with pytest.raises(SafetyError, match=r"lh_forearm_tx: measured 0\.2000 m is outside its limits"):
+        homing.check(0.2)
+
+
+def test_rail_home_outside_the_soft_limits_is_a_config_error() -> None:
+    from omnipianist.safety.rail import RailHoming
+
+    with pytest.raises(ConfigError, match="home 0.098 m is outside the soft limits"):
+        RailHoming("rh_forearm_ty", home=0.098, limits=(-0.045, 0.1), margin=0.005)
+
+
+def test_turns_lost_and_outside_limits() -> None:
+    from omnipianist.safety.rail import outside_limits, turns_lost
+
+    assert turns_lost(2 * 4096 + 500, 520, 4096) == 2
+    assert turns_lost(-3 * 4096 + 100, 4000, 4096) == -4
+    assert turns_lost(300, 310, 4096) == 0
+    assert outside_limits(["a", "b"], [0.5, -0.2], [0.0, -0.1], [1.0, 0.1]) == ["b (-0.2000 outside [-0.1, 0.1])"]
