@@ -18,7 +18,7 @@ def test_lifecycle_drives_the_emulated_hand() -> None:
     from omnipianist.hardware.hil import wait_until
     from omnipianist_ros.nodes.hand_driver_node import HandDriverNode
 
-    with ServoBusEmulator(range(16)) as emu:
+    with ServoBusEmulator(range(18)) as emu:
         context = rclpy.Context()
         rclpy.init(context=context)
         try:
@@ -26,6 +26,8 @@ def test_lifecycle_drives_the_emulated_hand() -> None:
                 Parameter("side", value="left"), Parameter("port", value=emu.port)])
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert emu.servos[1].get("operating_mode") == 5
+            assert emu.servos[16].get("operating_mode") == 4  # the forearm rail: an extra channel, multi-turn
+            assert node.driver is not None and node.driver.names[-2:] == ("lh_forearm_tx", "lh_forearm_ty")
             node._on_estop(Bool(data=False))  # noqa: SLF001 - the heartbeat the filter needs to arm
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             assert all(s.get("torque_enable") == 1 for s in emu.servos.values())
@@ -44,6 +46,7 @@ def test_lifecycle_drives_the_emulated_hand() -> None:
             assert wait_until(lambda: all(s.get("torque_enable") == 0 for s in emu.servos.values()))
             assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+            assert emu.status_error_summary() == []
             executor.shutdown()
             node.destroy_node()
         finally:
@@ -64,7 +67,7 @@ def test_command_trigger_cycles_once_per_command() -> None:
     from omnipianist.hardware.emulator import ServoBusEmulator
     from omnipianist_ros.nodes.hand_driver_node import HandDriverNode
 
-    with ServoBusEmulator(range(16)) as emu:
+    with ServoBusEmulator(range(18)) as emu:
         context = rclpy.Context()
         rclpy.init(context=context)
         try:

@@ -50,7 +50,7 @@ def test_driver_configures_once_its_port_appears(tmp_path: Path) -> None:
         assert _spin_until(executor, lambda: node.configure_failures >= 3, 5.0)
         assert node.driver is None, "a failed configure left a driver behind"
         assert node.lifecycle_state == "unconfigured" and not node.gave_up
-        with ServoBusEmulator(range(16)) as emu:
+        with ServoBusEmulator(range(18)) as emu:  # 16 joints + 2 rail servos
             os.symlink(emu.port, port)  # the port appears (as the HIL mock links its ptys)
             assert _spin_until(executor, lambda: node.lifecycle_state == "inactive", 5.0), node.lifecycle_state
             assert node.driver is not None and node.driver.port == str(port)
