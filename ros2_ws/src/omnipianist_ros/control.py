@@ -11,6 +11,7 @@ the same units, with limits = the actuators' ctrl ranges (minus ``safety_margin`
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 
@@ -237,3 +238,135 @@ class PolicyController:
             for k, v in f.diagnostics().items():
                 out[f"{side}.{k}"] = v
         return out
+
+
+class Action(enum.Enum):
+    NONE = "none"
+    """Nothing to do."""
+    STEP = "step"
+    """Run one control step (:meth:`PolicyController.step`) at ``Decision.now_s``."""
+    TICK = "tick"
+    """No step: run the filters' watchdogs (:meth:`PolicyController.tick`) at ``Decision.now_s``."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    now_s: float = 0.0
+    """ROS time [s] of the step or tick (lock-step: the inputs' common stamp)."""
+    stale: bool = False
+    """TICK because an input is missing or older than ``stale_after_s`` (count it)."""
+
+
+NOTHING = Decision(Action.NONE)
+
+
+class StepScheduler:
+    """When the policy node steps (plain Python: the node feeds it input stamps and timer ticks and does
+    what the returned :class:`Decision` says), and the e-stop latch and first arming.
+
+    Triggers (``PolicyParams.trigger``):
+
+    * ``timer``: every control period, with the newest inputs; an input missing or older than
+      ``stale_after_s`` makes it a (counted) watchdog TICK instead.
+    * ``lockstep``: once per simulation step: when both hands' joint states and the keys carry the same
+      stamp, newer than the last step's, and a goal arrived since the last step.
+    * ``goal``: on each new goal (the score paces the loop), staleness as for ``timer``; the timer only
+      ticks the watchdogs when no step came for 1.5 periods (wall clock).
+    """
+
+    def __init__(self, trigger: str, stale_after_s: float, arm_on_start: bool = True, dt: float = CONTROL_DT_S,
+                 sides: tuple[str, ...] = tuple(HAND_SIDES)) -> None:
+        if trigger not in ("timer", "lockstep", "goal"):
+            raise ValueError(f"trigger must be timer, lockstep or goal, got {trigger!r}")
+        self.trigger = trigger
+        self.stale_after_s = stale_after_s
+        self.arm_on_start = arm_on_start
+        self.dt = dt
+        self.joint_state_ns: dict[str, int | None] = {s: None for s in sides}
+        self.keys_ns: int | None = None
+        self.has_goal = False
+        self.goal_seq = 0
+        self._goal_used = 0
+        self._last_step_ns: int | None = None
+        self._last_step_wall: float | None = None
+        self.estopped = False
+        self.armed_once = False
+
+    # ---------------------------------------------------------------------------------------- inputs
+    def joint_states(self, side: str, stamp_ns: int) -> Decision:
+        self.joint_state_ns[side] = stamp_ns
+        return self._lockstep()
+
+    def keys(self, stamp_ns: int) -> Decision:
+        self.keys_ns = stamp_ns
+        return self._lockstep()
+
+    def goal(self, now_s: float) -> Decision:
+        self.has_goal = True
+        self.goal_seq += 1
+        return self._control(now_s) if self.trigger == "goal" else self._lockstep()
+
+    def timer(self, now_s: float, wall_s: float) -> Decision:
+        """The control timer fired (``now_s`` ROS time, ``wall_s`` monotonic)."""
+        if self.trigger == "goal":
+            if self._last_step_wall is None or wall_s - self._last_step_wall > 1.5 * self.dt:
+                return Decision(Action.TICK, now_s)
+            return NOTHING
+        if self.trigger == "timer":
+            return self._control(now_s)
+        return NOTHING
+
+    def stepped(self, wall_s: float) -> None:
+        """The node ran the step it was told to (at monotonic ``wall_s``)."""
+        self._goal_used = self.goal_seq
+        self._last_step_wall = wall_s
+
+    @property
+    def has_joint_states(self) -> bool:
+        return all(v is not None for v in self.joint_state_ns.values())
+
+    def _lockstep(self) -> Decision:
+        if self.trigger != "lockstep" or self.keys_ns is None or self.goal_seq == self._goal_used:
+            return NOTHING
+        stamps = set(self.joint_state_ns.values())
+        if len(stamps) != 1 or None in stamps or self.keys_ns not in stamps:
+            return NOTHING
+        t_ns = self.keys_ns
+        if self._last_step_ns is not None and t_ns <= self._last_step_ns:
+            return NOTHING
+        self._last_step_ns = t_ns
+        return Decision(Action.STEP, t_ns * 1e-9)
+
+    def _control(self, now_s: float) -> Decision:
+        stamps = [*self.joint_state_ns.values(), self.keys_ns]
+        if (not self.has_goal or any(t is None for t in stamps)
+                or any(now_s - t * 1e-9 > self.stale_after_s for t in stamps if t is not None)):
+            return Decision(Action.TICK, now_s, stale=True)
+        return Decision(Action.STEP, now_s)
+
+    # ------------------------------------------------------------------------------ e-stop and arming
+    def estop(self, asserted: bool) -> bool:
+        """An /estop message; True when it newly latches the e-stop (False clears the latch's input,
+        not the filters: re-arming is :meth:`rearm_refusal` + the rearm service)."""
+        if asserted and not self.estopped:
+            self.estopped = True
+            return True
+        if not asserted:
+            self.estopped = False
+        return False
+
+    def wants_first_arm(self, armed: bool) -> bool:
+        """Arm at this step? Only the first arm is automatic (``arm_on_start``), never during an e-stop."""
+        return self.arm_on_start and not self.estopped and not self.armed_once and not armed
+
+    def first_arm_done(self) -> None:
+        self.armed_once = True
+
+    def rearm_refusal(self) -> str | None:
+        """Why /policy/rearm must refuse now (None: it may re-arm)."""
+        if self.estopped:
+            return "/estop is still asserted"
+        if not self.has_joint_states:
+            return "no joint states yet"
+        return None

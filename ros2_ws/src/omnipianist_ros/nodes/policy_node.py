@@ -30,7 +30,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from omnipianist.safety.filter import SafetyError
 from omnipianist_ros import topics
-from omnipianist_ros.control import PolicyController, SafetySettings, hardware_safety_filters
+from omnipianist_ros.control import Action, Decision, PolicyController, SafetySettings, StepScheduler, hardware_safety_filters
 from omnipianist_ros.messages import JointOrder, chunk_trajectory, float64_array, joy_to_keys, msg_to_goal, time_ns
 from omnipianist_ros.params import PolicyParams, declare_and_read
 from omnipianist_ros.policies import load_policy
@@ -71,12 +71,8 @@ class PolicyNode(Node):
         self._q: dict[str, tuple[int, np.ndarray] | None] = {s: None for s in HAND_SIDES}
         self._keys: tuple[int, np.ndarray] | None = None
         self._goal: np.ndarray | None = None
-        self._goal_seq = 0
-        self._goal_used = 0
-        self._last_step_ns: int | None = None
-        self._estopped = False
-        self._armed_once = False
-        self._last_step_wall: float | None = None
+        self.scheduler = StepScheduler(p.trigger, p.stale_after_s, p.arm_on_start)
+        """When to step, the e-stop latch and the first arming (control.py; this node only does what it says)."""
         self._input_errors = 0
         self.commands_sent = 0
         if p.trigger in ("timer", "goal"):
@@ -96,8 +92,9 @@ class PolicyNode(Node):
         except ValueError as exc:
             self._input_error(str(exc))
             return
-        self._q[side] = (time_ns(msg.header.stamp), q)
-        self._maybe_lockstep()
+        stamp = time_ns(msg.header.stamp)
+        self._q[side] = (stamp, q)
+        self._do(self.scheduler.joint_states(side, stamp))
 
     def _on_keys(self, msg: Joy) -> None:
         try:
@@ -106,7 +103,7 @@ class PolicyNode(Node):
             self._input_error(str(exc))
             return
         self._keys = (time_ns(msg.header.stamp), key_state)
-        self._maybe_lockstep()
+        self._do(self.scheduler.keys(self._keys[0]))
 
     def _on_goal(self, msg: Float32MultiArray) -> None:
         try:
@@ -114,28 +111,19 @@ class PolicyNode(Node):
         except ValueError as exc:
             self._input_error(str(exc))
             return
-        self._goal_seq += 1
-        if self.params.trigger == "goal":
-            self._control(self._now_s())
-        else:
-            self._maybe_lockstep()
+        self._do(self.scheduler.goal(self._now_s()))
 
     def _on_estop(self, msg: Bool) -> None:
         now = self._now_s()
         self.controller.heartbeat(now)
-        if msg.data and not self._estopped:
-            self._estopped = True
+        if self.scheduler.estop(bool(msg.data)):
             self.controller.estop(now, "/estop asserted")
             self.get_logger().error("policy: e-stop asserted; commands stopped (call /policy/rearm to resume)")
-        elif not msg.data:
-            self._estopped = False
 
     def _on_rearm(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        if self._estopped:
-            res.success, res.message = False, "/estop is still asserted"
-            return res
-        if any(v is None for v in self._q.values()):
-            res.success, res.message = False, "no joint states yet"
+        refusal = self.scheduler.rearm_refusal()
+        if refusal is not None:
+            res.success, res.message = False, refusal
             return res
         try:
             self.controller.arm(self._now_s(), self._hand_q())
@@ -156,51 +144,28 @@ class PolicyNode(Node):
     def _hand_q(self) -> np.ndarray:
         return self.controller.assembler.hand_q({s: v[1] for s, v in self._q.items() if v is not None})
 
-    def _maybe_lockstep(self) -> None:
-        if self.params.trigger != "lockstep" or self._keys is None or self._goal_seq == self._goal_used:
-            return
-        stamps = {v[0] for v in self._q.values() if v is not None}
-        if len(stamps) != 1 or any(v is None for v in self._q.values()) or self._keys[0] not in stamps:
-            return
-        t_ns = self._keys[0]
-        if self._last_step_ns is not None and t_ns <= self._last_step_ns:
-            return
-        self._step(t_ns * 1e-9)
-        self._last_step_ns = t_ns
-
     def _on_timer(self) -> None:
-        now = self._now_s()
-        if self.params.trigger == "goal":
-            # goals pace the loop; this timer only keeps the filters' watchdogs running when they stop
-            if self._last_step_wall is None or time.monotonic() - self._last_step_wall > 1.5 * CONTROL_DT_S:
-                self.controller.tick(now)
-            return
-        self._control(now)
+        self._do(self.scheduler.timer(self._now_s(), time.monotonic()))
 
-    def _control(self, now: float) -> None:
-        """Step with the newest inputs, or count stale inputs and run the watchdogs."""
-        inputs = [v[0] for v in self._q.values() if v is not None]
-        stale = (len(inputs) < len(HAND_SIDES) or self._keys is None or self._goal is None
-                 or any(now - t * 1e-9 > self.params.stale_after_s for t in [*inputs, self._keys[0]]))
-        if stale:
-            self.controller.stats.stale_inputs += 1
-            self.controller.tick(now)
-            return
-        self._step(now)
+    def _do(self, decision: Decision) -> None:
+        if decision.action is Action.STEP:
+            self._step(decision.now_s)
+        elif decision.action is Action.TICK:
+            if decision.stale:
+                self.controller.stats.stale_inputs += 1
+            self.controller.tick(decision.now_s)
 
     def _step(self, now_s: float) -> None:
         assert self._goal is not None and self._keys is not None
         hand_q = self._hand_q()
         ctl = self.controller
-        if (self.params.arm_on_start and not self._estopped and not self._armed_once
-                and not ctl.armed):
+        if self.scheduler.wants_first_arm(ctl.armed):
             try:
                 ctl.arm(now_s, hand_q)  # the first arm only; after that, re-arm is /policy/rearm's
-                self._armed_once = True
+                self.scheduler.first_arm_done()
             except SafetyError as exc:  # e.g. no e-stop heartbeat yet (hardware): keep trying, send nothing
                 self.get_logger().warning(f"policy: not armed: {exc}", throttle_duration_sec=2.0)
-        self._goal_used = self._goal_seq
-        self._last_step_wall = time.monotonic()
+        self.scheduler.stepped(time.monotonic())
         result = ctl.step(now_s, self._goal, self._keys[1], hand_q)
         stamp = self.get_clock().now().to_msg()
         for side in HAND_SIDES:
