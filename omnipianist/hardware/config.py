@@ -3,7 +3,8 @@
 Files (see ``hardware_config/README.md`` for every field):
 
 * ``<embodiment>_<side>.yaml`` (``leap_left.yaml``, ``leap_right.yaml``): one hand -> :class:`HandConfig`
-  (per-joint :class:`~omnipianist.hardware.calibration.JointCalibration` and the forearm :class:`RailConfig`);
+  (per-joint :class:`~omnipianist.hardware.calibration.JointCalibration` and the forearm :class:`RailConfig`,
+  whose slides may each have a :class:`RailServo`);
 * ``bus.yaml``: the serial buses -> ``dict[name, BusConfig]``;
 * ``safety.yaml``: the safety filter's parameters -> :class:`SafetyConfig`.
 
@@ -73,6 +74,7 @@ __all__ = [
     "load_hardware",
     "load_safety_config",
     "model_joint_ranges",
+    "rail_servo_order",
     "servo_order",
     "ticks_to_joint_rad",
 ]
@@ -676,7 +678,8 @@ def _resolve(hand: HandConfig, embodiment: Embodiment | str | None) -> Embodimen
 
 def servo_order(hand: HandConfig, embodiment: Embodiment | str | None = None) -> list[tuple[str, int]]:
     """``(prefixed joint name, servo id)`` for each hand actuator, in the embodiment's actuator order
-    (``embodiment.actuator_names(side)`` without the forearm slides, which are not servos).
+    (``embodiment.actuator_names(side)`` without the forearm slides; their servos, when
+    ``rail.driver`` is ``dynamixel``, are in :func:`rail_servo_order`).
 
     A command vector in that order maps entry ``k`` to servo ``servo_order(...)[k][1]``.
 
@@ -696,12 +699,19 @@ def servo_order(hand: HandConfig, embodiment: Embodiment | str | None = None) ->
     return out
 
 
+def rail_servo_order(hand: HandConfig) -> list[tuple[str, int]]:
+    """``(prefixed slide name, servo id)`` for each forearm slide driven by a Dynamixel (empty unless
+    ``rail.driver`` is ``dynamixel``), in the embodiment's slide order: what follows :func:`servo_order`
+    in the hand driver's channel vector."""
+    return [(hand.prefix + name, s.servo.servo_id) for name, s in hand.rail.slides.items() if s.servo is not None]
+
+
 def safety_filter_for(hand: HandConfig, safety: SafetyConfig, dt: float, *, include_rails: bool = True) -> SafetyFilter:
     """The safety filter for one hand, in the embodiment's actuator order (prefixed names).
 
-    With ``include_rails`` (the policy node) the vector is the hand's joints then the forearm slides,
-    exactly ``embodiment.actuator_names(side)``; without (the Dynamixel driver) it is the hand joints
-    only, in :func:`servo_order`. (Here, not in the safety package: the filter knows no hardware.)
+    With ``include_rails`` (the policy node, and the hand driver when the rails are Dynamixels) the
+    vector is the hand's joints then the forearm slides, exactly ``embodiment.actuator_names(side)``;
+    without, the hand joints only, in :func:`servo_order`. (Here, not in the safety package: the filter knows no hardware.)
     """
     names, lo, hi, margin, rate = filter_limits(hand, safety, include_rails=include_rails)
     return SafetyFilter(names, lo, hi, margin, rate, dt, safety.watchdog, safety.estop)

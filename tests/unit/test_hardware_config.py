@@ -485,3 +485,12 @@ def test_rail_servos_load_and_dump(tmp_path: Path) -> None:
     path = tmp_path / "leap_left.yaml"
     path.write_text(dump_hand_yaml(hand))
     assert load_hand_config(path).rail == hand.rail
+
+
+def test_rail_servo_order_follows_the_slides() -> None:
+    from omnipianist.hardware.config import rail_servo_order
+
+    hand = load_hand_config(HARDWARE_CONFIG_DIR / "leap_right.yaml")
+    assert rail_servo_order(hand) == [("rh_forearm_tx", 16), ("rh_forearm_ty", 17)]
+    ids = [i for _, i in servo_order(hand)] + [i for _, i in rail_servo_order(hand)]
+    assert len(set(ids)) == len(ids) == 18
