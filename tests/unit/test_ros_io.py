@@ -370,3 +370,20 @@ def test_wrong_onnx_is_refused(tmp_path: Path) -> None:
     shadow = cached_scene("shadow")
     ctl = PolicyController(shadow, load_policy(str(onnx), shadow, 10), 10, SafetySettings())  # the right one loads
     assert ctl.layout.size > 0
+
+
+def test_bringup_runs_real_time_graphs_one_process_per_node() -> None:
+    import argparse
+
+    from omnipianist_ros.cli import add_bringup_args, one_process_per_node
+
+    p = argparse.ArgumentParser()
+    add_bringup_args(p)
+    hw, sim = load_bringup_config(config_path("hardware.yaml")), load_bringup_config(config_path("sim.yaml"))
+    assert one_process_per_node(hw) and not one_process_per_node(sim)
+    args = p.parse_args(["x.yaml", "--one-process"])
+    assert not one_process_per_node(hw, args.processes, args.one_process)
+    args = p.parse_args(["x.yaml", "--processes"])
+    assert one_process_per_node(sim, args.processes, args.one_process)
+    with pytest.raises(SystemExit):
+        p.parse_args(["x.yaml", "--processes", "--one-process"])

@@ -24,8 +24,13 @@ from omnipianist.errors import ConfigError
 def add_bringup_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="bringup YAML (e.g. ros2_ws/config/sim.yaml)")
     p.add_argument("--check", action="store_true", help="validate the YAML and exit")
-    p.add_argument("--processes", action="store_true",
-                   help="one process per node (what `ros2 launch` does; real-time runs) instead of one process")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--processes", action="store_true",
+                     help="one process per node (what `ros2 launch` does); the default for wall-clock graphs "
+                          "(no node on use_sim_time: the real-time ones, e.g. hardware.yaml)")
+    how.add_argument("--one-process", action="store_true",
+                     help="every node in this process (one executor thread each); the default for simulated-time "
+                          "graphs (sim.yaml, hil.yaml: lock-step)")
     p.add_argument("--json", action="store_true", help="print one JSON object (with --check)")
 
 
@@ -38,7 +43,15 @@ def run_bringup(args: argparse.Namespace) -> int:
         return 0
     from omnipianist_ros.bringup import spin_forever
 
-    return spin_forever(cfg, processes=getattr(args, "processes", False))
+    return spin_forever(cfg, processes=one_process_per_node(cfg, getattr(args, "processes", False),
+                                                            getattr(args, "one_process", False)))
+
+
+def one_process_per_node(cfg: Any, processes: bool = False, one_process: bool = False) -> bool:
+    """``bringup``'s choice: as asked, else one process per node for a real-time (wall-clock) graph."""
+    if processes or one_process:
+        return processes
+    return not any(n.use_sim_time for n in cfg.nodes)
 
 
 def add_play_args(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,11 @@ Figures (wall clock, ``time.perf_counter`` = CLOCK_MONOTONIC, the same clock in 
   (with processes, from the policy's 1 Hz /diagnostics counters, taken from the last report before the
   timed cycles to the first one after them: a window that can only be too wide).
 
+Real-time scheduling (``--rt-priority N``, default 50, as a real-time rig runs its control processes):
+each process SCHED_FIFO (:data:`RT_OFFSETS`); refused (no CAP_SYS_NICE) is a miss, ``--rt-priority 0``
+runs on the normal scheduler. Also reported: ``score_period_jitter_ms_p99`` (the score timer's own
+jitter), the load average and the CPU count (other work on the machine shows in the figures).
+
 Targets at 20 Hz: jitter p99 <= 2 ms, latency p99 <= 10 ms, 0 misses (``--rate 100`` is a stress run:
 the same figures, reported, judged only on misses). DDS stays on loopback: the process re-executes
 itself in a private network namespace (``unshare -n``, ``lo`` up, like tests/isolated.sh) with the
