@@ -6,8 +6,8 @@ Lifecycle (``ros2_ws/.../nodes/hand_driver_node.py`` maps ROS LifecycleNode tran
                   model numbers, torque off, write the EEPROM settings (Operating Mode, Return Delay Time,
                   Current Limit, Min/Max Position Limit; only where they differ) and the RAM gains, and
                   home the multi-turn channels (the forearm rails, see below)
-    activate(t)   read present, re-arm the safety filter there, goal := that, clear and arm the Bus
-                  Watchdog, torque on
+    activate(t)   read present, re-arm the safety filter there, clear the Bus Watchdog, goal := that, arm
+                  the watchdog, torque on
     step(cmd, t)  one control cycle: filter -> Sync Write goals -> Fast Sync Read current/velocity/position,
                   all within an absolute I/O deadline (``io_budget_s``); fault handling below
     estop(t)      latch the filter's e-stop and put Torque Enable = 0 on the wire before anything else
@@ -253,15 +253,23 @@ class HandDriver:
         """
         self.bus.connect()
         missing, wrong = [], []
+        models: dict[int, int] = {}
         for servo_id in self.ids:
             try:
-                model = self.bus.ping(servo_id)
+                models[servo_id] = self.bus.ping(servo_id)
             except BusError as exc:
                 missing.append(servo_id)
                 self.health[servo_id].last_error = f"no answer to PING: {exc.cause}"
-                continue
-            if model != self.model_number:
-                wrong.append((servo_id, model))
+        if missing:  # a servo that has just been powered (or rebooted) is silent while it boots: poll, bounded
+            end = time.monotonic() + self.reboot_timeout_s
+            for servo_id in list(missing):
+                try:
+                    models[servo_id] = self.bus.wait_for_ping(servo_id, max(end - time.monotonic(), self.bus.timeout_s))
+                except BusError as exc:
+                    self.health[servo_id].last_error = f"no answer to PING: {exc.cause}"
+                    continue
+                missing.remove(servo_id)
+        wrong = [(i, m) for i, m in models.items() if m != self.model_number]
         if missing:
             names = ", ".join(f"{i} ({self._channel(i).name})" for i in missing)
             self.state = DriverState.UNCONFIGURED
@@ -359,7 +367,7 @@ class HandDriver:
         return self._reading(now_s, self.filter.last_output)
 
     def _arm(self, now_s: float, ids: Sequence[int] | None = None, deadline: float | None = None) -> None:
-        """Read present, re-arm the filter there, write goal, clear+arm the watchdog, torque on."""
+        """Read present, re-arm the filter there, clear the watchdog, write goal, arm the watchdog, torque on."""
         ids = list(ids) if ids is not None else list(self.ids)
         data = self.bus.fast_sync_read(READ_SPAN, self.ids, deadline=deadline)
         self._store(data, now_s)  # type: ignore[arg-type]
@@ -369,9 +377,10 @@ class HandDriver:
             homing.check(float(self._pos[self._index[servo_id]]))
         result = self.filter.rearm(now_s, self._pos)
         assert result.command is not None
-        self._write_goals(result.command, ids)
         units = self.bus_config.bus_watchdog_units
+        # clear the watchdog first: a tripped servo refuses goal writes (data range error) until it reads 0
         self.bus.sync_write("bus_watchdog", {i: 0 for i in ids})
+        self._write_goals(result.command, ids)
         self.bus.sync_write("bus_watchdog", {i: units for i in ids})
         self.bus.enable_torque(ids)
         on = self.bus.fast_sync_read("torque_enable", ids, deadline=deadline)

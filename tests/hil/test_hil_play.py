@@ -154,6 +154,9 @@ def test_overload_reboots_and_restores_the_servo(caplog: pytest.LogCaptureFixtur
     assert servo["position_p_gain"] == rig.channels["left"][7].gains.p  # RAM restored after the reboot
     assert servo["bus_watchdog"] == rig.bus_configs["left"].bus_watchdog_units
     assert any("overload" in r.getMessage() and "servo id 7" in r.getMessage() for r in caplog.records)
+    # the restore waited out the reboot silence (no write to a booting servo), and the right hand, starved
+    # meanwhile in this one-thread rig (its watchdogs trip), was re-armed without a refused goal
+    assert result.status_errors == [], result.status_errors[:5]
 
 
 @pytest.mark.parametrize("how", ["host_stall", "injected"])
@@ -171,6 +174,10 @@ def test_bus_watchdog_trip_is_detected_and_re_armed(how: str) -> None:
     assert drv.counters.watchdog_recoveries >= 1 and result.diagnostics["left"]["state"] == "active"
     units = rig.bus_configs["left"].bus_watchdog_units
     assert all(s["bus_watchdog"] == units and s["torque_enable"] == 1 for s in rig.final["left"].values())
+    if how == "host_stall":  # the driver saw its own silence: cleared the watchdog before any goal
+        assert result.status_errors == [], result.status_errors[:5]
+    else:  # a trip the host did not cause is only found by the periodic check: goals are refused until then
+        assert all("left: " in e and "bus watchdog has tripped" in e for e in result.status_errors), result.status_errors[:5]
 
 
 def test_unplug_and_replug_within_the_budget_resumes() -> None:

@@ -171,3 +171,13 @@ def test_leap_hil_play_drives_the_rails_through_the_bus(tmp_path: Path) -> None:
         direct.close()
     # the servo path (rate limit, one cycle of latency, tick resolution) costs the rails little
     assert abs(result.metrics["f1"] - reference) <= 0.05, (result.metrics["f1"], reference)
+
+
+def test_configure_waits_for_servos_still_booting(emulator: ServoBusEmulator) -> None:
+    booting_until = time.monotonic() + 0.3  # just powered: silent for a few hundred ms
+    for i in (3, 16):
+        emulator.servos[i].silent_until = booting_until
+    drv = HandDriver(CHANNELS, BUS, SAFETY, port=emulator.port, name="left")
+    drv.configure()
+    assert drv.state is DriverState.INACTIVE and time.monotonic() >= booting_until
+    assert emulator.servos[16].get("operating_mode") == 4
