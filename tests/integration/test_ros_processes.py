@@ -127,3 +127,31 @@ def test_bringup_processes_ctrl_c(tmp_path: Path) -> None:
     assert rc == 0 and not left, (rc, left, text[-3000:])
     assert took < 2.0, f"{took:.2f} s to exit"
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+
+
+def test_bringup_one_process_ctrl_c(tmp_path: Path) -> None:
+    """The same for the one-process bringup (``--one-process``): SIGINT twice, out within 2 s, quietly."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "bringup.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "omnipianist_ros.cli", "bringup", "ros2_ws/config/sim.yaml",
+                                 "--one-process"], stdout=out, stderr=out, start_new_session=True)
+        try:
+            end = time.monotonic() + 120
+            while time.monotonic() < end and b"score: playing" not in log.read_bytes() and proc.poll() is None:
+                time.sleep(0.2)
+            assert proc.poll() is None and b"score: playing" in log.read_bytes(), log.read_text()[-3000:]
+            t0 = time.monotonic()
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGINT)
+            rc = proc.wait(timeout=10)
+            took = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert rc == 0 and took < 2.0, (rc, took, text[-3000:])
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]

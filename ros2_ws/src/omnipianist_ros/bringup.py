@@ -96,9 +96,11 @@ class Graph:
         use_loopback()
         import rclpy
         from rclpy.context import Context
+        from rclpy.signals import SignalHandlerOptions
 
         self.context = Context()
-        rclpy.init(context=self.context)
+        # no rclpy signal handlers: Ctrl-C stays the caller's (a KeyboardInterrupt, or spin_forever's flag)
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         try:
             for spec in self.config.nodes:
                 self.nodes[spec.name] = classes[spec.name](spec.name, overrides(spec), context=self.context)
@@ -304,26 +306,29 @@ class ProcessGraph:
 
 
 def spin_forever(config: BringupConfig, processes: bool = False) -> int:
-    """Run the graph until Ctrl-C (``processes``: one process per node; returns 1 when a node exited
-    on its own with an error)."""
-    if not processes:
-        with Graph(config) as g:
-            try:
-                while g.alive:
-                    time.sleep(0.2)
-            except KeyboardInterrupt:
-                pass
-        return 0
+    """Run the graph until Ctrl-C / SIGTERM (``processes``: one process per node; returns 1 when a node
+    exited on its own with an error). The command-line entry: SIGINT and SIGTERM are ignored once it
+    returns."""
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGINT / SIGTERM (any number: a terminal's Ctrl-C reaches the node processes too) set a flag; no
+    # KeyboardInterrupt lands in the shutdown
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    failed: dict[str, int] = {}
     try:
-        with ProcessGraph(config, output="screen") as g:
-            while not stop.wait(0.2) and g.alive:
-                pass
-            failed = {n: rc for n, rc in g.exited().items() if rc != 0}
+        if not processes:
+            with Graph(config) as g:
+                while not stop.wait(0.2) and g.alive:
+                    pass
+        else:
+            with ProcessGraph(config, output="screen") as g:
+                while not stop.wait(0.2) and g.alive:
+                    pass
+                failed = {n: rc for n, rc in g.exited().items() if rc != 0}
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        # the command ends here: a late Ctrl-C must not turn into a KeyboardInterrupt on the way out
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     for name, rc in failed.items():
         sys.stderr.write(f"bringup: node {name} exited with status {rc}\n")
     return 1 if failed else 0
