@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK, TICKS_PER_REV
+from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK, TICKS_PER_REV, rad_to_ticks, ticks_to_rad
 
 POSITION_TICKS_MIN = 0
 POSITION_TICKS_MAX = TICKS_PER_REV - 1
@@ -73,7 +73,7 @@ class JointCalibration:
 
 def ticks_to_joint_rad(cal: JointCalibration, ticks: int | float) -> float:
     """Servo position [ticks] -> joint angle [rad] (sim convention): ``direction*servo_rad - offset``."""
-    return cal.direction * (ticks - CENTER_TICKS) * RAD_PER_TICK - cal.offset_rad
+    return cal.direction * ticks_to_rad(ticks) - cal.offset_rad
 
 
 def joint_rad_to_ticks(cal: JointCalibration, rad: float) -> int:
@@ -87,7 +87,7 @@ def joint_rad_to_ticks(cal: JointCalibration, rad: float) -> int:
     """
     if not math.isfinite(rad):
         raise ValueError(f"joint {cal.name} (servo id {cal.servo_id}): non-finite angle {rad!r}")
-    return CENTER_TICKS + round(cal.direction * (rad + cal.offset_rad) / RAD_PER_TICK)
+    return rad_to_ticks(cal.direction * (rad + cal.offset_rad))
 
 
 # --- guided calibration (``omnipianist calibrate``) -------------------------------------------------

@@ -237,3 +237,23 @@ def test_unknown_instruction_is_an_instruction_error(bus: DynamixelBus, emulator
     with pytest.raises(ServoError, match="instruction error"):
         bus._request(1, p.encode_packet(1, 0x20), expect_len=0)  # noqa: SLF001 - Control Table Backup
     assert emulator.status_errors[-1].error == 0x02
+
+
+def test_random_instructions_never_kill_the_emulator(emulator: ServoBusEmulator, bus: DynamixelBus) -> None:
+    import random
+
+    rng = random.Random(7)
+    instructions = [p.INST_READ, p.INST_WRITE, p.INST_REG_WRITE, p.INST_ACTION, p.INST_CLEAR, p.INST_SYNC_READ,
+                    p.INST_SYNC_WRITE, p.INST_FAST_SYNC_READ, p.INST_BULK_READ, p.INST_BULK_WRITE,
+                    p.INST_FAST_BULK_READ, 0x20, 0x77]  # no REBOOT / FACTORY_RESET: the servos must stay
+    assert bus._serial is not None  # noqa: SLF001
+    for _ in range(400):
+        servo_id = rng.choice([1, 2, 3, 9, p.BROADCAST_ID])
+        params = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 24)))
+        bus._serial.write(p.encode_packet(servo_id, rng.choice(instructions), params))  # noqa: SLF001
+        time.sleep(0.0005)
+    time.sleep(0.1)
+    assert emulator.error is None
+    for i in IDS:  # still answering, every error it sent was one of the servo's error numbers
+        assert bus.wait_for_ping(i, 0.5) == 1240
+    assert {r.error for r in emulator.status_errors} <= {0x01, 0x02, 0x04, 0x05, 0x07}
