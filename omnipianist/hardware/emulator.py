@@ -57,6 +57,7 @@ emulator is reopened under the same name.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import select
@@ -666,15 +667,14 @@ class ServoBusEmulator:
         end = address + len(data)
         if end > len(servo.table):
             return ERR_ACCESS, f"write of {len(data)} bytes at {address} runs past the control table"
-        items = sorted((it for it in servo.items.values() if it.address < end and address < it.end),
-                       key=lambda it: it.address)
-        pos = address
-        for it in items:
-            if it.address > pos:
-                return ERR_ACCESS, f"address {pos} is not a control-table item"
-            pos = it.end
-        if pos < end:
-            return ERR_ACCESS, f"address {pos} is not a control-table item"
+        layout = _layout(servo.model_number)
+        items: list[t.ControlItem] = []
+        for a in range(address, end):
+            it = layout[a]
+            if it is None:
+                return ERR_ACCESS, f"address {a} is not a control-table item"
+            if not items or items[-1] is not it:
+                items.append(it)
         first, last = items[0], items[-1]
         if first.address < address or last.end > end:
             part = first if first.address < address else last
@@ -940,6 +940,17 @@ class ServoBusEmulator:
         if answered < len(entries):
             raw = raw[: 8 + sum(length + 4 for _, _, length in entries[:answered])]
         self._send(p.BROADCAST_ID, raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(model_number: int) -> tuple[t.ControlItem | None, ...]:
+    """The item at each address of a model's control table (``None``: reserved)."""
+    table = t.MODELS[model_number].table if model_number in t.MODELS else t.X_SERIES
+    out: list[t.ControlItem | None] = [None] * t.X_SERIES_TABLE_SIZE
+    for it in table.values():
+        for a in range(it.address, it.end):
+            out[a] = it
+    return tuple(out)
 
 
 def _u16(data: bytes, offset: int) -> int:
