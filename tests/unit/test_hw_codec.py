@@ -30,6 +30,8 @@ REFERENCE = {
     "bulk write": ("ff ff fd 00 fe 12 00 93 01 74 00 04 00 00 08 00 00 02 41 00 01 00 01 6f e1",
                    lambda: p.encode_bulk_write([(1, 116, (2048).to_bytes(4, "little")), (2, 65, b"\x01")])),
     "sync read": ("ff ff fd 00 fe 09 00 82 7e 00 0a 00 01 02 38 92", lambda: p.encode_sync_read(126, 10, [1, 2])),
+    "fast sync read": ("ff ff fd 00 fe 09 00 8a 84 00 04 00 01 02 4d 72", lambda: p.encode_fast_sync_read(132, 4, [1, 2])),
+    "read 1 present_position": ("ff ff fd 00 01 07 00 02 84 00 04 00 1d 15", lambda: p.encode_read(1, 132, 4)),
 }
 
 
@@ -58,3 +60,15 @@ def test_bad_arguments_are_refused_with_a_clear_error() -> None:
         p.encode_bulk_read([(1, 132, 4), (1, 126, 2)])
     with pytest.raises(ProtocolError, match="outside 0..252"):
         p.encode_bulk_write([(300, 65, b"\x01")])
+
+
+def test_a_header_inside_the_data_is_byte_stuffed() -> None:
+    """Goal Position 0x00FDFFFF puts FF FF FD in the data: the e-manual's stuffing adds an FD and LEN
+    counts it. (The Python dynamixel-sdk 4.1.0 sends this packet unstuffed -- its txPacket drops the list
+    addStuffing returns -- so here the reference is the SDK's packet with the stuffing done by hand.)"""
+    sdk_unstuffed = bytes.fromhex("ff ff fd 00 fe 11 00 83 74 00 04 00 01 00 08 00 00 02 ff ff fd 00")
+    body = sdk_unstuffed[:4] + bytes([0xFE, 0x12, 0x00]) + sdk_unstuffed[7:-1] + b"\xfd" + sdk_unstuffed[-1:]
+    expected = body + p.crc16(body).to_bytes(2, "little")
+    got = p.encode_sync_write(116, 4, {1: (2048).to_bytes(4, "little"), 2: bytes.fromhex("ff ff fd 00")})
+    assert got == expected
+    assert p.decode_packet(got).params[-4:] == bytes.fromhex("ff ff fd 00")  # unstuffed again on the way in
