@@ -64,7 +64,7 @@ def test_hil_graph_in_eight_processes(tmp_path: Path) -> None:
     cfg = with_recorder(cfg, str(mcap))
     assert len(cfg.nodes) == 8
     with ProcessGraph(cfg) as g:
-        played = g.wait_for(report.exists, 240)
+        played = g.wait_for(report.exists, 120)
         logs = {name: g.log(name) for name in g.processes}
         assert played, f"no evaluator report; exited: {g.exited()}\n" + "\n".join(
             f"--- {n}\n{text[-1500:]}" for n, text in logs.items())
@@ -155,3 +155,16 @@ def test_bringup_one_process_ctrl_c(tmp_path: Path) -> None:
     text = log.read_text()
     assert rc == 0 and took < 2.0, (rc, took, text[-3000:])
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+
+
+def test_play_sim_in_processes_matches_one_process() -> None:
+    """``play --sim --processes``: the lock-step sim graph, one process per node, plays exactly as the
+    one-process graph (lock-step is deterministic), with the policy's loop figures from /diagnostics."""
+    from omnipianist_ros.cli import LOOP_KEYS, play
+
+    one = play("single_note", timeout_s=120)
+    many = play("single_note", processes=True, timeout_s=120)
+    assert many["graph"] == "processes" and many["steps_seen"] == many["steps"] == one["steps"]
+    assert many["f1"] == pytest.approx(one["f1"], abs=1e-9) and many["onset_f1"] == pytest.approx(one["onset_f1"])
+    assert all(key in many for key in LOOP_KEYS) and many["loop_steps"] > 0
+    assert many["safety"] == {"left": "active", "right": "active"}

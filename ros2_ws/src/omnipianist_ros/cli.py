@@ -73,6 +73,9 @@ def add_play_args(p: argparse.ArgumentParser) -> None:
                    help="--sim / --hil: also record every topic to this MCAP file (the recorder node)")
     p.add_argument("--realtime", action="store_true",
                    help="--hil: step on the wall clock (drivers on their timers) instead of lock-step")
+    p.add_argument("--processes", action="store_true",
+                   help="one process per node (as ros2 launch) instead of all in this process; figures from the "
+                        "evaluator's report and the /diagnostics (no per-servo bus figures)")
     p.add_argument("--timeout-s", type=float, default=600.0, help="give up after this many wall seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
 
@@ -141,12 +144,13 @@ def bus_figures(driver_node: Any, emulator: Any, channels: Any) -> dict[str, Any
 
 def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, tempo_scale: float | None = None,
          config: str | None = None, report: str = "", timeout_s: float = 600.0, hil: bool = False,
-         record: str = "", realtime: bool = False) -> dict[str, Any]:
+         record: str = "", realtime: bool = False, processes: bool = False) -> dict[str, Any]:
     """Play ``piece`` on the lock-step simulation graph (``hil``: the HIL graph of ``ros2_ws/config/hil.yaml``);
     returns the evaluator's report plus loop figures (HIL: plus ``buses``, per side the driver's lifecycle
     state and bus figures, and ``out_of_limits``, goal writes outside a servo's safe range on the wire).
 
     ``record``: also write an MCAP of every topic there. ``realtime`` (HIL only): step on the wall clock.
+    ``processes``: one process per node (:func:`play_in_processes`).
     Raises ConfigError for a bad config, TimeoutError when the piece does not finish in ``timeout_s``.
     """
     from omnipianist_ros.bringup import Graph
@@ -171,6 +175,11 @@ def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, te
     with tempfile.TemporaryDirectory(prefix="omnipianist-hil-") as port_dir:
         if hil:
             cfg = _hil_config(cfg, port_dir, realtime)
+        mode = ("hil-realtime" if realtime else "hil") if hil else "sim"
+        if processes:
+            if realtime:  # each process starts on its own (imports, scene, ptys): more time before the first row
+                cfg = cfg.replace("score", start_delay=max(cfg.node("score").params.start_delay, 8.0))
+            return play_in_processes(cfg, piece, mode, policy=policy, timeout_s=timeout_s)
         t0 = time.monotonic()
         with Graph(cfg) as g:
             evaluator, mock, pol = g.nodes["evaluator"], g.nodes["mujoco_mock"], g.nodes["policy"]
@@ -179,7 +188,6 @@ def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, te
                 raise TimeoutError(f"play {piece}: the evaluator saw {evaluator.evaluator.n_seen}/"
                                    f"{evaluator.evaluator.roll.n_steps} steps in {timeout_s:.0f} s")
             wall = time.monotonic() - t_ready
-            mode = ("hil-realtime" if realtime else "hil") if hil else "sim"
             result: dict[str, Any] = {"piece": piece, "mode": mode, "embodiment": pol.controller.scene.embodiment.key,
                                       "policy": policy, **evaluator.report}
             result.update(pol.controller.stats.summary())
@@ -198,11 +206,12 @@ def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, te
 
 def play_hardware(piece: str, hardware_config: str, *, policy: str = "prior", embodiment: str | None = None,
                   tempo_scale: float | None = None, config: str | None = None, report: str = "",
-                  timeout_s: float = 600.0) -> dict[str, Any]:
+                  timeout_s: float = 600.0, processes: bool = False) -> dict[str, Any]:
     """Play ``piece`` on the rig (``ros2_ws/config/hardware.yaml`` graph: hand drivers, piano listener, score,
     policy + safety filter, evaluator, recorder) in real time; returns the evaluator's report plus loop figures.
 
-    The score starts on its own (after ``start_delay``). Raises ConfigError for a bad config or a missing
+    The score starts on its own (after ``start_delay``). ``processes``: one process per node
+    (:func:`play_in_processes`), else all in this process. Raises ConfigError for a bad config or a missing
     node (e.g. "hand driver node not available: ..."), TimeoutError when the piece does not finish.
     """
     from omnipianist_ros.bringup import Graph
@@ -221,6 +230,10 @@ def play_hardware(piece: str, hardware_config: str, *, policy: str = "prior", em
     for name in ("hand_driver_left", "hand_driver_right"):
         if any(n.name == name for n in cfg.nodes):
             cfg = cfg.replace(name, hardware_config=hardware_config)
+    if processes:
+        r = play_in_processes(cfg, piece, "hardware", policy=policy, timeout_s=timeout_s)
+        r["hardware_config"] = hardware_config
+        return r
     t0 = time.monotonic()
     with Graph(cfg) as g:
         evaluator, pol = g.nodes["evaluator"], g.nodes["policy"]
@@ -240,6 +253,89 @@ def play_hardware(piece: str, hardware_config: str, *, policy: str = "prior", em
     return result
 
 
+LOOP_KEYS = ("loop_steps", "inference_ms_p50", "inference_ms_p99", "step_ms_p99", "loop_period_ms_p50",
+             "loop_period_ms_p99", "overruns", "stale_inputs")
+"""The policy's loop figures (``LoopStats.summary``), as its /diagnostics carry them."""
+
+
+def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
+                      timeout_s: float = 600.0) -> dict[str, Any]:
+    """Play ``cfg`` (with an evaluator) one process per node (:class:`ProcessGraph`) until the evaluator's
+    report; the report plus the policy's loop figures and safety states from its last /diagnostics, and
+    each hand driver's last diagnostics status (``bus_diagnostics``)."""
+    import json
+    import threading
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from omnipianist_ros import topics
+    from omnipianist_ros.bringup import ProcessGraph
+
+    last: dict[str, dict[str, str]] = {}
+    levels: dict[str, str] = {}
+    policy_reports = [0]
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            last[st.name] = {kv.key: kv.value for kv in st.values}
+            levels[st.name] = st.message
+            policy_reports[0] += st.name == "omnipianist/policy"
+
+    with tempfile.TemporaryDirectory(prefix="omnipianist-play-") as tmp:
+        report_path = Path(cfg.node("evaluator").params.report or Path(tmp) / "report.json")
+        report_path.unlink(missing_ok=True)
+        cfg = cfg.replace("evaluator", report=str(report_path))
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        probe = rclpy.create_node("play_probe", context=context)
+        probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, topics.DIAGNOSTICS_QOS)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(probe)
+
+        def spin() -> None:
+            try:
+                executor.spin()
+            except ExternalShutdownException:
+                pass
+
+        spinner = threading.Thread(target=spin, name="spin-play_probe", daemon=True)
+        spinner.start()
+        try:
+            t0 = time.monotonic()
+            with ProcessGraph(cfg) as g:
+                if not g.wait_for(report_path.exists, timeout_s):
+                    logs = "".join(f"\n--- {n} ({'exited ' + str(p.returncode) if p.poll() is not None else 'running'})"
+                                   f"\n{g.log(n)[-600:]}" for n, p in g.processes.items())
+                    raise TimeoutError(f"play {piece} ({mode}, processes): no evaluator report in {timeout_s:.0f} s"
+                                       f"{logs}")
+                wall = time.monotonic() - t0
+                seen = policy_reports[0]  # one more 1 Hz /diagnostics from the policy, covering the last steps
+                g.wait_for(lambda: policy_reports[0] > seen, 3.0)
+        finally:
+            executor.shutdown(timeout_sec=1.0)
+            spinner.join(timeout=2.0)
+            probe.destroy_node()
+            rclpy.try_shutdown(context=context)
+        report = json.loads(report_path.read_text())
+    pol = last.get("omnipianist/policy", {})
+    result: dict[str, Any] = {"piece": piece, "mode": mode, "graph": "processes",
+                              "embodiment": cfg.node("policy").params.embodiment, "policy": policy, **report}
+    for key in LOOP_KEYS:
+        value = pol.get(key)
+        result[key] = (float(value) if "." in value else int(value)) if value is not None else float("nan")
+    result["safety"] = {side: pol.get(f"{side}.state", "?") for side in ("left", "right")}
+    result["wall_s"] = wall
+    result["steps_per_s"] = result["steps"] / max(wall, 1e-9)
+    if any(n.name == "recorder" for n in cfg.nodes):
+        result["recording"] = cfg.node("recorder").params.output
+    drivers = {name.split("/", 1)[1]: levels[name] for name in levels if name.startswith("hand_driver/")}
+    if drivers:
+        result["bus_diagnostics"] = drivers
+    return result
+
+
 def run_play(args: argparse.Namespace) -> int:
     if not args.sim and not args.hil and args.hardware is None:
         raise ConfigError("play: choose --sim (the MuJoCo mock), --hil (hand drivers over emulated buses) or "
@@ -248,13 +344,15 @@ def run_play(args: argparse.Namespace) -> int:
         raise ConfigError("play: --realtime goes with --hil")
     common = dict(policy=args.policy, embodiment=args.embodiment, tempo_scale=args.tempo_scale,
                   config=args.config, report=args.report, timeout_s=args.timeout_s)
+    processes = bool(getattr(args, "processes", False))
     if args.hardware is not None:
         if args.record:
             raise ConfigError("play --hardware: the recorder is in hardware.yaml (set recorder.output there)")
-        r = play_hardware(args.piece, args.hardware, **common)  # type: ignore[arg-type]
+        r = play_hardware(args.piece, args.hardware, processes=processes, **common)  # type: ignore[arg-type]
         where = f"hardware {args.hardware}"
     else:
-        r = play(args.piece, hil=args.hil, record=args.record, realtime=args.realtime, **common)  # type: ignore[arg-type]
+        r = play(args.piece, hil=args.hil, record=args.record, realtime=args.realtime,  # type: ignore[arg-type]
+                 processes=processes, **common)
         where = "ROS HIL graph (drivers over emulated buses)" if args.hil else "ROS sim graph"
     extra = (f", lock-step timeouts {r['lockstep_timeouts']}; {r['steps_per_s']:.0f} steps/s"
              if "lockstep_timeouts" in r else f", overruns {r['overruns']}, stale inputs {r['stale_inputs']}")
