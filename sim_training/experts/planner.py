@@ -82,7 +82,7 @@ PLANNER_SPACE: tuple[Knob, ...] = (
 measured, but a window may want it)."""
 
 REACH_SPACE: tuple[Knob, ...] = (
-    *(k if k.name != "black_forward_m" else Knob("black_forward_m", -0.02, 0.026, doc=k.doc) for k in PLANNER_SPACE),
+    *PLANNER_SPACE,
     Knob("forward_gain", 0.0, 1.5, doc="forearm reach into the piano for the keys due (black keys lie further in)"),
 )
 """``space="reach"``: the planner's knobs plus the forearm's reach into the piano (``forward_gain``;

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sim_training.fingering.ik import IKConfig
-from sim_training.fingering.prior import PriorConfig
+from sim_training.fingering.prior import ABSENT_FIELD_VALUES, PriorConfig
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Knob:
 SEARCH_SPACE: tuple[Knob, ...] = (
     Knob("press_depth_m", 0.006, 0.026, doc="fingertip target below the key top when pressing"),
     Knob("black_press_extra_m", 0.0, 0.012, doc="extra depth on black keys"),
-    Knob("black_forward_m", 0.0, 0.026, doc="black keys pressed this much further into the piano"),
+    Knob("black_forward_m", -0.02, 0.026, doc="black keys pressed this much further into the piano"),
     Knob("hover_m", 0.0, 0.010, doc="height above the key top of a finger whose key is due next"),
     Knob("lift_m", 0.008, 0.040, doc="height above the white key tops of free fingers"),
     Knob("descend_gate_m", 0.004, 0.040, doc="a finger presses only when laterally this close to its key"),
@@ -95,9 +95,14 @@ def prior_config_to_json(config: PriorConfig) -> dict[str, Any]:
 
 def prior_config_from_dict(d: dict[str, Any] | None) -> PriorConfig:
     """Inverse of ``dataclasses.asdict`` for :class:`PriorConfig` (nested IKConfig included); None or
-    {} gives the defaults. Raises TypeError naming an unknown field."""
+    {} gives the defaults. A field missing from a non-empty ``d`` (a config stored before the field
+    existed, e.g. in an exported policy) takes the value that reproduces the behaviour of that time
+    (:data:`~sim_training.fingering.prior.ABSENT_FIELD_VALUES`), not today's default.
+    Raises TypeError naming an unknown field."""
     if not d:
         return PriorConfig()
     d = dict(d)
     ik = IKConfig(**(d.pop("ik", None) or {}))
+    for name, value in ABSENT_FIELD_VALUES.items():
+        d.setdefault(name, value)
     return PriorConfig(**d, ik=ik)

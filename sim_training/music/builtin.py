@@ -83,6 +83,30 @@ def c_major_scale() -> Score:
     return Score(name="c_major_scale", notes=tuple(rh + lh), source="builtin:c_major_scale")
 
 
+def _two_hand_scale(name: str, tonic_pc: int) -> Score:
+    """A major scale built as RoboPianist's library builds its two-hand scales: up one octave (8
+    notes) and back down (7), both hands together two octaves apart (left from octave 4, right from
+    octave 6 in RoboPianist's numbering: MIDI 48 + tonic and 72 + tonic), 0.5 s per note, each note
+    sounding its whole length (legato)."""
+    steps = list(_MAJOR_SCALE) + list(_MAJOR_SCALE)[-2::-1]
+    notes = []
+    for i, step in enumerate(steps):
+        for base, hand in ((48, "left"), (72, "right")):
+            notes.append(Note(pitch=base + tonic_pc + step, start_s=0.5 * i, end_s=0.5 * (i + 1),
+                              velocity=80, hand=hand))
+    return Score(name=name, notes=tuple(notes), source=f"builtin:{name}")
+
+
+def d_major_scale() -> Score:
+    """D major scale, two hands, RoboPianist's construction (F# and C# are black keys)."""
+    return _two_hand_scale("d_major_scale", 2)
+
+
+def b_major_scale() -> Score:
+    """B major scale, two hands, RoboPianist's construction (five black keys per octave)."""
+    return _two_hand_scale("b_major_scale", 11)
+
+
 def c_major_chords() -> Score:
     """I-IV-V-I in C: right-hand triads (root position), left-hand bass roots, one chord per 2 s."""
     beat_s = 0.5
@@ -122,6 +146,8 @@ BUILTIN_PIECES: dict[str, Callable[[], Score]] = {
     "twinkle": twinkle,
     "c_major_scale": c_major_scale,
     "c_major_chords": c_major_chords,
+    "d_major_scale": d_major_scale,
+    "b_major_scale": b_major_scale,
     "arpeggios": arpeggios,
     "single_note": single_note,
 }

@@ -226,7 +226,7 @@ def test_collect_prior_on_builtin_pieces_and_resume(tmp_path: Path) -> None:
     assert r.meta["f1"][clean] > 0.7 and r.meta["labeller_f1"][clean] == r.meta["f1"][clean]
     assert r.meta["do_nothing_f1"][clean] < 0.2
     ep = r.episode(int(clean))
-    assert ep.n_steps == 156
+    assert ep.n_steps == 157  # the whole piece: floor(7.8 s / 50 ms) + 1 steps
     np.testing.assert_array_equal(ep.action, ep.executed_action)  # no noise: the label was executed
     np.testing.assert_array_equal(ep.action, ep.prior_action)  # the prior labels: same column
     noisy = r.episode(int(r.select(piece_id="c_major_chords", noise_std=0.05)[0]))

@@ -193,7 +193,7 @@ def test_parity_on_random_and_rollout_observations_and_f1(tiny: dict[str, Path])
     r = verify_parity(tiny["ckpt"], tiny["onnx"], n_random=40, n_rollout=20, piece="single_note")
     assert r["ok"] and r["parity_ok"] and r["f1_ok"] and r["same_weights"]
     assert r["max_abs_diff"] <= 1e-4 and r["f1_diff"] <= 0.01
-    assert r["n_random"] == 40 and r["n_rollout"] == 10  # single_note has 10 steps
+    assert r["n_random"] == 40 and r["n_rollout"] == 11  # single_note: floor(0.5 s / 50 ms) + 1 steps
     assert 0.0 <= r["f1_torch"] <= 1.0 and r["do_nothing_f1"] is not None
     seq = np.arange(3)[:, None] * np.ones((3, 2))
     np.testing.assert_array_equal(histories(seq, 2)[:, :, 0], [[0, 0], [0, 1], [1, 2]])
@@ -226,7 +226,7 @@ def test_load_policy_hook_and_simulator_evaluation(tiny: dict[str, Path]) -> Non
     policy = load_policy(tiny["onnx"], noise="fixed", seed=0)
     assert isinstance(policy, Policy)
     r = evaluate_policy("single_note", policy)
-    assert set(EVALUATION_KEYS) <= set(r) and r["steps"] == 10
+    assert set(EVALUATION_KEYS) <= set(r) and r["steps"] == 11
     want = evaluate_policy("single_note", GeneralistPolicy.load(tiny["ckpt"]))
     assert abs(r["f1"] - want["f1"]) <= 0.01
     buf = io.StringIO()

@@ -378,7 +378,7 @@ def test_policy_act_shape_range_and_determinism(shadow_run: Path) -> None:
 def test_evaluate_returns_the_prior_json_keys(shadow_run: Path) -> None:
     policy = GeneralistPolicy.load(shadow_run)
     r = evaluate_policy("single_note", policy)
-    assert set(EVALUATION_KEYS) <= set(r) and r["steps"] == 10 and 0.0 <= r["f1"] <= 1.0
+    assert set(EVALUATION_KEYS) <= set(r) and r["steps"] == 11 and 0.0 <= r["f1"] <= 1.0
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main_evaluate(["single_note", "--policy", str(shadow_run), "--json"]) == 0

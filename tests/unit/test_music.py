@@ -553,6 +553,18 @@ def test_twinkle_is_the_full_tune() -> None:
     assert score.duration_s == pytest.approx(48 * 0.6, abs=0.2)
 
 
+def test_robopianist_style_scales() -> None:
+    for name, tonic in (("d_major_scale", 62), ("b_major_scale", 71)):
+        score = get_score(name)
+        right = [n.pitch for n in score.notes if n.hand == "right"]
+        left = [n.pitch for n in score.notes if n.hand == "left"]
+        steps = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0]
+        assert right == [tonic + 12 + s for s in steps] and left == [tonic - 12 + s for s in steps]
+        assert all(n.end_s - n.start_s == pytest.approx(0.5) for n in score.notes)
+    black = {1, 3, 6, 8, 10}
+    assert sum((n.pitch % 12) in black for n in get_score("b_major_scale").notes) == 2 * 10
+
+
 def test_single_note_and_get_score_errors(tmp_path: Path) -> None:
     score = get_score("single_note")
     assert [(n.pitch, n.hand) for n in score.notes] == [(60, "right")]

@@ -26,7 +26,7 @@ from sim_training.experts.planner import (
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
 
 SMALL = PlannerConfig(budget=6, window=5, horizon=10, iterations=2)
-"""A plan of c_major_scale (149 steps) in ~5 s."""
+"""A plan of c_major_scale (150 steps) in ~5 s."""
 
 
 def test_env_and_prior_state_round_trip_is_bit_identical(shadow_scene) -> None:
@@ -86,7 +86,7 @@ def small_plan():
 
 def test_plan_is_never_worse_than_the_default_prior(small_plan) -> None:
     plan = small_plan
-    assert plan.actions.shape == (149, 39)
+    assert plan.actions.shape == (150, 39)
     for w in plan.windows:  # the default knobs are among the candidates of every window
         assert w["horizon_f1"] >= w["default_horizon_f1"], w
     assert plan.metrics["f1"] >= plan.prior_metrics["f1"]
@@ -210,15 +210,15 @@ def test_plan_cli_errors_and_json(tmp_path: Path) -> None:
                         capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     r = json.loads(ok.stdout)
-    assert r["steps"] == 10 and (out / "plan.png").is_file() and (out / PLAN_JSON).is_file()
+    assert r["steps"] == 11 and (out / "plan.png").is_file() and (out / PLAN_JSON).is_file()
     assert r["f1"] >= r["prior_f1"]
 
 
 def test_plan_piece_writes_what_it_reports(tmp_path: Path) -> None:
     r = plan_piece("single_note", tmp_path, config=PlannerConfig(window=5, horizon=5, budget=3))
     doc = json.loads((tmp_path / PLAN_JSON).read_text())
-    assert doc["f1"] == r["f1"] and len(doc["windows"]) == 2
-    assert np.load(tmp_path / "actions.npy").shape == (10, 39)
+    assert doc["f1"] == r["f1"] and len(doc["windows"]) == 3  # 11 steps: windows of 5, 5, 1
+    assert np.load(tmp_path / "actions.npy").shape == (11, 39)
 
 
 def test_dataset_rollouts_and_relabels_with_the_planner_labeller(tmp_path: Path, small_plan) -> None:

@@ -29,8 +29,10 @@ from sim_training.models.scene import Scene
 class SafetySettings:
     margin: float = 0.0
     """Kept from each actuator's ctrl range [ctrl units]."""
-    max_rate: float = 20.0
-    """Hand actuators [ctrl units/s]."""
+    max_rate: float = 25.0
+    """Hand actuators [ctrl units/s]. Above the prior's largest command step (its IK: 3 iterations
+    of at most 0.35 rad per 50 ms step, 21 rad/s), so that in simulation the filter passes the
+    prior through unchanged."""
     max_rate_rail: float = 2.0
     """Forearm slides [m/s]."""
     heartbeat_timeout_s: float = 0.0
