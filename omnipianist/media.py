@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sim_training.constants import CONTROL_DT_S
 
-def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20) -> str:
+
+def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = round(1.0 / CONTROL_DT_S)) -> str:
     """Write RGB frames (H, W, 3) uint8 to an MP4 (H.264) and return the path."""
     import imageio.v2 as imageio
 

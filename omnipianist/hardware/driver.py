@@ -63,6 +63,7 @@ from omnipianist.hardware.dynamixel.tables import BUS_WATCHDOG_TRIPPED
 from omnipianist.hardware.errors import BusConnectionError, BusError, BusTimeout, ServoError
 from omnipianist.safety.filter import FilterResult, SafetyError, SafetyFilter, State
 from omnipianist.safety.rail import RailHoming, turns_lost
+from sim_training.constants import CONTROL_DT_S
 
 READ_SPAN = t.span(["present_current", "present_velocity", "present_position"])
 """Read every cycle: 10 bytes per servo (addresses 126..135)."""
@@ -167,7 +168,7 @@ class HandDriver:
         bus_config: BusConfig,
         safety: SafetyConfig,
         *,
-        period_s: float = 0.05,
+        period_s: float = CONTROL_DT_S,
         io_budget_s: float | None = None,
         port: str | None = None,
         servo_model: str = "XC330-M288",

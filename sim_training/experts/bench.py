@@ -48,6 +48,8 @@ class ExpertBenchConfig:
     embodiments: str = "shadow,leap"
     leap_pieces: int | None = None
     """LEAP on an evenly spaced subset of this many clips of the split (None: all of them)."""
+    shadow_pieces: int | None = None
+    """Shadow on an evenly spaced subset of this many clips of the split (None: all of them)."""
     budget: int = 24
     """The planner's default budget (candidate plays per window)."""
     cem_pieces: int = 6
@@ -124,7 +126,7 @@ def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> 
         return ",".join(j.piece for j in spaced(clips, n))
 
     for emb in embodiments:
-        n = cfg.leap_pieces if emb == "leap" else None
+        n = cfg.leap_pieces if emb == "leap" else cfg.shadow_pieces
         rows = _fan(subset(n), out / f"planner_{emb}", cfg.num_cpus, embodiment=emb, **plan_kw)
         table = _plan_table(rows)
         result["planner"][emb] = table

@@ -38,6 +38,7 @@ import torch
 
 from omnipianist.cliutil import progress
 from omnipianist.fileio import atomic_write, save_json
+from sim_training.constants import CLIP_STEPS
 from sim_training.env.batched import BatchedPianoEnv
 from sim_training.env.piano_env import EnvConfig, PianoEnv, load_roll
 from sim_training.experts.droq import DroQAgent, DroQConfig
@@ -65,7 +66,7 @@ class ExpertTrainConfig:
     max_env_steps: int | None = None
     n_envs: int = 4
     n_threads: int = 2
-    clip_steps: int = 550
+    clip_steps: int = CLIP_STEPS
     stretch: float = 1.0
     random_start: bool = True
     eval_every_steps: int = 2500

@@ -24,11 +24,12 @@ import mujoco
 import numpy as np
 
 from omnipianist.errors import ModelError
+from sim_training.constants import HAND_SIDES
 
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]
 
-SIDES: tuple[str, ...] = ("right", "left")
+SIDES: tuple[str, ...] = HAND_SIDES
 
 # Collision classes (contype, conaffinity), fixed by the scene: keys are (1, 2).
 HAND_CONTYPE, HAND_CONAFFINITY = 2, 1  # hand touches keys only, never itself or the other hand
