@@ -338,8 +338,10 @@ def test_bench_loop_cli_args() -> None:
     args = p.parse_args(["--cycles", "10", "--rate", "100"])
     assert "--no-netns" in _forward(args) and args.cycles == 10
     assert args.graph == "processes" and args.rt_priority == 50
-    again = p.parse_args(_forward(p.parse_args(["--graph", "inprocess", "--rt-priority", "0", "--cycles", "7"])))
-    assert (again.graph, again.rt_priority, again.cycles, again.no_netns) == ("inprocess", 0, 7, True)
+    again = p.parse_args(_forward(p.parse_args(["--graph", "inprocess", "--rt-priority", "0", "--cycles", "7",
+                                                "--no-pin"])))
+    assert (again.graph, again.rt_priority, again.cycles, again.no_netns, again.pin) == ("inprocess", 0, 7, True, False)
+    assert args.pin and p.parse_args(_forward(args)).pin
     ok = {"missed_deadlines": 0, "cycles": 10, "cycles_asked": 10, "rate_hz": 20.0,
           "period_jitter_ms_p99": 1.0, "latency_ms_p99": 5.0}
     assert judge(ok) == []

@@ -22,7 +22,8 @@ Figures (wall clock, ``time.perf_counter`` = CLOCK_MONOTONIC, the same clock in 
 
 Real-time scheduling (``--rt-priority N``, default 50, as a real-time rig runs its control processes):
 each process SCHED_FIFO (:data:`RT_OFFSETS`); refused (no CAP_SYS_NICE) is a miss, ``--rt-priority 0``
-runs on the normal scheduler. Also reported: ``score_period_jitter_ms_p99`` (the score timer's own
+runs on the normal scheduler. ``--pin`` (default, with >= 2 CPUs): the policy alone on the last CPU, the
+score, the mock and the probe on the others, so the physics never shares the policy's core. Also reported: ``score_period_jitter_ms_p99`` (the score timer's own
 jitter), the load average and the CPU count (other work on the machine shows in the figures).
 
 Targets at 20 Hz: jitter p99 <= 2 ms, latency p99 <= 10 ms, 0 misses (``--rate 100`` is a stress run:
@@ -64,6 +65,9 @@ def add_bench_loop_args(p: argparse.ArgumentParser) -> None:
                    help="--graph processes: run the score, the policy, the mock and the probe SCHED_FIFO at "
                         "priority N + 0..2 (RT_OFFSETS; what a real-time rig does; needs CAP_SYS_NICE; a refusal is "
                         "reported in rt_refused), 0 = normal scheduling")
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                   help="--graph processes with >= 2 CPUs: the policy alone on the last CPU, the score, the mock and "
+                        "the probe on the others (sched_setaffinity; --no-pin: anywhere)")
     p.add_argument("--no-netns", action="store_true",
                    help="do not re-execute in a private network namespace (the loopback DDS profile still applies)")
     p.add_argument("--json", action="store_true", help="print only the JSON object")
@@ -195,7 +199,14 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
             if st.name == "omnipianist/policy":
                 diags.append((len(arrivals), {kv.key: kv.value for kv in st.values}))
 
-    from omnipianist_ros.nodes.main import RT_PRIORITY_ENV, apply_rt_priority
+    from omnipianist_ros.nodes.main import CPUS_ENV, RT_PRIORITY_ENV, apply_cpu_affinity, apply_rt_priority
+
+    cpus = sorted(os.sched_getaffinity(0))
+    pins: dict[str, str] = {}
+    if getattr(args, "pin", False) and len(cpus) >= 2:
+        rest = ",".join(str(c) for c in cpus[:-1])
+        pins = {"policy": str(cpus[-1]), "score": rest, "mujoco_mock": rest, "probe": rest}
+    apply_cpu_affinity(pins.get("probe", ""))
 
     base = getattr(args, "rt_priority", 0)
     rt = str(base + RT_OFFSETS["probe"]) if base else ""
@@ -208,6 +219,10 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, topics.DIAGNOSTICS_QOS)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as the nodes do (nodes/main.py): no full collection walks start-up objects mid-cycle
 
     def spin() -> None:
         try:
@@ -221,7 +236,12 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     refused: list[str] = []
     try:
         cfg = bench_config(args)
-        node_env = {n.name: {RT_PRIORITY_ENV: str(base + RT_OFFSETS[n.name])} for n in cfg.nodes} if base else {}
+        node_env: dict[str, dict[str, str]] = {n.name: {} for n in cfg.nodes}
+        for n in cfg.nodes:
+            if base:
+                node_env[n.name][RT_PRIORITY_ENV] = str(base + RT_OFFSETS[n.name])
+            if n.name in pins:
+                node_env[n.name][CPUS_ENV] = pins[n.name]
         with ProcessGraph(cfg, node_env=node_env) as g:
             end = time.monotonic() + 60.0 + 3.0 * total * period
             while len(arrivals) < total and time.monotonic() < end and g.alive:
@@ -259,6 +279,7 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     r["inference_over"] = "the whole run (the policy's /diagnostics)"
     r["rt_priority"] = {name: base + off for name, off in RT_OFFSETS.items()} if base else 0
     r["rt_probe"] = rt_probe or "normal scheduling"
+    r["cpu_pins"] = pins or "none"
     r["rt_refused"] = refused
     if not after:
         r["counters_note"] = "no policy diagnostics after the timed cycles: overruns / stale counted to the last one"
@@ -312,7 +333,8 @@ def _forward(args: argparse.Namespace) -> list[str]:
     out = ["--rate", str(args.rate), "--cycles", str(args.cycles), "--warmup", str(args.warmup),
            "--policy", args.policy, "--embodiment", args.embodiment, "--piece", args.piece,
            "--trigger", args.trigger, "--graph", getattr(args, "graph", "processes"),
-           "--rt-priority", str(getattr(args, "rt_priority", 0)), "--no-netns"]
+           "--rt-priority", str(getattr(args, "rt_priority", 0)),
+           "--pin" if getattr(args, "pin", True) else "--no-pin", "--no-netns"]
     return out + (["--json"] if args.json else [])
 
 

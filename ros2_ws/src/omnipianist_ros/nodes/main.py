@@ -36,6 +36,24 @@ the executor, the DDS threads); needs CAP_SYS_NICE or an rtprio limit (``/etc/se
 Refused: a warning, and the node runs on the normal scheduler. ``omnipianist bench loop --rt-priority``."""
 
 
+CPUS_ENV = "OMNIPIANIST_CPUS"
+"""Comma-separated CPU numbers to pin the node process to (``sched_setaffinity``; threads inherit it)."""
+
+
+def apply_cpu_affinity(value: str | None = None) -> str:
+    """Apply :data:`CPUS_ENV` to the calling thread (before other threads start); what happened, in words."""
+    value = os.environ.get(CPUS_ENV, "") if value is None else value
+    if not value:
+        return ""
+    try:
+        cpus = {int(c) for c in value.split(",") if c.strip()}
+        os.sched_setaffinity(0, cpus)
+    except (ValueError, OSError) as exc:
+        sys.stderr.write(f"warning: {CPUS_ENV}={value!r} not applied ({exc})\n")
+        return f"refused: {exc}"
+    return f"CPUs {sorted(cpus)}"
+
+
 def apply_rt_priority(value: str | None = None) -> str:
     """Apply :data:`RT_PRIORITY_ENV` to the calling thread (before any other thread exists); what happened,
     in words ('' = nothing asked)."""
@@ -70,6 +88,7 @@ def _hard_exit_after(seconds: float, name: str) -> threading.Timer:
 def run_node(kind: str, argv: list[str] | None = None) -> int:
     """Build node ``kind`` (registry name), spin it until SIGINT / SIGTERM, shut it down; exit status."""
     use_loopback()
+    apply_cpu_affinity()
     apply_rt_priority()
     stop = threading.Event()
     building = [True]
