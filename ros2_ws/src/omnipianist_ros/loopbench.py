@@ -23,8 +23,9 @@ Figures (wall clock, ``time.perf_counter`` = CLOCK_MONOTONIC, the same clock in 
 Real-time scheduling (``--rt-priority N``, default 50, as a real-time rig runs its control processes):
 each process SCHED_FIFO (:data:`RT_OFFSETS`); refused (no CAP_SYS_NICE) is a miss, ``--rt-priority 0``
 runs on the normal scheduler. ``--pin`` (default, with >= 2 CPUs): the policy alone on the last CPU, the
-score, the mock and the probe on the others, so the physics never shares the policy's core. Also reported: ``score_period_jitter_ms_p99`` (the score timer's own
-jitter), the load average and the CPU count (other work on the machine shows in the figures).
+score, the mock and the probe on the others, so the physics never shares the policy's core. Also
+reported: ``score_period_jitter_ms_p99`` (the score timer's own jitter), the load average and the CPU
+count (other work on the machine shows in the figures).
 
 Targets at 20 Hz: jitter p99 <= 2 ms, latency p99 <= 10 ms, 0 misses (``--rate 100`` is a stress run:
 the same figures, reported, judged only on misses). DDS stays on loopback: the process re-executes
