@@ -22,10 +22,11 @@ Figures (wall clock, ``time.perf_counter`` = CLOCK_MONOTONIC, the same clock in 
 
 Real-time scheduling (``--rt-priority N``, default 50, as a real-time rig runs its control processes):
 each process SCHED_FIFO (:data:`RT_OFFSETS`); refused (no CAP_SYS_NICE) is a miss, ``--rt-priority 0``
-runs on the normal scheduler. ``--pin`` (default, with >= 2 CPUs): the policy alone on the last CPU, the
+runs on the normal scheduler. ``--pin`` (default, with >= 2 CPUs): the policy alone on the first CPU, the
 score, the mock and the probe on the others, so the physics never shares the policy's core. Also
 reported: ``score_period_jitter_ms_p99`` (the score timer's own jitter), the load average and the CPU
-count (other work on the machine shows in the figures).
+count (other work on the machine shows in the figures). ``--cpu-latency`` (default): ``/dev/cpu_dma_latency``
+held at 0 for the run (idle CPUs poll instead of halting).
 
 Targets at 20 Hz: jitter p99 <= 2 ms, latency p99 <= 10 ms, 0 misses (``--rate 100`` is a stress run:
 the same figures, reported, judged only on misses). DDS stays on loopback: the process re-executes
@@ -67,8 +68,11 @@ def add_bench_loop_args(p: argparse.ArgumentParser) -> None:
                         "priority N + 0..2 (RT_OFFSETS; what a real-time rig does; needs CAP_SYS_NICE; a refusal is "
                         "reported in rt_refused), 0 = normal scheduling")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
-                   help="--graph processes with >= 2 CPUs: the policy alone on the last CPU, the score, the mock and "
+                   help="--graph processes with >= 2 CPUs: the policy alone on the first CPU, the score, the mock and "
                         "the probe on the others (sched_setaffinity; --no-pin: anywhere)")
+    p.add_argument("--cpu-latency", action=argparse.BooleanOptionalAction, default=True,
+                   help="hold /dev/cpu_dma_latency at 0 during the run (PM QoS: idle CPUs poll instead of halting, "
+                        "so a wake-up costs microseconds, not a halt exit; what cyclictest does; needs root)")
     p.add_argument("--no-netns", action="store_true",
                    help="do not re-execute in a private network namespace (the loopback DDS profile still applies)")
     p.add_argument("--json", action="store_true", help="print only the JSON object")
@@ -173,6 +177,18 @@ def _figures(args: argparse.Namespace, graph: str, t: np.ndarray, g_at: np.ndarr
             "cpu_count": os.cpu_count()}
 
 
+def hold_cpu_latency(enabled: bool) -> tuple[Any, str]:
+    """Open ``/dev/cpu_dma_latency`` and write 0 (kept while the file stays open); (file or None, in words)."""
+    if not enabled:
+        return None, "off"
+    try:
+        f = open("/dev/cpu_dma_latency", "wb", buffering=0)  # noqa: SIM115 - held open for the run
+        f.write((0).to_bytes(4, sys.byteorder, signed=True))
+    except OSError as exc:
+        return None, f"unavailable ({exc.strerror})"
+    return f, "0 us"
+
+
 def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`measure` with one process per node; the probe (commands, goal stamps, the policy's
     diagnostics) spins in this process."""
@@ -205,8 +221,8 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     cpus = sorted(os.sched_getaffinity(0))
     pins: dict[str, str] = {}
     if getattr(args, "pin", False) and len(cpus) >= 2:
-        rest = ",".join(str(c) for c in cpus[:-1])
-        pins = {"policy": str(cpus[-1]), "score": rest, "mujoco_mock": rest, "probe": rest}
+        rest = ",".join(str(c) for c in cpus[1:])
+        pins = {"policy": str(cpus[0]), "score": rest, "mujoco_mock": rest, "probe": rest}
     apply_cpu_affinity(pins.get("probe", ""))
 
     base = getattr(args, "rt_priority", 0)
@@ -235,6 +251,7 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     spinner.start()
     failure = ""
     refused: list[str] = []
+    latency_hold, latency_state = hold_cpu_latency(getattr(args, "cpu_latency", False))
     try:
         cfg = bench_config(args)
         node_env: dict[str, dict[str, str]] = {n.name: {} for n in cfg.nodes}
@@ -254,6 +271,8 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
             if not g.alive:
                 failure = "; ".join(f"{n} exited {rc}: {g.log(n)[-400:]}" for n, rc in g.exited().items())
     finally:
+        if latency_hold is not None:
+            latency_hold.close()
         executor.shutdown(timeout_sec=1.0)
         spinner.join(timeout=2.0)
         probe.destroy_node()
@@ -281,6 +300,7 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     r["rt_priority"] = {name: base + off for name, off in RT_OFFSETS.items()} if base else 0
     r["rt_probe"] = rt_probe or "normal scheduling"
     r["cpu_pins"] = pins or "none"
+    r["cpu_dma_latency"] = latency_state
     r["rt_refused"] = refused
     if not after:
         r["counters_note"] = "no policy diagnostics after the timed cycles: overruns / stale counted to the last one"
@@ -335,7 +355,8 @@ def _forward(args: argparse.Namespace) -> list[str]:
            "--policy", args.policy, "--embodiment", args.embodiment, "--piece", args.piece,
            "--trigger", args.trigger, "--graph", getattr(args, "graph", "processes"),
            "--rt-priority", str(getattr(args, "rt_priority", 0)),
-           "--pin" if getattr(args, "pin", True) else "--no-pin", "--no-netns"]
+           "--pin" if getattr(args, "pin", True) else "--no-pin",
+           "--cpu-latency" if getattr(args, "cpu_latency", True) else "--no-cpu-latency", "--no-netns"]
     return out + (["--json"] if args.json else [])
 
 
