@@ -263,19 +263,21 @@ class OTIKPrior:
         x = self.key_x[keys]
         order = np.argsort(x, kind="stable")
         hand = np.zeros(keys.size, dtype=int)
-        if self.cfg.hand_split == "span":
+        if self.cfg.hand_split == "span":  # every split point at once: keys [0, i) left, [i, n) right
             xs = x[order]
             n = xs.size
-            width = np.array([self.slot_x[h].max() - self.slot_x[h].min() + 2 * self.cfg.reach_margin_m for h in (0, 1)])
-            best, best_cost = 0, np.inf
-            for i in range(n + 1):  # keys [0, i) left, [i, n) right
-                cost = 0.0
-                for h, part in ((0, xs[:i]), (1, xs[i:])):
-                    if part.size:
-                        cost += 10.0 * max(0.0, float(part[-1] - part[0]) - width[h])
-                        cost += abs(float(part.mean()) - float(centres[h]))
-                if cost < best_cost - 1e-12:
-                    best, best_cost = i, cost
+            width = [self.slot_x[h].max() - self.slot_x[h].min() + 2 * self.cfg.reach_margin_m for h in (0, 1)]
+            i = np.arange(n + 1)
+            csum = np.concatenate([[0.0], np.cumsum(xs)])
+            n_left, n_right = i, n - i
+            left_w = np.where(n_left > 0, xs[np.maximum(i - 1, 0)] - xs[0], 0.0)
+            right_w = np.where(n_right > 0, xs[-1] - xs[np.minimum(i, n - 1)], 0.0)
+            left_mean = np.divide(csum, n_left, out=np.zeros(n + 1), where=n_left > 0)
+            right_mean = np.divide(csum[-1] - csum, n_right, out=np.zeros(n + 1), where=n_right > 0)
+            cost = (10.0 * (np.maximum(0.0, left_w - width[0]) + np.maximum(0.0, right_w - width[1]))
+                    + np.where(n_left > 0, np.abs(left_mean - centres[0]), 0.0)
+                    + np.where(n_right > 0, np.abs(right_mean - centres[1]), 0.0))
+            best = int(np.argmin(cost))  # the first of equal costs, as the loop it replaces
             hand[order[best:]] = 1
             return hand
         hand = (np.abs(x - centres[1]) < np.abs(x - centres[0])).astype(int)
@@ -315,7 +317,14 @@ class OTIKPrior:
                 assert c is not None  # the same keys fitted a moment ago
         if later is not None:  # "next": within the keys due now's reach, towards the next keys'
             due_rows = rows_keys[:1] if rows_keys[0].size else rows_keys[1:2]
-            ahead = next((keys for keys in later if keys.size and not self._fits(h, keys, c, slots)), None)
+            ahead, seen = None, None
+            for keys in later:  # consecutive rows repeat while notes are held: test each once
+                if keys.size == 0 or (seen is not None and np.array_equal(keys, seen)):
+                    continue
+                seen = keys
+                if not self._fits(h, keys, c, slots):
+                    ahead = keys
+                    break
             if ahead is not None and due_rows[0].size:
                 there = self._reach_clip(h, [ahead], self.slot_x[h], start=c)
                 if there is not None:
@@ -325,8 +334,8 @@ class OTIKPrior:
 
     def _fits(self, h: int, keys: np.ndarray, carriage: float, slots: np.ndarray) -> bool:
         m = self.hand_cfg[h].reach_margin_m
-        x = self.key_x[keys] - carriage
-        return bool(x.min() >= slots.min() - m and x.max() <= slots.max() + m)
+        x = self.key_x[keys]
+        return bool(x.min() - carriage >= slots.min() - m and x.max() - carriage <= slots.max() + m)
 
     def _centring_offset(self, h: int, keys: np.ndarray, carriage: float) -> float:
         """Mean lateral offset of ``keys`` from the home slots of the fingers OT gives them with the
