@@ -80,7 +80,8 @@ class PolicyParams:
                                "control timer then only runs the safety watchdog)", ("timer", "lockstep", "goal"))
     stale_after_s: float = _p(0.15, "timer mode: an input older than this is stale and the step is skipped")
     safety_margin: float = _p(0.0, "distance kept from each actuator's ctrl range [rad | m]")
-    max_rate: float = _p(20.0, "rate limit of each hand command [ctrl units/s] (rad/s, m/s for slides)")
+    max_rate: float = _p(25.0, "rate limit of each hand command [ctrl units/s] (rad/s, m/s for slides); "
+                              "above the prior's largest IK step, 21 rad/s")
     max_rate_rail: float = _p(2.0, "rate limit of the forearm slides [m/s]")
     estop_heartbeat_timeout_s: float = _p(0.0, "latch ESTOP when /estop is silent this long; 0 = only its value "
                                                "counts (simulation)")
