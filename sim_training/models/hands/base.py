@@ -19,12 +19,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 
 from omnipianist.errors import ModelError
 from sim_training.constants import HAND_SIDES
+
+if TYPE_CHECKING:  # the MJCF builders import mujoco when they run: joint facts load without it
+    import mujoco
 
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]
@@ -158,6 +161,7 @@ class HandBuilder:
         pos: Sequence[float] = (0.0, 0.0, 0.0),
     ) -> mujoco.MjsJoint:
         """A limited hinge joint on `body` (axis in the body frame)."""
+        import mujoco
         joint = body.add_joint()
         joint.name = self.name(name)
         joint.type = mujoco.mjtJoint.mjJNT_HINGE
@@ -190,6 +194,7 @@ class HandBuilder:
         tip: bool = False,
     ) -> mujoco.MjsGeom:
         """A hand collision capsule from `p0` to `p1` (body frame)."""
+        import mujoco
         geom = body.add_geom()
         geom.type = mujoco.mjtGeom.mjGEOM_CAPSULE
         geom.fromto = (*mirror_point(p0, self.side), *mirror_point(p1, self.side))
@@ -209,6 +214,7 @@ class HandBuilder:
         quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
     ) -> mujoco.MjsGeom:
         """A collision box: a hand geom, or (bulk=True) a wrist/forearm bulk geom."""
+        import mujoco
         geom = body.add_geom()
         geom.type = mujoco.mjtGeom.mjGEOM_BOX
         geom.pos = mirror_point(pos, self.side)
@@ -223,6 +229,7 @@ class HandBuilder:
 
     def visual_box(self, body: mujoco.MjsBody, pos: Sequence[float], half_m: Sequence[float]) -> mujoco.MjsGeom | None:
         """A visual-only box (no contact, no mass), skipped when visuals are off."""
+        import mujoco
         if not self.visual:
             return None
         geom = body.add_geom()
@@ -241,6 +248,7 @@ class HandBuilder:
         self, body: mujoco.MjsBody, p0: Sequence[float], p1: Sequence[float], radius_m: float
     ) -> mujoco.MjsGeom | None:
         """A visual-only capsule (no contact, no mass), skipped when visuals are off."""
+        import mujoco
         if not self.visual:
             return None
         geom = body.add_geom()
@@ -266,6 +274,7 @@ class HandBuilder:
         return site
 
     def _actuator(self, name: str, gains: JointGains, ctrl_range: tuple[float, float]) -> mujoco.MjsActuator:
+        import mujoco
         act = self.spec.add_actuator()
         act.name = self.name(name)
         act.set_to_position(kp=gains.kp, kv=gains.kv)
@@ -279,6 +288,7 @@ class HandBuilder:
         self, name: str, joint: str, gains: JointGains, ctrl_range: tuple[float, float]
     ) -> mujoco.MjsActuator:
         """A position actuator on hinge `joint` (unprefixed name)."""
+        import mujoco
         act = self._actuator(name, gains, ctrl_range)
         act.trntype = mujoco.mjtTrn.mjTRN_JOINT
         act.target = self.name(joint)
@@ -292,6 +302,7 @@ class HandBuilder:
         ctrl_range: tuple[float, float],
     ) -> mujoco.MjsActuator:
         """A fixed tendon (sum of `joints`' angles) named `name`, and a position actuator on it."""
+        import mujoco
         tendon = self.spec.add_tendon()
         tendon.name = self.name(name)
         for joint in joints:
@@ -303,6 +314,7 @@ class HandBuilder:
 
     def equal_joints(self, name: str, joint1: str, joint2: str) -> mujoco.MjsEquality:
         """An equality constraint joint1 = joint2 (both unprefixed)."""
+        import mujoco
         eq = self.spec.add_equality()
         eq.name = self.name(name)
         eq.type = mujoco.mjtEq.mjEQ_JOINT
@@ -315,7 +327,7 @@ class HandBuilder:
         return eq
 
 
-BuildFn = Callable[[HandBuilder, mujoco.MjsBody], None]
+BuildFn = Callable[[HandBuilder, "mujoco.MjsBody"], None]
 
 
 @dataclass(frozen=True)
@@ -327,8 +339,6 @@ class HandModelSpec:
     reduced_actuator_names: the default action set (subset of actuator_names, same order).
     fingertip_site_names: thumb first, then index/first, middle, ring, little.
     home_joint_angles_rad: the curled hover posture (joints not listed are 0).
-    mount_to_home_fingertips_m: mean fingertip position in that posture, mount frame, for the
-        RIGHT hand; the left hand's is the same with x negated (see `home_fingertips_in_mount`).
     actuator_joints: for each actuator, the joints whose angle sum it commands.
     """
 
@@ -338,7 +348,6 @@ class HandModelSpec:
     reduced_actuator_names: tuple[str, ...]
     fingertip_site_names: tuple[str, ...]
     home_joint_angles_rad: Mapping[str, float]
-    mount_to_home_fingertips_m: tuple[float, float, float]
     actuator_joints: Mapping[str, tuple[str, ...]] = field(repr=False)
     build: BuildFn = field(repr=False, compare=False)
 
@@ -368,14 +377,27 @@ class HandModelSpec:
             for act, joints in self.actuator_joints.items()
         }
 
+    @property
+    def mount_to_home_fingertips_m(self) -> tuple[float, float, float]:
+        """Mean fingertip position in the home posture, mount frame, for the RIGHT hand (measured on
+        the model at first use and kept: importing the hand's facts needs no MuJoCo)."""
+        tips = _HOME_TIPS.get(self.name)
+        if tips is None:
+            tips = _HOME_TIPS[self.name] = measure_home_fingertips(self)
+        return tips
+
     def home_fingertips_in_mount(self, side: str) -> tuple[float, float, float]:
         """`mount_to_home_fingertips_m` for `side` (x negated for the left hand)."""
         check_side(side)
         return mirror_point(self.mount_to_home_fingertips_m, side)
 
 
+_HOME_TIPS: dict[str, tuple[float, float, float]] = {}
+
+
 def measure_home_fingertips(hand: HandModelSpec) -> tuple[float, float, float]:
     """Mean fingertip position (m, mount frame) of the right hand in its home posture."""
+    import mujoco
     spec = mujoco.MjSpec()
     mount = spec.worldbody.add_body()
     mount.name = "mount"
@@ -391,7 +413,7 @@ def measure_home_fingertips(hand: HandModelSpec) -> tuple[float, float, float]:
 
 
 def finalize(hand: HandModelSpec) -> HandModelSpec:
-    """Check the names fit together and fill in `mount_to_home_fingertips_m` from the model."""
+    """Check the names fit together; freeze the mappings."""
     unknown = set(hand.reduced_actuator_names) - set(hand.actuator_names)
     if unknown:
         raise ModelError(f"hand {hand.name!r}: reduced actuators {sorted(unknown)} not actuators")
@@ -401,5 +423,4 @@ def finalize(hand: HandModelSpec) -> HandModelSpec:
     if bad:
         raise ModelError(f"hand {hand.name!r}: home posture names unknown joints {sorted(bad)}")
     hand = replace(hand, home_joint_angles_rad=MappingProxyType(dict(hand.home_joint_angles_rad)))
-    hand = replace(hand, actuator_joints=MappingProxyType(dict(hand.actuator_joints)))
-    return replace(hand, mount_to_home_fingertips_m=measure_home_fingertips(hand))
+    return replace(hand, actuator_joints=MappingProxyType(dict(hand.actuator_joints)))

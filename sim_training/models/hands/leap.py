@@ -15,7 +15,7 @@ a finger id order is (rot, mcp, pip, dip): the hardware mapping must reorder.
 
 from __future__ import annotations
 
-import mujoco
+from typing import TYPE_CHECKING
 
 from sim_training.models.hands.base import (
     HandBuilder,
@@ -25,6 +25,9 @@ from sim_training.models.hands.base import (
     finalize,
     rod_inertia,
 )
+
+if TYPE_CHECKING:
+    import mujoco
 
 # --- Geometry (m), right hand, mount frame --------------------------------------------------
 FINGER_X_M: dict[str, float] = {"if": -0.0458, "mf": -0.0004, "rf": 0.045}  # finger centrelines
@@ -238,7 +241,6 @@ LEAP = finalize(
         reduced_actuator_names=tuple(ACTUATOR_JOINTS),
         fingertip_site_names=FINGERTIP_SITES,
         home_joint_angles_rad=HOME_JOINT_ANGLES_RAD,
-        mount_to_home_fingertips_m=(0.0, 0.0, 0.0),
         actuator_joints=ACTUATOR_JOINTS,
         build=build,
     )

@@ -15,8 +15,7 @@ an equality constraint J1 = J2 stands in for the real coupling spring so the spl
 from __future__ import annotations
 
 import math
-
-import mujoco
+from typing import TYPE_CHECKING
 
 from sim_training.models.hands.base import (
     HandBuilder,
@@ -27,6 +26,9 @@ from sim_training.models.hands.base import (
     quat_about,
     rod_inertia,
 )
+
+if TYPE_CHECKING:
+    import mujoco
 
 # --- Geometry (m), right hand, mount frame --------------------------------------------------
 WRIST_TO_PALM_M = 0.034  # WRJ2 axis to WRJ1 axis, along the hand
@@ -308,7 +310,6 @@ SHADOW = finalize(
         reduced_actuator_names=REDUCED_ACTUATOR_NAMES,
         fingertip_site_names=FINGERTIP_SITES,
         home_joint_angles_rad=HOME_JOINT_ANGLES_RAD,
-        mount_to_home_fingertips_m=(0.0, 0.0, 0.0),
         actuator_joints=ACTUATOR_JOINTS,
         build=build,
     )
