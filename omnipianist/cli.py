@@ -13,7 +13,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,36 +63,24 @@ def cmd_sim(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sim_training.env.piano_env import EnvConfig, PianoEnv
-    from sim_training.metrics import onset_prf
+    from sim_training.env.rollout import rollout
     from sim_training.models.embodiment import get_embodiment
 
     emb = get_embodiment(args.embodiment, args.action_set, args.forearm_z)
     env = PianoEnv(args.piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=args.stretch),
                    render_mode="rgb_array" if args.video else None)
-    obs, _ = env.reset(seed=args.seed)
     rng = np.random.default_rng(args.seed)
     home = env.scene.ctrl_to_action(env.scene.home_ctrl)
-    frames = []
-    t0 = time.perf_counter()
-    ret = 0.0
-    for _ in progress(range(env.n_piece_steps), desc=f"{args.policy} on {args.piece}", disable=args.json):
-        action = home if args.policy == "home" else rng.uniform(-1, 1, emb.action_dim)
-        obs, r, term, trunc, _ = env.step(action)
-        ret += r
-        if args.video:
-            frames.append(env.render())
-        if term or trunc:
-            break
-    wall = time.perf_counter() - t0
-    m = env.episode_metrics()
-    active, *_ = env.episode_log()
-    onset = onset_prf(active, env.roll)
+    ep = rollout(env, lambda obs: home if args.policy == "home" else rng.uniform(-1, 1, emb.action_dim),
+                 seed=args.seed, start_step=None, frames=bool(args.video),
+                 steps_iter=lambda r: progress(r, desc=f"{args.policy} on {args.piece}", disable=args.json))
+    m = {k: v for k, v in ep.metrics.items() if k not in ("onset_precision", "onset_recall")}
     result = {"piece": args.piece, "embodiment": emb.key, "policy": args.policy, **m,
-              "onset_f1": onset.f1, "return": ret, "steps_per_s": m["steps"] / wall}
+              "return": ep.reward, "steps_per_s": ep.steps_per_s}
     if args.video:
         from omnipianist.media import write_video
 
-        result["video"] = write_video(frames, args.video, fps=env.metadata["render_fps"])
+        result["video"] = write_video(ep.frames, args.video, fps=env.metadata["render_fps"])
     env.close()
     emit(result, args.json, _format_play(result))
     return 0

@@ -349,13 +349,11 @@ def _goal_writes(inst: int, servo_id: int, params: bytes, item: t.ControlItem) -
 def pure_sim_f1(piece: str | Score | PianoRoll, policy: Policy, embodiment: str = "shadow", *,
                 clip_steps: int | None = None, start_step: int = 0) -> dict[str, float]:
     """The same play without the hardware path (reference for the HIL F1)."""
+    from sim_training.env.rollout import rollout
+
     env = PianoEnv(piece, embodiment, EnvConfig(clip_steps=clip_steps, random_start=False))
-    obs, _ = env.reset(options={"start_step": start_step})
     policy.reset()
-    while True:
-        obs, _, term, trunc, _ = env.step(policy.act(obs))
-        if term or trunc:
-            break
+    rollout(env, policy.act, start_step=start_step, max_steps=10**9)
     return env.episode_metrics()
 
 

@@ -41,6 +41,7 @@ from omnipianist.fileio import atomic_write, save_json
 from sim_training.constants import CLIP_STEPS
 from sim_training.env.batched import BatchedPianoEnv
 from sim_training.env.piano_env import EnvConfig, PianoEnv, load_roll
+from sim_training.env.rollout import rollout
 from sim_training.experts.droq import DroQAgent, DroQConfig
 from sim_training.experts.residual import ObsMode, compose_action, observation_index, policy_input
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
@@ -134,20 +135,18 @@ def evaluate(env: PianoEnv, prior: OTIKPrior | None, agent: DroQAgent | None, in
 
     Returns ``env.episode_metrics()`` (f1, note_step_f1, precision, recall, do_nothing_f1, ...).
     """
-    obs, _ = env.reset(seed=0, options={"start_step": 0})
     if prior is not None:
         prior.reset()
-    for _ in range(env.n_piece_steps):
+
+    def act(obs: np.ndarray) -> np.ndarray:
         prior_action = prior.act(obs) if prior is not None else None
         if agent is None:
             assert prior_action is not None, "evaluating the prior alone needs a prior"
-            action = prior_action
-        else:
-            residual = agent.act(policy_input(obs, prior_action, index), deterministic=True)
-            action = compose_action(prior_action, residual, residual_scale)
-        obs, _, term, trunc, _ = env.step(action)
-        if term or trunc:
-            break
+            return prior_action
+        residual = agent.act(policy_input(obs, prior_action, index), deterministic=True)
+        return compose_action(prior_action, residual, residual_scale)
+
+    rollout(env, act, seed=0, start_step=0)
     return {k: float(v) for k, v in env.episode_metrics().items()}
 
 

@@ -72,6 +72,7 @@ def keys_played_alone(embodiment: str) -> dict[str, Any]:
     """Each of the 88 keys alone (:func:`key_alone_score`) with the default prior: the keys that
     were not pressed during both notes and released between them."""
     from sim_training.env.piano_env import EnvConfig, PianoEnv
+    from sim_training.env.rollout import rollout
     from sim_training.fingering.prior import OTIKPrior
 
     failed = []
@@ -80,11 +81,7 @@ def keys_played_alone(embodiment: str) -> dict[str, Any]:
         env = PianoEnv(key_alone_score(k), embodiment, EnvConfig(clip_steps=None, random_start=False), scene=scene)
         scene = env.scene
         prior = OTIKPrior(env.scene, lookahead=env.config.lookahead)
-        obs, _ = env.reset(seed=0, options={"start_step": 0})
-        done = False
-        while not done:
-            obs, _, term, trunc, _ = env.step(prior.act(obs))
-            done = term or trunc
+        rollout(env, prior.act)
         log = env.episode_log()
         active, down = log[0][:, k], np.flatnonzero(log[1][:, k])
         gap = int(np.argmax(np.diff(down))) + 1  # the first index of the second note

@@ -12,9 +12,9 @@ import numpy as np
 from omnipianist.errors import ScoreError
 from sim_training.constants import HAND_SIDES, LOWEST_MIDI_PITCH
 from sim_training.env.piano_env import EnvConfig, PianoEnv
+from sim_training.env.rollout import rollout
 from sim_training.fingering.assignment import assign_fingers
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
-from sim_training.metrics import onset_prf
 from sim_training.models.embodiment import Embodiment
 from sim_training.music import PianoRoll, Score
 
@@ -76,34 +76,13 @@ def play_with_prior(
     env = env or PianoEnv(piece, embodiment, EnvConfig(clip_steps=None, random_start=False, stretch=stretch),
                           render_mode="rgb_array" if video else None)
     prior = OTIKPrior(env.scene, config, lookahead=env.config.lookahead)
-    obs, _ = env.reset(seed=seed, options={"start_step": 0})
-    n = env.n_piece_steps
     per_step: list[dict[int, tuple[int, int]]] = []
-    step_times = np.zeros(n)
-    frames: list[np.ndarray] = []
-    t_start = time.perf_counter()
-    for t in range(n):
-        t0 = time.perf_counter()
-        action = prior.act(obs)
-        step_times[t] = time.perf_counter() - t0
-        per_step.append(dict(prior.last_fingering))
-        obs, _, term, trunc, _ = env.step(action)
-        if video:
-            frame = env.render()
-            assert frame is not None  # render_mode is rgb_array when video
-            frames.append(frame)
-        if term or trunc:
-            step_times = step_times[: t + 1]
-            break
-    wall = time.perf_counter() - t_start
-    active, *_ = env.episode_log()
-    metrics = env.episode_metrics()
-    metrics["onset_f1"] = onset_prf(active, env.roll).f1
-    metrics["onset_precision"] = onset_prf(active, env.roll).precision
-    metrics["onset_recall"] = onset_prf(active, env.roll).recall
+    ep = rollout(env, prior.act, seed=seed, frames=video,
+                 on_step=lambda t, action, e: per_step.append(dict(prior.last_fingering)))
+    active, metrics = ep.active, ep.metrics
     notes = note_fingering(env.roll, per_step, active)
     run = PriorRun(roll=env.roll, embodiment=env.embodiment.key, active=active, metrics=metrics, notes=notes,
-                   step_times_s=step_times, ot_times_s=_ot_solve_times(env), wall_s=wall, frames=frames,
+                   step_times_s=ep.act_times_s, ot_times_s=_ot_solve_times(env), wall_s=ep.wall_s, frames=ep.frames,
                    stats={"dropped_keys": prior.stats.dropped_keys, "gated_presses": prior.stats.gated_presses})
     if env.render_mode:
         env.close()

@@ -8,15 +8,14 @@ per control step, the 50 ms budget's share) and ``return``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from sim_training.env.piano_env import EnvConfig, PianoEnv
+from sim_training.env.rollout import rollout
 from sim_training.imitation.checkpoint import embodiment_from_meta
 from sim_training.imitation.policy import ActingPolicy
-from sim_training.metrics import onset_prf
 from sim_training.models.embodiment import Embodiment
 from sim_training.music import PianoRoll, Score
 
@@ -62,47 +61,28 @@ def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment
     env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch),
                    render_mode="rgb_array" if video else None)
     per_hand = emb.n_fingertips // 2
-    frames: list[np.ndarray] = []
     per_step: list[dict[int, tuple[int, int]]] = []
-    act_s: list[float] = []
-    ret = 0.0
     try:
         env.layout.check_matches(base_layout(policy.meta["observation_layout"]), where=f"{policy.source} observation_layout")
         targets = env.scene.key_target_xyz_m
-        obs, _ = env.reset(seed=0)
-        policy.reset()
-        t_start = time.perf_counter()
-        for t in progress(range(env.n_piece_steps), desc=f"play {policy.source}", disable=not show_progress):
-            t0 = time.perf_counter()
-            action = policy.act(obs)
-            act_s.append(time.perf_counter() - t0)
-            if action is None:  # refused (non-finite observation): hold still rather than act on garbage
-                action = np.zeros(emb.action_dim)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            ret += float(reward)
-            tips = env.fingertip_xyz()
-            keys = np.flatnonzero(env.roll.keys[min(t, env.roll.n_steps - 1)])
+
+        def nearest_finger(t: int, action: np.ndarray, e: PianoEnv) -> None:
+            tips = e.fingertip_xyz()
+            keys = np.flatnonzero(e.roll.keys[min(t, e.roll.n_steps - 1)])
             per_step.append({int(k): divmod(int(np.argmin(np.linalg.norm(tips - targets[k], axis=1))), per_hand)
                              for k in keys})
-            if video:
-                frames.append(env.render())
-            if terminated or truncated:
-                break
-        wall = time.perf_counter() - t_start
-        m = env.episode_metrics()
-        active, *_ = env.episode_log()
-        onset = onset_prf(active, env.roll)
-        roll = env.roll
+
+        policy.reset()
+        ep = rollout(env, policy.act, seed=0, start_step=None, frames=video, on_step=nearest_finger,
+                     steps_iter=lambda r: progress(r, desc=f"play {policy.source}", disable=not show_progress))
     finally:
         env.close()
-    ms = 1e3 * np.asarray(act_s)
+    m, active, roll = ep.metrics, ep.active, ep.roll
     return {
         "piece": piece if isinstance(piece, str) else type(piece).__name__, "embodiment": emb.key,
         "policy": policy.source, "f1": m["f1"], "precision": m["precision"], "recall": m["recall"],
-        "onset_f1": onset.f1, "steps": int(m["steps"]), "note_step_f1": m["note_step_f1"],
-        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"], "return": ret,
-        "steps_per_s": m["steps"] / max(wall, 1e-9),
-        "act_ms_p50": float(np.percentile(ms, 50)) if ms.size else 0.0,
-        "act_ms_p99": float(np.percentile(ms, 99)) if ms.size else 0.0,
-        "roll": roll, "active": active, "notes": note_fingering(roll, per_step, active), "frames": frames,
+        "onset_f1": m["onset_f1"], "steps": int(m["steps"]), "note_step_f1": m["note_step_f1"],
+        "sustain_f1": m["sustain_f1"], "do_nothing_f1": m["do_nothing_f1"], "return": ep.reward,
+        "steps_per_s": ep.steps_per_s, "act_ms_p50": ep.act_ms(50), "act_ms_p99": ep.act_ms(99),
+        "roll": roll, "active": active, "notes": note_fingering(roll, per_step, active), "frames": ep.frames,
     }

@@ -27,7 +27,7 @@ def test_demo_pipeline_on_a_short_piece(tmp_path: Path, capsys: pytest.CaptureFi
     sim, ros = report["sim"], report["ros"]
     for key in ("f1", "precision", "recall", "onset_f1", "steps", "do_nothing_f1"):
         assert key in sim and key in ros, key
-    assert sim["steps"] == ros["steps"] == 149
+    assert sim["steps"] == ros["steps"] == 150  # floor(7.45 s / 50 ms) + 1 (RoboPianist timing)
     assert 0.0 <= sim["f1"] <= 1.0 and sim["refused_observations"] == 0
     # the ROS + serial path plays what the simulator plays, through the servos' goals: close, not identical
     assert abs(ros["f1"] - sim["f1"]) <= 0.1, (ros["f1"], sim["f1"])
