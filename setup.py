@@ -58,7 +58,8 @@ setup(
     python_requires=">=3.10",
     packages=python_packages,
     package_dir={"omnipianist_ros": "ros2_ws/src/omnipianist_ros"},
-    package_data={"omnipianist": ["dds/*.xml"], "sim_training.music": ["corpus_data/*.mid", "corpus_data/*.json"]},
+    package_data={"omnipianist": ["dds/*.xml", "py.typed"], "sim_training": ["py.typed"], "policy_export": ["py.typed"],
+                  "omnipianist_ros": ["py.typed"], "sim_training.music": ["corpus_data/*.mid", "corpus_data/*.json"]},
     data_files=data_files,
     zip_safe=False,
     # Runtime dependencies are pinned in requirements.lock (installed by `make`); colcon users get
