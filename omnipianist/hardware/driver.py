@@ -52,6 +52,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -735,11 +736,11 @@ class HandDriver:
 
     def diagnostic_key_values(self) -> dict[str, str]:
         """Flat string key/values for diagnostic_msgs/KeyValue."""
-        d = self.diagnostics()
+        d: dict[str, Any] = self.diagnostics()
         out = {k: str(d[k]) for k in ("state", "port", "connected", "last_error")}
-        out.update({f"driver.{k}": str(v) for k, v in d["counters"].items()})  # type: ignore[union-attr]
-        out.update({f"filter.{k}": v for k, v in d["filter"].items()})  # type: ignore[union-attr]
-        for servo_id, entry in d["servos"].items():  # type: ignore[union-attr]
+        out.update({f"driver.{k}": str(v) for k, v in d["counters"].items()})
+        out.update({f"filter.{k}": v for k, v in d["filter"].items()})
+        for servo_id, entry in d["servos"].items():
             for k, v in entry.items():
                 out[f"servo{servo_id}.{k}"] = str(v)
         return out

@@ -129,7 +129,7 @@ def build_observation(
     Raises ValueError naming the field whose size does not match the layout.
     """
     obs = np.empty(layout.size, dtype=np.float32) if out is None else out
-    parts = (goal, key_state, sustain_state, fingertip_xyz, hand_joints)
+    parts: tuple[Any, ...] = (goal, key_state, sustain_state, fingertip_xyz, hand_joints)
     for f, value in zip(layout.fields, parts, strict=True):
         arr = np.ravel(value)
         if arr.size != f.size:

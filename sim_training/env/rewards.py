@@ -188,7 +188,7 @@ def ot_fingering_reward(distance_m: np.ndarray, *, empty_value: float = 1.0) -> 
 
 
 def _key_vector(name: str, value: np.ndarray, dtype: type) -> np.ndarray:
-    arr = np.asarray(value, dtype=dtype)
+    arr: np.ndarray = np.asarray(value, dtype=dtype)
     if arr.shape != (NUM_KEYS,):
         raise ValueError(f"key_press_reward: {name} must have shape ({NUM_KEYS},), got {arr.shape}")
     return arr

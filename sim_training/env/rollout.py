@@ -71,14 +71,13 @@ def rollout(
     act_s: list[float] = []
     shots: list[np.ndarray] = []
     ret = 0.0
-    zero = np.zeros(env.action_space.shape, dtype=np.float64)
+    zero = np.zeros(env.embodiment.action_dim, dtype=np.float64)
     t_start = time.perf_counter()
     for t in steps:  # type: ignore[attr-defined]
         t0 = time.perf_counter()
-        action = act(obs)
+        proposed = act(obs)
         act_s.append(time.perf_counter() - t0)
-        if action is None:
-            action = zero
+        action = zero if proposed is None else proposed
         obs, reward, terminated, truncated, _ = env.step(action)
         ret += float(reward)
         if on_step is not None:

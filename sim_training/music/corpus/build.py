@@ -7,7 +7,7 @@ import random
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +228,7 @@ def _composer(source: str) -> str:
     return _COMPOSER_NAMES.get(top, top)
 
 
-def _iter_results(jobs: list[tuple[str, str, float, str]], workers: int) -> Iterator[_WorkResult]:
+def _iter_results(jobs: list[tuple[str, str, float, str]], workers: int) -> Generator[_WorkResult, None, None]:
     if workers <= 1:
         yield from map(_process_work, jobs)
         return
