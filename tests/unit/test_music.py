@@ -370,6 +370,10 @@ def test_rounded_roll_stretch_lengthens() -> None:
 # NoteTrajectory gives it, worked out by hand from its rules and recorded here.
 
 
+_RAW_NOTES = st.lists(st.tuples(st.integers(21, 108), st.floats(0, 5), st.floats(0.0, 1.5)), min_size=1, max_size=30)
+"""Random notes: (pitch, start s, duration s)."""
+
+
 def _steps(roll_column: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(roll_column)]
 
@@ -431,13 +435,7 @@ def test_robopianist_roll_sustain_floors_events_last_wins(tmp_path: Path) -> Non
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(21, 108), st.floats(0, 5), st.floats(0.0, 1.5)),
-        min_size=1,
-        max_size=30,
-    )
-)
+@given(_RAW_NOTES)
 def test_robopianist_roll_properties(raw: list[tuple[int, float, float]]) -> None:
     score = _score(*[(p, s, s + d) for p, s, d in raw])
     roll = score_to_roll(score, trim_silence=False)
@@ -494,11 +492,7 @@ def test_pianoroll_validates_shapes() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(21, 108), st.floats(0, 5), st.floats(0.0, 1.5)),
-        min_size=1,
-        max_size=30,
-    ),
+    _RAW_NOTES,
     st.integers(1, 3),
 )
 def test_rounded_roll_onsets_are_rising_edges_with_release_before(
