@@ -403,7 +403,9 @@ class DatasetReader:
             if name not in self.meta:
                 raise KeyError(f"no episode meta {name!r}; fields: {sorted(self.meta)}")
             vals = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
-            mask &= np.isin(self.meta[name], np.asarray(vals, dtype=self.meta[name].dtype))
+            # not cast to the column's dtype: a fixed-width string column ('<U6' when every value is
+            # 'expert') would truncate 'expert-relabel' to 'expert' and match it
+            mask &= np.isin(self.meta[name], np.asarray(vals))
         return np.flatnonzero(mask)
 
     def episode_keys(self) -> set[tuple[str, int, str, int, str, float]]:

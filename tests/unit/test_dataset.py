@@ -115,6 +115,9 @@ def test_round_trip_schema_attrs_and_boundaries(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rest, [1, 3])
     np.testing.assert_array_equal(r.select(label_source="expert"), [1, 3])
     np.testing.assert_array_equal(r.select(round=[0, 2]), [0, 2, 3])
+    # a value longer than every stored one is not truncated to match ('expert-relabel' is not 'expert')
+    assert r.select(label_source="expert-relabel").size == 0
+    assert r.select(label_source="expert-relabelled-twice").size == 0
     assert same_meta(r.episode_meta(-1), eps[3]["meta"])
 
 
