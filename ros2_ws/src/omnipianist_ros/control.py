@@ -19,6 +19,7 @@ import numpy as np
 
 from omnipianist.safety.filter import EstopConfig, FilterResult, SafetyFilter, WatchdogConfig
 from omnipianist_ros.observation import ObservationAssembler
+from omnipianist_ros.params import SIM_MAX_RATE, SIM_MAX_RATE_RAIL
 from omnipianist_ros.policies import PolicyProvider, check_contract
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES, SUSTAIN_ACTIVE_THRESHOLD
 from sim_training.models.embodiment import SIDE_PREFIX
@@ -29,11 +30,9 @@ from sim_training.models.scene import Scene
 class SafetySettings:
     margin: float = 0.0
     """Kept from each actuator's ctrl range [ctrl units]."""
-    max_rate: float = 25.0
-    """Hand actuators [ctrl units/s]. Above the prior's largest command step (its IK: 3 iterations
-    of at most 0.35 rad per 50 ms step, 21 rad/s), so that in simulation the filter passes the
-    prior through unchanged."""
-    max_rate_rail: float = 2.0
+    max_rate: float = SIM_MAX_RATE
+    """Hand actuators [ctrl units/s] (:data:`omnipianist_ros.params.SIM_MAX_RATE`)."""
+    max_rate_rail: float = SIM_MAX_RATE_RAIL
     """Forearm slides [m/s]."""
     heartbeat_timeout_s: float = 0.0
     """0: no /estop heartbeat monitoring (only the latched value counts)."""

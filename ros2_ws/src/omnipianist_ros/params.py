@@ -16,6 +16,13 @@ from typing import Any, TypeVar
 from omnipianist.errors import ConfigError
 from sim_training.constants import LOOKAHEAD_STEPS
 
+SIM_MAX_RATE: float = 25.0
+"""Simulation safety filter: rate limit of the hand commands [ctrl units/s], above the prior's largest
+command step (its IK: 3 iterations of at most 0.35 rad per 50 ms step, 21 rad/s), so that in
+simulation the filter passes the prior through unchanged."""
+SIM_MAX_RATE_RAIL: float = 2.0
+"""Simulation safety filter: rate limit of the forearm slides [m/s]."""
+
 T = TypeVar("T")
 
 
@@ -80,9 +87,9 @@ class PolicyParams:
                                "control timer then only runs the safety watchdog)", ("timer", "lockstep", "goal"))
     stale_after_s: float = _p(0.15, "timer mode: an input older than this is stale and the step is skipped")
     safety_margin: float = _p(0.0, "distance kept from each actuator's ctrl range [rad | m]")
-    max_rate: float = _p(25.0, "rate limit of each hand command [ctrl units/s] (rad/s, m/s for slides); "
-                              "above the prior's largest IK step, 21 rad/s")
-    max_rate_rail: float = _p(2.0, "rate limit of the forearm slides [m/s]")
+    max_rate: float = _p(SIM_MAX_RATE, "rate limit of each hand command [ctrl units/s] (rad/s, m/s for slides); "
+                                       "above the prior's largest IK step, 21 rad/s")
+    max_rate_rail: float = _p(SIM_MAX_RATE_RAIL, "rate limit of the forearm slides [m/s]")
     estop_heartbeat_timeout_s: float = _p(0.0, "latch ESTOP when /estop is silent this long; 0 = only its value "
                                                "counts (simulation)")
     arm_on_start: bool = _p(True, "arm the safety filter at the first step (seeded at the measured position)")
