@@ -87,13 +87,17 @@ def resolve_piece(piece: str, manifest: Any = None) -> PieceRef:
     """
     if piece in BUILTIN_PIECES:
         return PieceRef(piece, piece)
-    p = Path(piece)
-    if p.suffix.lower() in MIDI_SUFFIXES:
-        if not p.is_file():
-            raise ValueError(f"piece {piece!r}: no such MIDI file")
-        return PieceRef(p.stem, str(p.resolve()))
     from sim_training.music.corpus import load_manifest
 
+    p = Path(piece)
+    if p.suffix.lower() in MIDI_SUFFIXES:
+        if p.is_file():
+            return PieceRef(p.stem, str(p.resolve()))
+        m = manifest if manifest is not None else load_manifest()
+        try:  # a corpus clip recorded by its path in another checkout: the clip of that id here
+            return PieceRef(p.stem, str(m.corpus_path(p.stem)))
+        except Exception as exc:
+            raise ValueError(f"piece {piece!r}: no such MIDI file") from exc
     m = manifest if manifest is not None else load_manifest()
     try:
         return PieceRef(piece, str(m.corpus_path(piece)))

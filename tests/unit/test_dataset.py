@@ -467,3 +467,14 @@ def test_shipped_expert_labels_its_piece(tmp_path: Path) -> None:
     assert res["episodes_by_label_source"] == {"expert": 1}
     ep = DatasetReader(tmp_path / "e").episode(0)
     assert not np.array_equal(ep.action, ep.prior_action)
+
+
+def test_resolve_piece_finds_a_corpus_clip_recorded_in_another_checkout(tmp_path: Path) -> None:
+    """Experts record their piece's path; in another clone that path is gone but the clip id is not."""
+    from sim_training.music.corpus import load_manifest
+
+    clip = load_manifest().pieces("train")[0]
+    ref = resolve_piece(f"/elsewhere/omnipianist/sim_training/music/corpus_data/{clip.id}.mid")
+    assert ref.piece_id == clip.id and Path(ref.source).is_file()
+    with pytest.raises(ValueError, match="no such MIDI file"):
+        resolve_piece(str(tmp_path / "not-a-clip.mid"))
