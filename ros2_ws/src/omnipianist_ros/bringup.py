@@ -80,6 +80,18 @@ def create_node(spec: NodeSpec, context: Any) -> Any:
     return _node_class(spec.name)(spec.name, overrides(spec), context=context)
 
 
+
+def wait_until(predicate: Callable[[], bool], alive: Callable[[], bool], timeout_s: float, poll_s: float) -> bool:
+    """Poll ``predicate()`` (wall clock) until it holds, ``timeout_s`` passes or ``alive()`` turns False."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        if not alive():
+            return predicate()
+        time.sleep(poll_s)
+    return predicate()
+
 class Graph:
     """The nodes of ``config``, each spun by its own SingleThreadedExecutor in a background thread
     (``with Graph(cfg) as g: ...``). ``g.nodes[name]`` is the node; :meth:`add_node` spins another."""
@@ -142,14 +154,7 @@ class Graph:
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
         """Wait (wall clock) until ``predicate()``; False on timeout or if an executor thread died."""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            if not self.alive:
-                return predicate()
-            time.sleep(poll_s)
-        return predicate()
+        return wait_until(predicate, lambda: self.alive, timeout_s, poll_s)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -260,14 +265,7 @@ class ProcessGraph:
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
         """Wait until ``predicate()``; False on timeout or when a node process exited."""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            if not self.alive:
-                return predicate()
-            time.sleep(poll_s)
-        return predicate()
+        return wait_until(predicate, lambda: self.alive, timeout_s, poll_s)
 
     def signal_all(self, sig: int = signal.SIGINT) -> None:
         for p in self.processes.values():
