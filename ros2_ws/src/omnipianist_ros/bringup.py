@@ -42,6 +42,7 @@ from omnipianist.dds import use_loopback
 from omnipianist.errors import ConfigError
 from omnipianist_ros.config import BringupConfig, NodeSpec
 from omnipianist_ros.registry import NODES
+from omnipianist_ros.spinning import Spinner
 
 NODE_CLASSES: dict[str, tuple[str, str]] = {name: (kind.module, kind.cls) for name, kind in NODES.items()}
 """Node name -> (module, class): a view of :data:`omnipianist_ros.registry.NODES`."""
@@ -100,7 +101,7 @@ class Graph:
         self.config = config
         self.nodes: dict[str, Any] = {}
         self.context: Any = None
-        self._spinners: list[tuple[Any, threading.Thread]] = []
+        self._spinners: list[Spinner] = []
         self._extra: list[Any] = []
 
     def __enter__(self) -> Graph:
@@ -134,23 +135,11 @@ class Graph:
 
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
-        thread = threading.Thread(target=self._run, args=(executor,), name=f"spin-{node.get_name()}",
-                                  daemon=True)
-        self._spinners.append((executor, thread))
-        thread.start()
-
-    @staticmethod
-    def _run(executor: Any) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
+        self._spinners.append(Spinner(executor, node.get_name()).start())
 
     @property
     def alive(self) -> bool:
-        return bool(self._spinners) and all(t.is_alive() for _, t in self._spinners)
+        return bool(self._spinners) and all(sp.alive for sp in self._spinners)
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
         """Wait (wall clock) until ``predicate()``; False on timeout or if an executor thread died."""
@@ -163,10 +152,10 @@ class Graph:
     def _shutdown(self) -> None:
         import rclpy
 
-        for executor, _ in self._spinners:
-            executor.shutdown(timeout_sec=1.0)
-        for _, thread in self._spinners:  # no callback may run on a node being destroyed
-            thread.join(timeout=2.0)
+        for sp in self._spinners:
+            sp.request_stop()
+        for sp in self._spinners:  # no callback may run on a node being destroyed
+            sp.stop(timeout_s=2.0)
         # reverse start order: consumers before producers (HIL: the drivers torque off and close their
         # ports before the mock stops the emulated buses)
         for node in [*reversed(self._extra), *reversed(list(self.nodes.values()))]:
@@ -176,8 +165,8 @@ class Graph:
             node.destroy_node()
         if self.context is not None and self.context.ok():
             rclpy.shutdown(context=self.context)
-        for _, thread in self._spinners:
-            thread.join(timeout=2.0)
+        for sp in self._spinners:  # one still in a callback at stop() ends with the context
+            sp.join(timeout_s=2.0)
 
 
 class ProcessGraph:

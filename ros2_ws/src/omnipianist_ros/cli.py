@@ -264,14 +264,14 @@ def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
     report; the report plus the policy's loop figures and safety states from its last /diagnostics, and
     each hand driver's last diagnostics status (``bus_diagnostics``)."""
     import json
-    import threading
 
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from omnipianist_ros import topics
     from omnipianist_ros.bringup import ProcessGraph
+    from omnipianist_ros.spinning import Spinner
 
     last: dict[str, dict[str, str]] = {}
     levels: dict[str, str] = {}
@@ -294,14 +294,7 @@ def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(probe)
 
-        def spin() -> None:
-            try:
-                executor.spin()
-            except ExternalShutdownException:
-                pass
-
-        spinner = threading.Thread(target=spin, name="spin-play_probe", daemon=True)
-        spinner.start()
+        spinner = Spinner(executor, "play_probe").start()
         try:
             t0 = time.monotonic()
             with ProcessGraph(cfg) as g:
@@ -314,8 +307,7 @@ def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
                 seen = policy_reports[0]  # one more 1 Hz /diagnostics from the policy, covering the last steps
                 g.wait_for(lambda: policy_reports[0] > seen, 3.0)
         finally:
-            executor.shutdown(timeout_sec=1.0)
-            spinner.join(timeout=2.0)
+            spinner.stop(timeout_s=2.0)
             probe.destroy_node()
             rclpy.try_shutdown(context=context)
         report = json.loads(report_path.read_text())

@@ -192,15 +192,15 @@ def hold_cpu_latency(enabled: bool) -> tuple[Any, str]:
 def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`measure` with one process per node; the probe (commands, goal stamps, the policy's
     diagnostics) spins in this process."""
-    import threading
 
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Float64, Float64MultiArray
 
     from omnipianist_ros import topics
     from omnipianist_ros.bringup import ProcessGraph
+    from omnipianist_ros.spinning import Spinner
 
     period = 1.0 / args.rate
     total = args.warmup + args.cycles
@@ -241,14 +241,7 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # as the nodes do (nodes/main.py): no full collection walks start-up objects mid-cycle
 
-    def spin() -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    spinner = threading.Thread(target=spin, name="spin-loop_probe", daemon=True)
-    spinner.start()
+    spinner = Spinner(executor, "loop_probe").start()
     failure = ""
     refused: list[str] = []
     latency_hold, latency_state = hold_cpu_latency(getattr(args, "cpu_latency", False))
@@ -273,8 +266,7 @@ def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if latency_hold is not None:
             latency_hold.close()
-        executor.shutdown(timeout_sec=1.0)
-        spinner.join(timeout=2.0)
+        spinner.stop(timeout_s=2.0)
         probe.destroy_node()
         rclpy.try_shutdown(context=context)
     t = np.asarray(arrivals[args.warmup:total])

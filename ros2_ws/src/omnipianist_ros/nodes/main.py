@@ -7,8 +7,9 @@ both hands: launch_ros names it ``hand_driver_left`` / ``hand_driver_right`` and
 ``--ros-args`` on the command line, as launch_ros passes them.
 
 Shutdown: SIGINT and SIGTERM (any number of them: launch forwards a terminal's Ctrl-C, so a node
-usually gets two SIGINTs) set one flag; the executor runs in a background thread and the main thread
-only waits for the flag, then stops the executor, closes the node (a hand driver torques off and
+usually gets two SIGINTs) set one flag; the executor runs in a background thread
+(:class:`omnipianist_ros.spinning.Spinner`) and the main thread only waits for the flag, then stops
+the spinning thread and the executor, closes the node (a hand driver torques off and
 closes its port), destroys it and shuts rclpy down. No KeyboardInterrupt is ever raised, so there is
 no traceback; a signal during construction ends the process as cleanly. The whole shutdown is bounded
 by :data:`SHUTDOWN_DEADLINE_S` (well inside launch's 5 s SIGINT grace): past it the process reports
@@ -102,14 +103,15 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     from omnipianist_ros.bringup import _node_class
+    from omnipianist_ros.spinning import Spinner
 
     node: Any = None
     executor: Any = None
-    spinner: threading.Thread | None = None
+    spinner: Any = None
     errors: list[BaseException] = []
     deadline: threading.Timer | None = None
     try:
@@ -125,20 +127,13 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
         gc.freeze()
         building[0] = False
         if not stop.is_set():
-
-            def spin() -> None:
-                try:
-                    executor.spin()
-                except ExternalShutdownException:
-                    pass
-                except BaseException as exc:  # noqa: BLE001 - reported by the main thread, then exit 1
-                    errors.append(exc)
-                finally:
-                    stop.set()
-
-            spinner = threading.Thread(target=spin, name=f"spin-{kind}", daemon=True)
-            spinner.start()
-            stop.wait()
+            spinner = Spinner(executor, kind).start()
+            # the main thread waits for a signal or for the spinning thread to end (a callback raised)
+            while not stop.wait(0.2):
+                if spinner.done.is_set():
+                    break
+            if spinner.error is not None:
+                errors.append(spinner.error)
     except _Interrupted:
         pass
     except OmnipianistError as exc:  # a bad parameter, a missing file: one line, no traceback
@@ -166,11 +161,11 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
     return 0
 
 
-def _shutdown(rclpy: Any, node: Any, executor: Any, spinner: threading.Thread | None) -> None:
-    if executor is not None:
-        executor.shutdown(timeout_sec=1.0)  # wakes the executor's wait; the callback in flight finishes
+def _shutdown(rclpy: Any, node: Any, executor: Any, spinner: Any) -> None:
     if spinner is not None:
-        spinner.join(timeout=1.0)  # nothing may touch the node while it is destroyed
+        spinner.stop(timeout_s=1.0)  # the callback in flight finishes; nothing touches the node after
+    elif executor is not None:
+        executor.shutdown(timeout_sec=0)
     if node is not None:
         close = getattr(node, "close", None)
         if close is not None:
