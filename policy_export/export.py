@@ -320,9 +320,67 @@ def export_prior_expert(expert_dir: Path, expert_json: dict[str, Any], out: str 
     return stored
 
 
+# ----------------------------------------------------------------------------------- knob head
+def export_knob_head(src: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
+                     scene: Scene | None = None) -> dict[str, Any]:
+    """Export a knob-head checkpoint (:mod:`sim_training.imitation.knobhead`): the graph maps the raw
+    observation to the knobs' unit coordinates; the runtime decodes them with the code's knob table and
+    runs the prior with them. Returns the stored metadata."""
+    from sim_training.experts.planner import SPACES
+    from sim_training.fingering.knobs import table_mismatch
+    from sim_training.imitation.knobhead import load_knob_head
+    from sim_training.models.embodiment import embodiment_from_meta
+    from sim_training.models.scene import build_scene
+
+    net, meta = load_knob_head(src)
+    emb = embodiment_from_meta(meta["embodiment"])
+    scene = scene if scene is not None else build_scene(emb)
+    table = list(meta["knob_table"])
+    names = [n for n, sp in SPACES.items() if not table_mismatch(table, sp)]
+    if not names:
+        raise ContractError(f"{src}: its knob table matches none of this code's ({sorted(SPACES)}): "
+                            f"{table_mismatch(table, SPACES['reach'])}")
+    d, k = int(meta["obs_dim"]), len(table)
+    proto = _trace(net, (torch.zeros(1, d),), ["observation"], ["knob_coordinates"], opset)
+    layout = meta["observation_layout"]
+    out_meta: dict[str, Any] = {
+        "schema": SCHEMA, "kind": "knobs",
+        "model": {"type": "knob-mlp", "config": dict(meta["model"]), "params": net.n_params(),
+                  "sha256": state_dict_sha256(net.state_dict())},
+        "graph": {"inputs": [_io("observation", [1, d], "the raw observation (layout units)")],
+                  "outputs": [_io("knob_coordinates", [1, k], "each knob's unit coordinate in [0, 1], in knob_table "
+                                                              "order: value = low + u * (high - low), ints rounded")],
+                  "opset": opset, "euler_steps": 0, "observation_encodings_per_call": 1},
+        "embodiment": embodiment_dict(emb), "observation_layout": layout,
+        "joint_order": list(emb.all_joint_names), "fingertip_order": list(emb.fingertip_names),
+        "action": action_dict(emb, scene),
+        "normalization": {"applied": "inside the graph",
+                          "observation": {"formula": "clip((obs - mean) / std, -clip, clip)",
+                                          "mean": floats(net.obs_mean.numpy()), "std": floats(net.obs_std.numpy()),
+                                          "clip": float(net.config.obs_clip)}},
+        "control_dt": _control_dt(), "lookahead": int(layout["lookahead"]),
+        "obs_horizon": 1, "pred_horizon": 1, "execute_horizon": 1,
+        "prior_config": dict(meta["base_prior"]), "knob_space": names[0], "knob_table": table,
+        "knob_window": int(meta["window"]),
+        "action_formula": ("every knob_window steps from reset: knobs = decode(graph(obs)) on prior_config; every step: "
+                           "clip(prior(obs), -1, 1), prior = OTIKPrior(prior_config with the knobs)"),
+        "data_card_id": meta.get("data_card_id"),
+        "source": {"checkpoint": str(Path(src).resolve()), "train_pieces": len(meta.get("train_pieces") or []),
+                   "train_piece_ids": list(meta.get("train_pieces") or []), "samples": meta.get("samples"),
+                   "steps": meta.get("steps"), "labels": meta.get("labels", "planner")},
+        "export": export_info(),
+    }
+    check_contract(out_meta, emb, scene, where=f"{src} (export)")
+    _producer(proto, f"omnipianist knob head ({names[0]} knobs, window {meta['window']}) for {emb.key}")
+    stored = attach_metadata(proto, out_meta)
+    _save(proto, Path(out))
+    return stored
+
+
 # ----------------------------------------------------------------------------------- dispatch
 def source_kind(src: str | Path) -> str:
-    """``generalist``, ``expert`` (a DroQ checkpoint / run directory) or ``expert-dir`` (``expert.json`` folder).
+    """``generalist``, ``expert`` (a DroQ checkpoint / run directory), ``knobs`` (a knob-head checkpoint or
+    its folder) or ``expert-dir`` (``expert.json`` folder).
 
     Raises PolicyFileError naming the path when it is none of them.
     """
@@ -334,6 +392,8 @@ def source_kind(src: str | Path) -> str:
     if path.is_dir():
         if (path / EXPERT_JSON).is_file():
             return "expert-dir"
+        if (path / "knobhead.pt").is_file():
+            return "knobs"
         if any((path / n).is_file() for n in ("policy.pt",)):
             return "generalist"
         if (path / "best.pt").is_file():
@@ -356,6 +416,8 @@ def _file_kind(path: Path) -> str:
         return "generalist"
     if kind == "omnipianist-expert":
         return "expert"
+    if kind == "omnipianist-knob-head":
+        return "knobs"
     raise PolicyFileError(f"{path}: not an omnipianist generalist or expert checkpoint (meta kind {kind!r})")
 
 
@@ -374,8 +436,14 @@ def export_policy(src: str | Path, out: str | Path, euler_steps: int | None = No
     t0 = time.perf_counter()
     kind = source_kind(src)
     expert = None
+    knob_net = None
     if kind == "generalist":
         meta = export_generalist(src, out, euler_steps, opset, scene)
+    elif kind == "knobs":
+        from sim_training.imitation.knobhead import load_knob_head
+
+        meta = export_knob_head(src, out, opset, scene)
+        knob_net = load_knob_head(src)[0]
     elif kind == "expert":
         from sim_training.experts.policy import ExpertPolicy
 
@@ -403,11 +471,11 @@ def export_policy(src: str | Path, out: str | Path, euler_steps: int | None = No
             "embodiment": meta["embodiment"]["key"], "euler_steps": meta["graph"]["euler_steps"], "opset": opset,
             "bytes": out.stat().st_size, "nodes": len(proto.graph.node), "export_s": export_s,
             "graph_sha256": meta["graph"]["sha256"], "model_sha256": meta["model"]["sha256"],
-            "check_max_abs_diff": _quick_check(out, src if kind == "generalist" else None, expert, meta)}
+            "check_max_abs_diff": _quick_check(out, src if kind == "generalist" else None, expert, meta, knob_net)}
 
 
 def _quick_check(out: Path, generalist_src: str | Path | None, expert: ExpertPolicy | None,
-                 meta: dict[str, Any]) -> float | None:
+                 meta: dict[str, Any], knob_net: nn.Module | None = None) -> float | None:
     """ORT vs torch on one random input (a smoke test of the file just written; :mod:`verify` does the real one)."""
     from policy_export.runtime import make_session
 
@@ -424,6 +492,8 @@ def _quick_check(out: Path, generalist_src: str | Path | None, expert: ExpertPol
             model = load_checkpoint(generalist_src)[0]
             noise = torch.from_numpy(feeds["noise"]) if "noise" in feeds else None
             want = model.sample(torch.from_numpy(feeds["obs_hist"]), noise, meta["k_steps"]).numpy()
+        elif knob_net is not None:
+            want = knob_net(torch.from_numpy(feeds["observation"])).numpy()
         elif expert is not None:
             x = expert.obs_norm.normalize(feeds["policy_input"].astype(np.float64))
             want = expert.actor.act_deterministic(torch.from_numpy(x)).numpy()

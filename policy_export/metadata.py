@@ -6,7 +6,9 @@ One entry, key :data:`METADATA_KEY`, value a JSON object. Keys (all kinds):
 ``schema``                  ``"omnipianist.policy/1"`` (a reader refuses any other)
 ``kind``                    ``generalist`` (obs history + noise -> action chunk), ``residual`` (policy
                             input -> residual added to the OT/IK prior), ``actor`` (a DroQ actor without
-                            prior) or ``prior`` (the searched prior alone; the graph only clips)
+                            prior), ``prior`` (the searched prior alone; the graph only clips) or
+                            ``knobs`` (observation -> the prior's knobs in unit coordinates, set once
+                            every ``knob_window`` steps; the runtime's prior acts)
 ``model``                   ``type`` (fmt | bc | droq-actor | none), ``config``, ``params``, ``sha256``
                             (of the source weights)
 ``graph``                   ``inputs`` / ``outputs`` (name, shape, dtype, meaning), ``opset``,
@@ -21,6 +23,10 @@ One entry, key :data:`METADATA_KEY`, value a JSON object. Keys (all kinds):
 ``noise``                   generalist only: shape, distribution and how the default ``fixed`` draw is made
 ``residual_scale``,         residual only: env action = clip(prior(obs) + residual_scale * residual, -1, 1);
 ``prior_config``            the prior's :class:`~sim_training.fingering.prior.PriorConfig` (dict)
+``knob_space``,             knobs only: the name of the code's knob table the network was trained on
+``knob_table``,             (``sim_training.experts.planner.SPACES``) and the table itself (name, low,
+``knob_window``             high, kind per knob, in output order; refused unless equal to the code's);
+                            the steps between two knob choices
 ``policy_input``            residual / actor / prior: ``obs_mode``, ``observation_index``, ``with_prior``
 ``data_card_id``, ``source``, ``export`` (tool, version, torch / onnx versions, time)
 ==========================  ===========================================================================
@@ -53,7 +59,7 @@ SCHEMA = "omnipianist.policy/1"
 """Versioned schema of the metadata; bump the number on any incompatible change."""
 METADATA_KEY = "omnipianist.policy"
 """The ``metadata_props`` key holding the JSON object."""
-KINDS: tuple[str, ...] = ("generalist", "residual", "actor", "prior")
+KINDS: tuple[str, ...] = ("generalist", "residual", "actor", "prior", "knobs")
 COMMON_KEYS: tuple[str, ...] = (
     "schema", "kind", "model", "graph", "embodiment", "observation_layout", "joint_order", "action",
     "normalization", "control_dt", "lookahead", "obs_horizon", "pred_horizon", "execute_horizon", "export")
@@ -62,6 +68,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "residual": ("residual_scale", "prior_config", "policy_input"),
     "actor": ("policy_input",),
     "prior": ("prior_config", "policy_input"),
+    "knobs": ("prior_config", "knob_space", "knob_table", "knob_window"),
 }
 ACTION_SCALE_ATOL = 1e-9
 """Tolerance on actuator ranges (metres / radians) between the metadata and the scene."""
@@ -214,9 +221,13 @@ def check_contract(meta: Mapping[str, Any], embodiment: Embodiment, scene: Scene
     Checked: embodiment key; observation layout (``ObservationLayout.for_embodiment(embodiment,
     lookahead)`` — what the observation builder produces — field by field); joint and fingertip order;
     action names (order); control dt; horizons against the graph; and, when ``scene`` is given, the
-    actuator range behind every action entry.
+    actuator range behind every action entry. A ``knobs`` policy: its knob table equals the code's
+    table of the same name, knob by knob (the runtime decodes the network's outputs with the code's).
     """
     from sim_training.env.observation import ObservationLayout
+
+    if meta.get("kind") == "knobs":
+        check_knob_table(meta, where)
 
     key = meta["embodiment"].get("key")
     if key != embodiment.key:
@@ -253,6 +264,22 @@ def check_contract(meta: Mapping[str, Any], embodiment: Embodiment, scene: Scene
                 if abs(float(got) - float(ref)) > ACTION_SCALE_ATOL:
                     raise ContractError(f"{where}: action scaling of {name!r}: {label} is {got!r}, "
                                         f"the actuator's range says {float(ref)!r}")
+
+
+def check_knob_table(meta: Mapping[str, Any], where: str = "policy metadata") -> None:
+    """The ``knobs`` policy's knob table is this code's table ``knob_space``; ContractError otherwise."""
+    from sim_training.experts.planner import SPACES
+    from sim_training.fingering.knobs import table_mismatch
+
+    name = meta.get("knob_space")
+    if name not in SPACES:
+        raise ContractError(f"{where}: knob_space {name!r} is not one of this code's knob tables {sorted(SPACES)}")
+    why = table_mismatch(list(meta["knob_table"]), SPACES[name])
+    if why:
+        raise ContractError(f"{where}: knob_table: {why} (the model was trained on other knobs; retrain or use "
+                            f"the code it was exported with)")
+    if int(meta["knob_window"]) < 1:
+        raise ContractError(f"{where}: knob_window is {meta['knob_window']!r}; it must be >= 1 step")
 
 
 def check_graph(model: onnx.ModelProto, meta: Mapping[str, Any], where: str = "policy") -> None:

@@ -22,6 +22,10 @@ Per control step, ``act(obs)``:
   the draw :class:`~sim_training.imitation.policy.GeneralistPolicy` makes, so ORT and torch agree;
   ``random``: a fresh draw per chunk, reseeded at ``reset``; ``zero``), runs the graph and returns the
   first action of the chunk (or the next queued one when ``execute`` > 1), clipped to [-1, 1];
+* knob head (``kind: knobs``): every ``knob_window`` steps from ``reset`` runs the graph on the
+  observation, decodes its unit coordinates with the code's knob table (refused at load unless it is
+  the model's) and sets the prior's knobs (:class:`~sim_training.fingering.knobs.KnobPrior`); every
+  step returns the prior's action, clipped;
 * residual expert: computes the OT/IK prior with :class:`~sim_training.fingering.prior.OTIKPrior`
   and the metadata's prior config (the simulator's code), runs the graph on obs[index] ⊕ prior action
   and returns clip(prior + residual_scale * residual, -1, 1) (``actor``: clip(output); ``prior``:
@@ -95,6 +99,10 @@ def _to_embodiment(value: str | Embodiment | None, meta: dict[str, Any]) -> Embo
     return embodiment_from_meta(value)
 
 
+class _NonFinite(Exception):
+    """The knob head's graph returned NaN / Inf (refused like a non-finite action)."""
+
+
 class Policy:
     """ORT runtime of an exported policy; see the module docstring. Build it with :meth:`load`."""
 
@@ -149,6 +157,8 @@ class Policy:
                 scene = scene if scene is not None else build_scene(embodiment)
                 self.prior = OTIKPrior(scene, prior_config_from_dict(meta.get("prior_config") or {}),
                                        int(meta["lookahead"]))
+        elif self.kind == "knobs":
+            self._init_knobs(scene)
         else:
             self._init_expert(scene)
         for _ in range(max(int(warmup), 0)):
@@ -219,6 +229,29 @@ class Policy:
             scene = scene if scene is not None else build_scene(self._embodiment)
             self.prior = OTIKPrior(scene, prior_config_from_dict(self.meta["prior_config"]), int(self.meta["lookahead"]))
 
+    def _init_knobs(self, scene: Scene | None) -> None:
+        from policy_export.metadata import check_knob_table
+        from sim_training.experts.planner import SPACES
+        from sim_training.fingering.knobs import KnobPrior, prior_config_from_dict
+        from sim_training.fingering.prior import OTIKPrior
+        from sim_training.models.scene import build_scene
+
+        check_knob_table(self.meta, self.source)  # decoded with the code's table: it must be the model's
+        scene = scene if scene is not None else build_scene(self._embodiment)
+        base = prior_config_from_dict(self.meta["prior_config"])
+        self.prior = OTIKPrior(scene, base, int(self.meta["lookahead"]))
+        self._input_name = self.meta["graph"]["inputs"][0]["name"]
+        self.knob_runner = KnobPrior(self.prior, base, SPACES[self.meta["knob_space"]], int(self.meta["knob_window"]),
+                                     self._choose_knobs)
+
+    def _choose_knobs(self, obs: np.ndarray) -> np.ndarray:
+        self._buffers[self._input_name][0] = obs
+        self._run()
+        u = self._out[0].astype(np.float64)
+        if not np.isfinite(u).all():
+            raise _NonFinite
+        return u
+
     # ------------------------------------------------------------------------------ interface
     @property
     def embodiment(self) -> Embodiment:
@@ -237,7 +270,9 @@ class Policy:
         self.last_chunk = None
         if self.kind == "generalist":
             self._gen = noise_generator(self.seed)
-        if self.prior is not None:
+        if self.kind == "knobs":
+            self.knob_runner.reset()
+        elif self.prior is not None:
             self.prior.reset()
 
     def act(self, obs: np.ndarray) -> np.ndarray | None:
@@ -261,6 +296,12 @@ class Policy:
                 self._queue = list(chunk[: self.execute])
                 out = self._queue.pop(0)
             return out if prior_action is None else np.clip(prior_action + out, -1.0, 1.0)
+        if self.kind == "knobs":
+            try:
+                return np.clip(np.asarray(self.knob_runner.act(x), dtype=np.float64), -1.0, 1.0)
+            except _NonFinite:
+                self._refuse("the graph returned non-finite knob coordinates")
+                return None
         return self._act_expert(x)
 
     def act_chunk(self, obs: np.ndarray) -> np.ndarray | None:

@@ -113,6 +113,10 @@ def load_torch_policy(ckpt: str | Path, kind: str, k_steps: int | None = None) -
         from sim_training.imitation.policy import GeneralistPolicy
 
         return GeneralistPolicy.load(ckpt, noise="fixed", seed=0, k_steps=k_steps)
+    if kind == "knobs":
+        from sim_training.imitation.knobhead import KnobHeadPolicy
+
+        return KnobHeadPolicy(ckpt)
     from policy_export.export import source_kind
 
     if source_kind(ckpt) == "expert-dir":
@@ -133,6 +137,8 @@ def _source_sha256(torch_policy: Any, kind: str) -> str | None:
         return state_dict_sha256(torch_policy.model.state_dict())
     if kind == "prior":
         return None
+    if kind == "knobs":
+        return state_dict_sha256(torch_policy.net.state_dict())
     norm = torch_policy.obs_norm
     return state_dict_sha256({**{f"actor.{k}": v for k, v in torch_policy.actor.state_dict().items()},
                               "norm.mean": norm.mean, "norm.var": norm.var})
@@ -154,6 +160,8 @@ def _torch_outputs(torch_policy: Any, kind: str, inputs: dict[str, np.ndarray]) 
             return np.concatenate(outs)
         if kind == "prior":
             return np.clip(inputs["prior_action"], -1.0, 1.0)
+        if kind == "knobs":
+            return torch_policy.net(torch.from_numpy(inputs["observation"].astype(np.float32))).numpy()  # type: ignore[no-any-return]
         x = torch_policy.obs_norm.normalize(inputs["policy_input"])
         return torch_policy.actor.act_deterministic(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
 
@@ -239,6 +247,9 @@ def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: i
             shape = meta["noise"]["shape"][1:]
             for v in sets.values():
                 v["noise"] = rng.standard_normal((len(v["obs_hist"]), *shape)).astype(np.float32)
+    elif kind == "knobs":
+        sets = {"random": {"observation": rand_obs.astype(np.float32)},
+                "rollout": {"observation": obs_seq[pick].astype(np.float32)}}
     else:
         a = int(meta["action"]["dim"])
         rand_prior = rng.uniform(-1.0, 1.0, (n_random, a))

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from sim_training.fingering.ik import IKConfig
-from sim_training.fingering.prior import ABSENT_FIELD_VALUES, PriorConfig
+from sim_training.fingering.prior import ABSENT_FIELD_VALUES, OTIKPrior, PriorConfig
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,60 @@ def prior_config_from_dict(d: dict[str, Any] | None) -> PriorConfig:
     for name, value in ABSENT_FIELD_VALUES.items():
         d.setdefault(name, value)
     return PriorConfig(**d, ik=ik)
+
+
+# ----------------------------------------------------------------------------------- knob tables
+def knob_table(space: Sequence[Knob]) -> list[dict[str, Any]]:
+    """The knob table as it travels in checkpoints and ONNX metadata (name, low, high, kind, in order)."""
+    return [{"name": k.name, "low": float(k.low), "high": float(k.high), "kind": k.kind} for k in space]
+
+
+def space_from_table(table: Sequence[dict[str, Any]]) -> tuple[Knob, ...]:
+    return tuple(Knob(str(d["name"]), float(d["low"]), float(d["high"]), d.get("kind", "float")) for d in table)
+
+
+def table_mismatch(table: Sequence[dict[str, Any]], space: Sequence[Knob]) -> str:
+    """'' when ``table`` is ``space``'s table; else what differs first, in words."""
+    ours = knob_table(space)
+    if [d.get("name") for d in table] != [d["name"] for d in ours]:
+        return (f"knob names/order {[d.get('name') for d in table]} differ from this code's "
+                f"{[d['name'] for d in ours]}")
+    for theirs, mine in zip(table, ours, strict=True):
+        for key in ("low", "high"):
+            if abs(float(theirs.get(key, np.nan)) - mine[key]) > 1e-12:
+                return f"knob {mine['name']!r}: {key} {theirs.get(key)} in the model, {mine[key]} in this code"
+        if theirs.get("kind", "float") != mine["kind"]:
+            return f"knob {mine['name']!r}: kind {theirs.get('kind')!r} in the model, {mine['kind']!r} in this code"
+    return ""
+
+
+# ----------------------------------------------------------------------------------- knobs set per window
+class KnobPrior:
+    """The OT/IK prior whose knobs ``choose(obs) -> unit coordinates`` sets every ``window`` steps.
+
+    The one composition of a knob head and the prior: the torch student and the ONNX runtime both
+    use it (with their own ``choose``)."""
+
+    def __init__(self, prior: OTIKPrior, base: PriorConfig, space: Sequence[Knob], window: int,
+                 choose: Callable[[np.ndarray], np.ndarray]) -> None:
+        if window < 1:
+            raise ValueError(f"knob window must be >= 1 step, got {window}")
+        self.prior, self.base, self.space, self.window, self.choose = prior, base, tuple(space), int(window), choose
+        self.last_u: np.ndarray | None = None
+        self._t = 0
+
+    def reset(self) -> None:
+        self.prior.reset()
+        self.prior.configure(self.base)
+        self.last_u = None
+        self._t = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self._t % self.window == 0:
+            u = np.asarray(self.choose(obs), dtype=np.float64).reshape(-1)
+            if u.shape != (len(self.space),):
+                raise ValueError(f"knob head returned {u.shape[0]} values, the knob table has {len(self.space)}")
+            self.last_u = u
+            self.prior.configure(decode(u, self.base, self.space))
+        self._t += 1
+        return self.prior.act(obs)
