@@ -175,7 +175,7 @@ def cmd_bench_generalist(args: argparse.Namespace) -> int:
 
     cfg = GeneralistBenchConfig(policies=tuple(args.policy), unseen_pieces=args.unseen_pieces,
                                 seen_pieces=args.seen_pieces, seed=args.seed, target_policy=args.target_policy,
-                                show_progress=not args.json)
+                                plans=args.plans, show_progress=not args.json)
     result = run_generalist_bench(cfg)
     if args.out:
         from pathlib import Path
@@ -388,10 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--policy", action="append", required=True, metavar="NAME=PATH",
                    help="a generalist checkpoint, run directory or .onnx (repeat; the first is checked against the targets)")
-    p.add_argument("--unseen-pieces", type=int, default=20, help="test-split pieces (the same for every policy)")
+    p.add_argument("--unseen-pieces", type=int, default=20, help="test-split pieces (the same for every policy; 0 = all)")
     p.add_argument("--seen-pieces", type=int, default=20, help="pieces from each policy's own training set")
     p.add_argument("--seed", type=int, default=0, help="piece sampling seed")
     p.add_argument("--target-policy", default="", help="policy the targets are checked on ('' = the first)")
+    p.add_argument("--plans", default="", help="planner experts' folder (<piece>/plan.json): the planner as a row")
     p.add_argument("--out", default="", help="also write the JSON result here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench_generalist)
