@@ -37,7 +37,7 @@ def _shipped_policy(name: str) -> Path:
     return found[0] if found else candidates("models", name)[0]
 
 
-DEFAULT_POLICY = _shipped_policy("generalist/fmt_residual_shadow.onnx")
+DEFAULT_POLICY = _shipped_policy("generalist/shadow.onnx")
 
 
 def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sim_training.fingering.knobs import Knob, KnobPrior, knob_table, prior_config_from_dict, space_from_table
+from sim_training.fingering.knobs import (
+    Knob,
+    KnobPrior,
+    knob_table,
+    prior_config_from_dict,
+    space_from_table,
+    table_mismatch,
+)
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
 
 KNOB_HEAD_KIND = "omnipianist-knob-head"
@@ -87,6 +94,24 @@ class KnobSamples:
         return KnobSamples(self.obs[m], self.u[m], self.piece[m], self.step[m], self.window_start[m], self.gain[m],
                            self.space,
                            self.window, self.embodiment, self.plan_f1, self.prior_f1, self.observation_layout)
+
+    @staticmethod
+    def concat(parts: Sequence[KnobSamples]) -> KnobSamples:
+        """One sample set from several of the same knob table and window (later parts' F1 records win)."""
+        first = parts[0]
+        for p in parts[1:]:
+            if p.space != first.space or p.window != first.window or p.embodiment != first.embodiment:
+                raise ValueError("samples of different knob tables, windows or embodiments cannot be joined")
+        plan_f1: dict[str, float] = {}
+        prior_f1: dict[str, float] = {}
+        for p in parts:
+            plan_f1.update(p.plan_f1)
+            prior_f1.update(p.prior_f1)
+        cat = np.concatenate
+        return KnobSamples(cat([p.obs for p in parts]), cat([p.u for p in parts]), cat([p.piece for p in parts]),
+                           cat([p.step for p in parts]), cat([p.window_start for p in parts]),
+                           cat([p.gain for p in parts]), first.space, first.window, first.embodiment, plan_f1, prior_f1,
+                           first.observation_layout or next((p.observation_layout for p in parts), {}))
 
     @property
     def pieces(self) -> list[str]:
@@ -182,6 +207,114 @@ def plan_samples(plan_dirs: Sequence[str | Path], progress: Callable[[str], None
         raise ValueError("no plans given")
     return KnobSamples(np.stack(obs_l), np.stack(u_l), np.asarray(piece_l), np.asarray(step_l, dtype=np.int64),
                        np.asarray(start_l), np.asarray(gain_l), space, window, emb_key, plan_f1, prior_f1, layout)
+
+
+# ----------------------------------------------------------------------------------- relabelling
+class _PlannerRelabel:
+    """Acts as the student; at each window start the planner chooses knobs from the student's state
+    (the env's and the student prior's memory) and that choice is the label of the step's observation."""
+
+    def __init__(self, student: Any, env: Any, planner: Any) -> None:
+        self.student, self.env, self.planner = student, env, planner
+        self.window = int(planner.cfg.window)
+        self.obs: list[np.ndarray] = []
+        self.u: list[np.ndarray] = []
+        self.steps: list[int] = []
+        self.gains: list[float] = []
+        self._warm: np.ndarray | None = None
+        self._t = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        import dataclasses
+
+        from sim_training.experts.planner import Snapshot
+
+        if self._t % self.window == 0 and self.env.step_index < self.planner.n_steps:
+            state = dataclasses.replace(self.env.get_state(), end=self.planner.n_steps)
+            choice = self.planner.plan_window(Snapshot(state, self.student.runner.prior.state()), self._warm)
+            self._warm = choice.u
+            self.obs.append(np.asarray(obs, dtype=np.float32))
+            self.u.append(np.asarray(choice.u, dtype=np.float32))
+            self.steps.append(self._t)
+            self.gains.append(float(choice.f1 - choice.default_f1) if choice.searched else 0.0)
+        self._t += 1
+        return np.asarray(self.student.act(obs))
+
+
+def relabel_samples(student: Any, pieces: Sequence[str], planner_config: Any = None,
+                    progress: Callable[[str], None] | None = None) -> tuple[KnobSamples, dict[str, float]]:
+    """RP1M++ / DAgger with the planner as the labeller: the knob-head ``student`` (a
+    :class:`KnobHeadPolicy`) plays each piece; at every window start the planner chooses the knobs
+    from the state the student is in, and (observation, choice) becomes a sample. Returns the samples
+    (window starts only) and the student's F1 per piece (as it played, with its own knobs)."""
+    from sim_training.dataset.labellers import resolve_piece
+    from sim_training.env.piano_env import EnvConfig, PianoEnv
+    from sim_training.env.rollout import rollout
+    from sim_training.experts.planner import SPACES, Planner, PlannerConfig
+
+    cfg = planner_config if planner_config is not None else PlannerConfig()
+    space = SPACES[cfg.space]
+    why = table_mismatch(knob_table(student.runner.space), space)
+    if why:
+        raise ValueError(f"the student's knob table is not the planner's {cfg.space!r} table: {why}")
+    if int(cfg.window) != int(student.runner.window):
+        raise ValueError(f"the planner's window ({cfg.window}) is not the student's ({student.runner.window})")
+    parts: list[KnobSamples] = []
+    f1s: dict[str, float] = {}
+    for piece in pieces:
+        src = resolve_piece(piece).source
+        env = PianoEnv(src, student.embodiment, EnvConfig(clip_steps=None, random_start=False), scene=student.scene)
+        with Planner(src, student.embodiment, cfg, scene=student.scene, base=student.runner.base) as planner:
+            rec = _PlannerRelabel(student, env, planner)
+            try:
+                student.reset()
+                ep = rollout(env, rec.act, seed=0, start_step=0)
+            finally:
+                env.close()
+        f1s[piece] = float(ep.metrics["f1"])
+        n = len(rec.obs)
+        parts.append(KnobSamples(np.stack(rec.obs), np.stack(rec.u), np.asarray([piece] * n),
+                                 np.asarray(rec.steps, dtype=np.int64), np.ones(n, bool), np.asarray(rec.gains),
+                                 space, int(cfg.window), student.embodiment.key,
+                                 observation_layout=env.layout.to_dict()))
+        if progress is not None:
+            progress(f"{piece}: student F1 {f1s[piece]:.3f}, {n} windows relabelled")
+    return KnobSamples.concat(parts), f1s
+
+
+def relabel_rounds(samples: KnobSamples, pieces: Sequence[str], out: str | Path, rounds: int,
+                   train_config: KnobTrainConfig | None = None, planner_config: Any = None,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train, let the student play ``pieces``, relabel its states with the planner, add them, retrain
+    (``rounds`` times); ``out/round<k>/`` holds each round's student (round 0: the planner's own
+    rollouts only). Returns per round the student's F1 per piece, the labels added and the student."""
+    cfg = train_config if train_config is not None else KnobTrainConfig()
+    out = Path(out)
+    data = samples
+    log: list[dict[str, Any]] = []
+    for r in range(rounds + 1):
+        d = out / f"round{r}"
+        result = train_knob_head(data, d, cfg)
+        student = KnobHeadPolicy(d)
+        new, f1s = relabel_samples(student, pieces, planner_config, progress) if r < rounds else (None, {})
+        if r == rounds:  # the last student is only measured
+            from sim_training.dataset.labellers import resolve_piece
+            from sim_training.imitation.evaluate import evaluate_policy
+
+            f1s = {p: float(evaluate_policy(resolve_piece(p).source, student, student.embodiment)["f1"])
+                   for p in pieces}
+        log.append({"round": r, "student": str(d), "samples": int(data.obs.shape[0]), "student_f1": f1s,
+                    "student_f1_mean": float(np.mean(list(f1s.values()))) if f1s else float("nan"),
+                    "labels_added": 0 if new is None else int(new.obs.shape[0]),
+                    "labels": None if new is None else new.u.tolist(),
+                    "final_val_mse": (result.get("final") or {}).get("val_mse")})
+        if progress is not None:
+            progress(f"round {r}: student F1 {log[-1]['student_f1_mean']:.3f} on {len(pieces)} pieces")
+        if new is not None:
+            data = KnobSamples.concat([data, new])
+    summary = {"rounds": log, "pieces": list(pieces)}
+    (out / "relabel.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 # ----------------------------------------------------------------------------------- model

@@ -133,7 +133,7 @@ _OBS = textwrap.dedent("""
     PolicyController.step = recording_step
     cfg = load_bringup_config(config_path("sim.yaml"))
     cfg = cfg.replace("score", file="c_major_scale").replace("evaluator", file="c_major_scale")
-    cfg = cfg.replace("mujoco_mock", max_steps=N)
+    cfg = cfg.replace("mujoco_mock", max_steps=N).replace("policy", policy="prior")  # the reference below plays the prior
     with Graph(cfg) as g:
         assert g.wait_for(lambda: len(seen) >= N, 60), len(seen)
         scene = g.nodes["policy"].controller.scene

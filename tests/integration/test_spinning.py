@@ -31,7 +31,7 @@ def test_spinner_stops_cleanly_many_times() -> None:
         for i in range(40):
             node = rclpy.create_node(f"spinner_probe_{i}", context=context)
             ticks = [0]
-            node.create_timer(0.001, lambda: ticks.__setitem__(0, ticks[0] + 1))
+            node.create_timer(0.001, lambda t=ticks: t.__setitem__(0, t[0] + 1))
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
             sp = Spinner(executor, node.get_name()).start()
