@@ -317,12 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_card_args(p)
     p.set_defaults(func=run_dataset_card)
 
-    from sim_training.imitation.cli import add_evaluate_args, add_train_policy_args, run_evaluate, run_train_policy
+    from sim_training.imitation.cli import (
+        add_evaluate_args,
+        add_train_knob_head_args,
+        add_train_policy_args,
+        run_evaluate,
+        run_train_knob_head,
+        run_train_policy,
+    )
 
     p = sub.add_parser("train-policy", help="train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_train_policy_args(p)
     p.set_defaults(func=run_train_policy)
+    p = sub.add_parser("train-knob-head", help="train the knob-head generalist on planner experts (+ relabel rounds)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_knob_head_args(p)
+    p.set_defaults(func=run_train_knob_head)
     p = sub.add_parser("evaluate", help="play a piece with a trained policy; same JSON keys as `prior`",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_evaluate_args(p)

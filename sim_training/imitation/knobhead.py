@@ -320,9 +320,13 @@ def relabel_rounds(samples: KnobSamples, pieces: Sequence[str], out: str | Path,
 # ----------------------------------------------------------------------------------- model
 @dataclass(frozen=True)
 class KnobHeadConfig:
+    """Defaults: the shipped heads (a sweep over width, depth, dropout, weight decay and inputs on 99
+    Shadow plans: the held-out-piece MSE was lowest, 0.91 of the mean knobs', with the full observation,
+    every step, width 256, dropout 0.5, after ~500 steps; longer training overfits)."""
+
     hidden_width: int = 256
-    hidden_layers: int = 3
-    dropout: float = 0.1
+    hidden_layers: int = 2
+    dropout: float = 0.5
     obs_clip: float = 10.0
 
 
@@ -354,8 +358,8 @@ class KnobHeadNet(nn.Module):
 
 @dataclass(frozen=True)
 class KnobTrainConfig:
-    steps: int = 4000
-    batch_size: int = 512
+    steps: int = 500
+    batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
     window_starts_only: bool = False
@@ -367,7 +371,7 @@ class KnobTrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     threads: int = 1
-    eval_every: int = 250
+    eval_every: int = 50
     model: KnobHeadConfig = KnobHeadConfig()
 
 
