@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Reproduce the shipped knob-head generalists (models/generalist/shadow.onnx, leap.onnx) on a 2-core CPU
+# machine. The planner experts they learn from are committed (models/experts/plans/<embodiment>/); the
+# first command re-plans or extends them (resumable: clips with an expert.json are skipped; ~0.7 CPU-min
+# per 30-s clip). Wall times measured here are in CARD.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OMNI=.venv/bin/omnipianist
+mkdir -p runs/knob runs/gen
+
+# 0. (optional) more planner experts: the corpus train split in manifest order, Ray on 2 local CPUs
+# $OMNI train-experts sim_training/music/corpus_data/manifest.json --split train --method planner --budget 24 \
+#     --embodiment shadow --num-cpus 2 --out models/experts/plans/shadow
+
+for EMB in shadow leap; do
+  # 1. samples: every plan replayed in the simulator (bit-exact), each step's observation with its
+  #    window's knob choice (~1 s per plan); 2. the knob head (defaults of KnobTrainConfig, ~5 s)
+  $OMNI train-knob-head models/experts/plans/$EMB --out runs/gen/knob_$EMB --samples runs/knob/${EMB}_samples.npz
+  # 3. export with the parity check (ORT vs torch: knob coordinates and F1 on a piece)
+  $OMNI export runs/gen/knob_$EMB --out models/generalist/$EMB.onnx --verify --piece c_major_scale
+  mkdir -p models/generalist/knob_$EMB && cp runs/gen/knob_$EMB/{knobhead.pt,result.json,loss.png} models/generalist/knob_$EMB/
+done
+
+# 4. the benchmark: Shadow on all 77 test clips + 40 seen, LEAP on 30 + 30; the planner rows come from the plans
+$OMNI bench generalist --policy knobs=models/generalist/shadow.onnx --unseen-pieces 0 --seen-pieces 40 \
+    --plans models/experts/plans/shadow --out models/generalist/bench_shadow.json || true
+$OMNI bench generalist --policy knobs=models/generalist/leap.onnx --unseen-pieces 30 --seen-pieces 30 \
+    --plans models/experts/plans/leap --out models/generalist/bench_leap.json || true
