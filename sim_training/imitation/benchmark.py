@@ -172,8 +172,8 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
         pool = sorted(meta.get("train_pieces") or []) if meta else []
         known = {p.id for p in manifest.pieces()}
         pool = [p for p in pool if p in known]
-        pick = np.random.default_rng(cfg.seed).choice(pool, size=min(cfg.seen_pieces, len(pool)), replace=False) \
-            if pool else []
+        pick: list[str] = (np.random.default_rng(cfg.seed).choice(pool, size=min(cfg.seen_pieces, len(pool)),
+                                                                   replace=False).tolist() if pool else [])
         seen[name] = sorted(str(p) for p in pick)
     rows: list[dict[str, Any]] = []
     policies: dict[str, Any] = {}
@@ -198,7 +198,7 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
     info = {name: {"path": path, "model": (metas[name] or {}).get("model", "onnx"),
                    "formulation": (metas[name] or {}).get("formulation", "action"),
                    "residual_on_prior": bool((metas[name] or {}).get("residual_on_prior", False)),
-                   "train_pieces": len(metas[name].get("train_pieces") or []) if metas[name] else None,
+                   "train_pieces": len((metas[name] or {}).get("train_pieces") or []) if metas[name] else None,
                    "step": (metas[name] or {}).get("step")} for name, path in entries}
     out = summarize(rows, info, seen, unseen, cfg.target_policy or entries[0][0], emb_key)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -279,7 +279,10 @@ def merge_results(results: list[dict[str, Any]], target: str) -> dict[str, Any]:
     unseen = results[0]["unseen_pieces"]
     if any(r["unseen_pieces"] != unseen for r in results):
         raise ValueError("results were measured on different unseen pieces (use the same --unseen-pieces/--seed)")
-    rows, keys, info, seen = [], set(), {}, {}
+    rows: list[dict[str, Any]] = []
+    keys: set[tuple[str, str, str]] = set()
+    info: dict[str, dict[str, Any]] = {}
+    seen: dict[str, list[str]] = {}
     for r in results:
         info.update(r.get("policies") or {n: {k: t[k] for k in ("path", "model", "residual_on_prior", "train_pieces",
                                                                    "step")}

@@ -348,6 +348,9 @@ class KnobHeadNet(nn.Module):
         layers.append(nn.Linear(width, n_knobs))
         self.mlp = nn.Sequential(*layers)
 
+    obs_mean: Tensor
+    obs_std: Tensor
+
     def forward(self, obs: Tensor) -> Tensor:
         x = torch.clamp((obs - self.obs_mean) / self.obs_std, -self.config.obs_clip, self.config.obs_clip)
         return torch.sigmoid(self.mlp(x))
