@@ -100,8 +100,10 @@ class KnobSamples:
         """One sample set from several of the same knob table and window (later parts' F1 records win)."""
         first = parts[0]
         for p in parts[1:]:
-            if p.space != first.space or p.window != first.window or p.embodiment != first.embodiment:
-                raise ValueError("samples of different knob tables, windows or embodiments cannot be joined")
+            why = table_mismatch(knob_table(p.space), first.space)
+            if why or p.window != first.window or p.embodiment != first.embodiment:
+                raise ValueError("samples of different knob tables, windows or embodiments cannot be joined"
+                                 + (f" ({why})" if why else ""))
         plan_f1: dict[str, float] = {}
         prior_f1: dict[str, float] = {}
         for p in parts:

@@ -48,6 +48,20 @@ def test_samples_replay_the_plan_and_carry_its_window_choices(planned: tuple[Pat
     assert np.all((s.u >= 0) & (s.u <= 1))
 
 
+def test_saved_samples_load_and_join_fresh_ones(planned: tuple[Path, KnobSamples], tmp_path: Path) -> None:
+    _, s = planned
+    s.save(tmp_path / "s.npz")
+    back = KnobSamples.load(tmp_path / "s.npz")
+    np.testing.assert_array_equal(back.obs, s.obs)
+    assert table_mismatch([{"name": k.name, "low": k.low, "high": k.high, "kind": k.kind} for k in back.space],
+                          REACH_SPACE) == ""
+    both = KnobSamples.concat([back, s])  # a cache read from disk joins samples made by the code
+    assert both.obs.shape[0] == 2 * s.obs.shape[0] and both.observation_layout == s.observation_layout
+    other = dataclasses.replace(s, window=5)
+    with pytest.raises(ValueError, match="cannot be joined"):
+        KnobSamples.concat([s, other])
+
+
 def test_knob_prior_with_the_default_knobs_is_the_prior() -> None:
     from sim_training.env.piano_env import PianoEnv
 
