@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 _BLOCK = textwrap.dedent("""
@@ -34,13 +36,14 @@ def test_the_blocker_blocks() -> None:
     assert r.returncode != 0 and "blocked for the test: numpy" in r.stderr
 
 
-def test_deployment_runtime_plays_the_shipped_policy_without_torch() -> None:
+@pytest.mark.parametrize("model", ["models/generalist/shadow.onnx", "models/generalist/fmt_residual_shadow.onnx"])
+def test_deployment_runtime_plays_the_shipped_policy_without_torch(model: str) -> None:
     r = _run("torch", """
         import numpy as np
         from policy_export.runtime import Policy
         from sim_training.env.piano_env import EnvConfig, PianoEnv
         env = PianoEnv("c_major_scale", "shadow", EnvConfig(clip_steps=20, random_start=False))
-        policy = Policy.load("models/generalist/fmt_residual_shadow.onnx", scene=env.scene, warmup=0)
+        policy = Policy.load("MODEL", scene=env.scene, warmup=0)
         obs, _ = env.reset(seed=0)
         for _ in range(20):
             action = policy.act(obs)
@@ -49,7 +52,7 @@ def test_deployment_runtime_plays_the_shipped_policy_without_torch() -> None:
         import sys
         assert "torch" not in sys.modules
         print("ok")
-    """)
+    """.replace("MODEL", model))
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
