@@ -17,16 +17,16 @@ Stages (each prints what it measured; outputs in ``runs/<timestamp>/``):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnipianist.cliutil import emit
+from omnipianist.command import Command, to_json
 from omnipianist.resources import REPO_ROOT, candidates
 
 ROOT = REPO_ROOT
@@ -93,32 +93,66 @@ def _stage_ros(piece: str, policy_path: Path, out: Path, timeout_s: float) -> di
     return r
 
 
-def run_demo(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class DemoConfig:
+    out: str = "runs"
+    """output folder"""
+    piece: str = "twinkle"
+    """piece to play"""
+    policy: str = ""
+    """exported .onnx generalist (default: the shipped models/generalist one)"""
+    no_video: bool = field(default=False, metadata={"action": "store_true"})
+    """skip the MP4 (offscreen rendering)"""
+    no_ros: bool = field(default=False, metadata={"action": "store_true"})
+    """skip the ROS 2 graph + serial HIL stage"""
+    ros_timeout_s: float = 600.0
+    """give up on the ROS stage after"""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What ``report.json`` holds."""
+
+    piece: str
+    policy: str
+    outputs: str
+    """The run's folder."""
+    video_error: str | None = field(default=None, metadata={"omit_none": True})
+    sim: dict[str, Any] = field(default_factory=dict)
+    ros: dict[str, Any] | None = field(default=None, metadata={"omit_none": True})
+    wall_s: float = 0.0
+
+
+def run_demo(cfg: DemoConfig) -> DemoResult:
+    """The stages of the module docstring; writes ``report.json`` into a new folder under ``cfg.out``."""
     t0 = time.perf_counter()
-    policy_path = Path(args.policy) if args.policy else DEFAULT_POLICY
+    policy_path = Path(cfg.policy) if cfg.policy else DEFAULT_POLICY
     if not policy_path.exists():
         from omnipianist.errors import ConfigError
 
         raise ConfigError(f"{policy_path}: no such policy file (the shipped generalist lives in models/generalist/)")
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"piece": args.piece, "policy": str(policy_path), "outputs": str(out)}
+    notes: dict[str, Any] = {}
+    sim = _stage_sim(cfg.piece, policy_path, out, not cfg.no_video, notes)
+    ros = None
+    if not cfg.no_ros:
+        ros = _stage_ros(cfg.piece, policy_path, out, cfg.ros_timeout_s)
+        if ros.get("ok"):
+            ros["f1_minus_sim_f1"] = round(ros["f1"] - sim["f1"], 4)
+    report = DemoResult(piece=cfg.piece, policy=str(policy_path), outputs=str(out), sim=sim,
+                        video_error=notes.get("video_error"), ros=ros, wall_s=round(time.perf_counter() - t0, 1))
+    (out / "report.json").write_text(json.dumps(to_json(report), indent=2, default=str))
+    return report
 
-    report["sim"] = _stage_sim(args.piece, policy_path, out, not args.no_video, report)
-    if not args.no_ros:
-        report["ros"] = _stage_ros(args.piece, policy_path, out, args.ros_timeout_s)
-        if report["ros"].get("ok"):
-            report["ros"]["f1_minus_sim_f1"] = round(report["ros"]["f1"] - report["sim"]["f1"], 4)
-    report["wall_s"] = round(time.perf_counter() - t0, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
 
-    s = report["sim"]
-    lines = [f"omnipianist demo — {args.piece} (not in the training data) played by {policy_path.name} on simulated "
+def format_demo(r: DemoResult) -> str:
+    s, ros = r.sim, r.ros
+    lines = [f"omnipianist demo — {r.piece} (not in the training data) played by {Path(r.policy).name} on simulated "
              f"Shadow hands",
              f"  simulation: step F1 {s['f1']:.3f} (P {s['precision']:.3f} R {s['recall']:.3f}), onset F1 "
              f"{s['onset_f1']:.3f}; doing nothing scores {s['do_nothing_f1']:.3f}; policy p99 {s['act_ms_p99']:.2f} ms "
              f"per step; {s['steps']} steps"]
-    ros = report.get("ros")
     if ros is not None and ros.get("ok"):
         bus = ros.get("buses") or {}
         errs = sum(int(b.get("timeouts", 0)) + int(b.get("crc_errors", 0)) for b in bus.values())
@@ -129,8 +163,15 @@ def run_demo(args: argparse.Namespace) -> int:
     elif ros is not None:
         lines.append(f"  ROS 2 graph + serial HIL FAILED: {ros['error'][-600:]}")
     outs = ", ".join(Path(str(v if not isinstance(v, dict) else v["path"])).name for v in s["outputs"].values())
-    lines.append(f"  outputs in {out}: report.json, {outs}"
-                 + ("" if "video" in s["outputs"] else f" (no video: {report.get('video_error', 'disabled')})"))
-    lines.append(f"  wall time {report['wall_s']:.0f} s")
-    emit(report, args.json, "\n".join(lines))
-    return 1 if ros is not None and not ros.get("ok") else 0
+    lines.append(f"  outputs in {r.outputs}: report.json, {outs}"
+                 + ("" if "video" in s["outputs"] else f" (no video: {r.video_error or 'disabled'})"))
+    lines.append(f"  wall time {r.wall_s:.0f} s")
+    return "\n".join(lines)
+
+
+def demo_exit_code(r: DemoResult) -> int:
+    """1 when the ROS stage ran and failed."""
+    return 1 if r.ros is not None and not r.ros.get("ok") else 0
+
+
+DEMO = Command("demo", "the main job: what `make demo` runs", DemoConfig, run_demo, format_demo, exit_code=demo_exit_code)

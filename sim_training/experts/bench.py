@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from omnipianist.command import Command, ok_or_1
+
 SHADOW_F1_TARGET = 0.85
 LEAP_GAIN_TARGET = 0.12
 NOCTURNE_F1_TARGET = 0.85
@@ -59,6 +61,8 @@ class ExpertBenchConfig:
     curve_budgets: str = "6,12,24,48"
     curve_pieces: int = 6
     num_cpus: int = 2
+    extra: tuple[str, ...] = ()
+    """extra MIDI files or folders (e.g. RoboPianist's nocturne-trimmed.mid)"""
 
 
 def _rows(out: Path, ids: list[str]) -> list[dict[str, Any]]:
@@ -110,7 +114,10 @@ def spaced(jobs: list[Any], n: int | None) -> list[Any]:
 
 
 def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> dict[str, Any]:
+    """The benchmark; ``extra`` (default ``cfg.extra``): the extra pieces of step 2."""
     from sim_training.music.corpus import load_manifest
+
+    extra = list(cfg.extra) if extra is None else extra
 
     out = Path(cfg.out)
     manifest = load_manifest().root / "manifest.json"
@@ -218,3 +225,29 @@ def plot_budget_curve(curve: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
+
+
+def format_expert_bench(r: dict[str, Any]) -> str:
+    lines = [f"expert bench ({r['split']} split, planner budget {r['budget']}):"]
+    for emb, t in r["planner"].items():
+        m = t["mean"]
+        lines.append(f"  planner {emb}: {t['pieces']} clips, F1 {m['f1']:.3f} vs prior {m['prior_f1']:.3f} "
+                     f"(onset {m['onset_f1']:.3f} vs {m['prior_onset_f1']:.3f}; do nothing {m['do_nothing_f1']:.3f}); "
+                     f"beats the prior on {t['beats_prior']}/{t['pieces']}; {m['cpu_s_per_30s']:.1f} CPU-s per 30 s "
+                     f"(p90 {t['cpu_s_per_30s_p90']:.1f})")
+    for key in ("cem", "droq"):
+        if key in r:
+            c = r[key]
+            lines.append(f"  {key}: {c['pieces']} clips, F1 {c['mean_f1']:.3f} vs planner "
+                         f"{c['mean_planner_f1_same_pieces']:.3f} vs prior {c['mean_prior_f1']:.3f} ({c['note']})")
+    for c in r.get("budget_curve", []):
+        lines.append(f"  budget {c['budget']:3d}: F1 {c['f1']:.3f} (prior {c['prior_f1']:.3f}), "
+                     f"{c['cpu_s_per_30s']:.1f} CPU-s per 30 s")
+    for k, v in r["targets"].items():
+        lines.append(f"  {'ok  ' if v['ok'] else 'MISS'} {k}: {v['measured']} (target {v['target']})")
+    return "\n".join(lines)
+
+
+BENCH_EXPERT = Command("expert", "planner vs prior (and per-piece CEM, residual DroQ) on the test clips, "
+                                 "Shadow and LEAP; F1 vs budget", ExpertBenchConfig, run_expert_bench,
+                       format_expert_bench, positionals=("extra",), exit_code=ok_or_1)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from omnipianist.command import Command, command_main, ok_or_1
+
 UNSEEN_GAIN_TARGET = 0.08
 """Unseen mean F1 at least the prior's plus this."""
 UNSEEN_F1_TARGET = {"shadow": 0.80}
@@ -46,16 +48,23 @@ SEEN_F1_TARGET = 0.85
 
 @dataclass(frozen=True)
 class GeneralistBenchConfig:
-    policies: tuple[str, ...] = field(default_factory=tuple)
+    policies: tuple[str, ...] = field(default_factory=tuple, metadata={
+        "flags": ("--policy",), "action": "append", "required": True, "metavar": "NAME=PATH",
+        "help": "a generalist checkpoint, run directory or .onnx (repeat; the first is checked against the targets)"})
     """NAME=PATH entries (checkpoint, run directory or .onnx)."""
     unseen_pieces: int = 20
+    """test-split pieces (the same for every policy; 0 = all)"""
     seen_pieces: int = 20
+    """pieces from each policy's own training set"""
     seed: int = 0
+    """piece sampling seed"""
     target_policy: str = ""
     """Name of the policy the targets are checked on ('' = the first)."""
     plans: str = ""
     """A folder of planner experts (``<piece>/plan.json``): the planner as a row on the pieces it planned."""
-    show_progress: bool = True
+    show_progress: bool = field(default=True, metadata={"cli": False})
+    out: str = ""
+    """also write the JSON result here"""
 
 
 def _parse(entries: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -202,6 +211,10 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
                    "step": (metas[name] or {}).get("step")} for name, path in entries}
     out = summarize(rows, info, seen, unseen, cfg.target_policy or entries[0][0], emb_key)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
+    if cfg.out:
+        from omnipianist.fileio import save_json
+
+        save_json(out, Path(cfg.out))
     return out
 
 
@@ -316,14 +329,16 @@ def format_table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper (the CLI has the real one)
-    import argparse
+def format_bench(r: dict[str, Any]) -> str:
+    """The table, then each target measured."""
+    targets = "; ".join(f"{k} {v['measured']} (target {v['target']}) {'ok' if v['ok'] else 'MISSED'}"
+                        for k, v in r["targets"].items())
+    return f"{format_table(r)}\n\n{targets}; {r['wall_s']:.0f} s"
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--policy", action="append", default=[])
-    p.add_argument("--unseen-pieces", type=int, default=20)
-    p.add_argument("--seen-pieces", type=int, default=20)
-    a = p.parse_args(argv)
-    r = run_generalist_bench(GeneralistBenchConfig(tuple(a.policy), a.unseen_pieces, a.seen_pieces, show_progress=False))
-    print(json.dumps(r))
-    return 0 if r["ok"] else 1
+
+BENCH_GENERALIST = Command("generalist", "generalists (FMT, BC-MLP) vs the prior: F1 on seen and unseen corpus pieces",
+                           GeneralistBenchConfig, run_generalist_bench, format_bench, exit_code=ok_or_1)
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper
+    return command_main(BENCH_GENERALIST, argv, prog="omnipianist bench generalist")
