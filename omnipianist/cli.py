@@ -28,6 +28,7 @@ from omnipianist.command import ArgparseCommand, Entry, Group  # noqa: E402
 from omnipianist.command import build_parser as build_command_parser  # noqa: E402
 from omnipianist.demo import DEMO  # noqa: E402
 from omnipianist.errors import OmnipianistError  # noqa: E402
+from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
 from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noqa: E402
@@ -90,8 +91,7 @@ COMMANDS: tuple[Entry, ...] = (
          "omnipianist_ros.cli", "add_bringup_args", "run_bringup"),
     _old("calibrate", "guided calibration: joint offsets/directions into a hand YAML (hand limp)",
          "omnipianist.hardware.calibration", "add_calibrate_args", "run_calibrate"),
-    _old("export", "export a policy (generalist or expert) to ONNX with its contract embedded",
-         "policy_export.cli", "add_export_args", "run_export"),
+    EXPORT,
     ArgparseCommand("corpus", "the corpus of two-hand clips: build it from music21, or list it", _add_corpus_args,
                     _corpus),
     Group("bench", "benchmarks (print JSON with --json; exit 1 when a target is missed)", (
@@ -101,8 +101,7 @@ COMMANDS: tuple[Entry, ...] = (
         BENCH_GENERALIST,
         _old("loop", "real-time ROS control loop: period jitter, score->command latency, misses",
              "omnipianist_ros.loopbench", "add_bench_loop_args", "run_bench_loop"),
-        _old("inference", "ORT vs torch latency per control step, FLOPs, fraction of the GEMM ceiling",
-             "policy_export.cli", "add_bench_inference_args", "run_bench_inference"),
+        BENCH_INFERENCE,
     ), metavar="BENCH"),
     DEMO,
 )

@@ -119,6 +119,17 @@ Entry = Command[Any, Any] | ArgparseCommand | Group
 
 
 # ------------------------------------------------------------------------------------ parsers
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, except where they say nothing (None, a switch, a required flag) or the text has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (action.required or action.default in (None, argparse.SUPPRESS) or "default" in text
+                or isinstance(action, argparse._StoreConstAction)):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(parser: argparse.ArgumentParser, entries: Sequence[Entry], argv: Sequence[str] | None = None,
                  dest: str = "command", metavar: str = "COMMAND") -> argparse.ArgumentParser:
     """Sub-parsers of ``parser`` for ``entries``; each parsed namespace gets ``func`` (its handler).
@@ -130,7 +141,7 @@ def build_parser(parser: argparse.ArgumentParser, entries: Sequence[Entry], argv
     chosen = _first_word(argv) if argv is not None else None
     for e in entries:
         p = sub.add_parser(e.name, help=e.help, description=_description(e),
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
         if argv is not None and e.name != chosen:
             continue
         rest = list(argv[argv.index(e.name) + 1:]) if argv is not None else None
@@ -154,7 +165,7 @@ def command_main(command: Command[Any, Any] | ArgparseCommand, argv: Sequence[st
                  prog: str | None = None) -> int:
     """Run one command standalone (a module's ``main()``): parse ``argv``, run, print; the exit status."""
     parser = argparse.ArgumentParser(prog=prog or f"omnipianist {command.name}", description=_description(command),
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     command.add_arguments(parser)
     return command.invoke(parser.parse_args(argv))
 
@@ -242,14 +253,14 @@ def _add_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, dest: str, doc: s
     elif action == "append":
         kw.update(action="append", type=item or base, help=text)
     elif base is bool and item is None:
-        kw.update(action=argparse.BooleanOptionalAction, default=_default(f), help=f"{text} (default: %(default)s)")
+        kw.update(action=argparse.BooleanOptionalAction, default=_default(f), help=text)
     else:
         kw["type"] = item or base
         if item is not None:
             kw["nargs"] = meta.get("nargs", "+")
         if typing.get_origin(tp) is typing.Literal:
             kw["choices"] = typing.get_args(tp)
-        kw["help"] = f"{text} (default: %(default)s)" if _has_default(f) else text
+        kw["help"] = text
     if _has_default(f) and "default" not in kw and action != "append":
         d = _default(f)
         kw["default"] = list(d) if isinstance(d, tuple) else d

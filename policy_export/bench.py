@@ -30,7 +30,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,21 @@ class InferenceBenchConfig:
     """Torch source of an ``.onnx`` policy (default: the path its metadata records)."""
     euler_steps: int | None = None
     """K for on-the-fly exports (default: the checkpoint's)."""
-    ort_calls: int = 1000
-    torch_calls: int = 200
+    ort_calls: int = field(default=1000, metadata={"help": "timed ORT steps"})
+    torch_calls: int = field(default=200, metadata={"help": "timed torch steps"})
     rounds: int = 5
     """ORT and torch blocks alternate this many times."""
-    warmup: int = 20
-    pin: bool = True
+    warmup: int = field(default=20, metadata={"cli": False})
+    pin: bool = field(default=True, metadata={"flags": ("--no-pin",), "action": "store_false",
+                                              "help": "do not pin the process to one core"})
     """Pin the process to one core (the idlest allowed one) while timing."""
-    int8: bool = False
-    fp16: bool = False
+    int8: bool = field(default=False, metadata={
+        "action": "store_true", "help": "also time the int8 (dynamic quantisation) variant, with its F1 change"})
+    fp16: bool = field(default=False, metadata={"action": "store_true",
+                                                "help": "also time the fp16 variant, with its F1 change"})
     piece: str = "twinkle"
     """Piece for the F1 change of the variants."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"cli": False})
 
 
 # ----------------------------------------------------------------------------------- helpers

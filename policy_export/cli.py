@@ -1,96 +1,75 @@
-"""``omnipianist export CKPT --out model.onnx`` and ``omnipianist bench inference``.
+"""``omnipianist export CKPT --out model.onnx`` and ``omnipianist bench inference``: the commands.
 
-Hook into the main CLI with :func:`add_export_args` / :func:`run_export` and
-:func:`add_bench_inference_args` / :func:`run_bench_inference` (sub-parser, handler);
-:func:`main_export` and :func:`main_bench_inference` run them standalone.
+:data:`EXPORT` and :data:`BENCH_INFERENCE` are :class:`omnipianist.command.Command` objects (the main CLI's
+table lists them); :func:`main_export` and :func:`main_bench_inference` run them standalone. Their configs
+live beside the code (:class:`policy_export.export.ExportConfig`, imported when the command runs: torch;
+:class:`policy_export.bench.InferenceBenchConfig`).
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from omnipianist.cliutil import emit
-
-
-def add_export_args(parser: argparse.ArgumentParser) -> None:
-    """Positional CKPT, ``--out``, ``--euler-steps``, ``--opset``, ``--verify`` [``--piece``, sample counts], ``--json``."""
-    from policy_export.export import DEFAULT_OPSET
-
-    parser.add_argument("checkpoint", help="generalist checkpoint (policy.pt, last.pt or run dir), or an expert "
-                                           "(train_expert run dir / best.pt, or a train_piece_expert folder)")
-    parser.add_argument("--out", required=True, help="output file (.onnx)")
-    parser.add_argument("--euler-steps", type=int, default=None,
-                        help="Euler steps inside the graph (default: the checkpoint's k_steps)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
-    parser.add_argument("--verify", action="store_true",
-                        help="check ORT vs torch parity (max |delta action|, F1 of --piece); exit 1 when it fails")
-    parser.add_argument("--piece", default="twinkle", help="piece for --verify (default: %(default)s)")
-    parser.add_argument("--n-random", type=int, default=500, help="random inputs for --verify (default: %(default)s)")
-    parser.add_argument("--n-rollout", type=int, default=500,
-                        help="rollout inputs for --verify (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+from omnipianist.command import Command, command_main, ok_or_1
+from policy_export.bench import InferenceBenchConfig, format_bench, run_inference_bench
 
 
-def run_export(args: argparse.Namespace) -> int:
-    """Export (and optionally verify); returns the exit status."""
+def _export_config() -> type:
+    from policy_export.export import ExportConfig
+
+    return ExportConfig
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export: dict[str, Any] = field(metadata={"flatten": True})
+    """:func:`policy_export.export.export_policy`'s summary (out, kind, embodiment, euler_steps, opset, ...)."""
+    verify: dict[str, Any] | None = field(default=None, metadata={"omit_none": True})
+    """:func:`policy_export.verify.verify_parity`'s result, with ``--verify``."""
+
+    @property
+    def ok(self) -> bool:
+        return self.verify is None or bool(self.verify["ok"])
+
+
+def run_export(cfg: Any) -> ExportResult:
+    """Export (and with ``cfg.verify`` check ORT against torch)."""
     from policy_export.export import export_policy
 
-    r = export_policy(args.checkpoint, args.out, args.euler_steps, args.opset)
+    r = export_policy(cfg.checkpoint, cfg.out, cfg.euler_steps, cfg.opset)
+    v = None
+    if cfg.verify:
+        from policy_export.verify import verify_parity
+
+        v = verify_parity(cfg.checkpoint, cfg.out, cfg.n_random, cfg.n_rollout, cfg.piece)
+    return ExportResult(export=r, verify=v)
+
+
+def format_export(res: ExportResult) -> str:
+    r = res.export
     human = (f"exported {r['kind']} policy ({r['embodiment']}, K={r['euler_steps']}, opset {r['opset']}) -> {r['out']} "
              f"({r['bytes'] / 1e6:.2f} MB, {r['nodes']} nodes, {r['export_s']:.1f} s; ORT vs torch on a random "
              f"input {r['check_max_abs_diff']:.1e})")
-    ok = True
-    if args.verify:
-        from policy_export.verify import format_parity, verify_parity
+    if res.verify is not None:
+        from policy_export.verify import format_parity
 
-        v = verify_parity(args.checkpoint, args.out, args.n_random, args.n_rollout, args.piece)
-        r["verify"] = v
-        ok = bool(v["ok"])
-        human += "\n" + format_parity(v)
-    emit(r, args.json, human)
-    return 0 if ok else 1
+        human += "\n" + format_parity(res.verify)
+    return human
 
 
-def add_bench_inference_args(parser: argparse.ArgumentParser) -> None:
-    """``--policy``, ``--checkpoint``, ``--euler-steps``, call counts, ``--no-pin``, ``--int8``, ``--fp16``, ``--json``."""
-    from policy_export.bench import InferenceBenchConfig
-
-    d = InferenceBenchConfig()
-    parser.add_argument("--policy", default=None,
-                        help="exported .onnx (or a checkpoint, exported on the fly); default: the default FMT, untrained")
-    parser.add_argument("--checkpoint", default=None, help="torch source of --policy (default: the path in its metadata)")
-    parser.add_argument("--euler-steps", type=int, default=None, help="K for on-the-fly exports")
-    parser.add_argument("--ort-calls", type=int, default=d.ort_calls, help="timed ORT steps (default: %(default)s)")
-    parser.add_argument("--torch-calls", type=int, default=d.torch_calls, help="timed torch steps (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=d.rounds, help="interleaved ORT / torch blocks (default: %(default)s)")
-    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the process to one core")
-    parser.add_argument("--int8", action="store_true",
-                        help="also time the int8 (dynamic quantisation) variant, with its F1 change")
-    parser.add_argument("--fp16", action="store_true", help="also time the fp16 variant, with its F1 change")
-    parser.add_argument("--piece", default=d.piece, help="piece for the variants' F1 (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+EXPORT = Command("export", "export a policy (generalist or expert) to ONNX with its contract embedded",
+                 _export_config, run_export, format_export, positionals=("checkpoint",), exit_code=ok_or_1)
 
 
-def run_bench_inference(args: argparse.Namespace) -> int:
-    """Run the benchmark and print it; exit status 1 when a target is missed."""
-    from policy_export.bench import InferenceBenchConfig, format_bench, run_inference_bench
-
-    cfg = InferenceBenchConfig(policy=args.policy, checkpoint=args.checkpoint, euler_steps=args.euler_steps,
-                               ort_calls=args.ort_calls, torch_calls=args.torch_calls, rounds=args.rounds,
-                               pin=args.pin, int8=args.int8, fp16=args.fp16, piece=args.piece)
-    r = run_inference_bench(cfg)
-    emit(r, args.json, format_bench(r))
-    return 0 if r["ok"] else 1
+BENCH_INFERENCE = Command("inference", "ORT vs torch latency per control step, FLOPs, fraction of the GEMM ceiling",
+                          InferenceBenchConfig, run_inference_bench, format_bench, exit_code=ok_or_1)
 
 
 def main_export(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="omnipianist export", description=__doc__)
-    add_export_args(parser)
-    return run_export(parser.parse_args(argv))
+    return command_main(EXPORT, argv)
 
 
 def main_bench_inference(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="omnipianist bench inference", description=__doc__)
-    add_bench_inference_args(parser)
-    return run_bench_inference(parser.parse_args(argv))
+    return command_main(BENCH_INFERENCE, argv, prog="omnipianist bench inference")

@@ -421,6 +421,28 @@ def _file_kind(path: Path) -> str:
     raise PolicyFileError(f"{path}: not an omnipianist generalist or expert checkpoint (meta kind {kind!r})")
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """``omnipianist export``: what to export, where, and the optional parity check."""
+
+    checkpoint: str = dataclasses.field(metadata={"help": "generalist checkpoint (policy.pt, last.pt or run dir), or "
+                                                          "an expert (train_expert run dir / best.pt, or a "
+                                                          "train_piece_expert folder)"})
+    out: str = dataclasses.field(metadata={"help": "output file (.onnx)"})
+    euler_steps: int | None = None
+    """Euler steps inside the graph (default: the checkpoint's k_steps)"""
+    opset: int = DEFAULT_OPSET
+    """ONNX opset"""
+    verify: bool = dataclasses.field(default=False, metadata={"action": "store_true"})
+    """check ORT vs torch parity (max |delta action|, F1 of --piece); exit 1 when it fails"""
+    piece: str = "twinkle"
+    """piece for --verify"""
+    n_random: int = 500
+    """random inputs for --verify"""
+    n_rollout: int = 500
+    """rollout inputs for --verify"""
+
+
 def export_policy(src: str | Path, out: str | Path, euler_steps: int | None = None, opset: int = DEFAULT_OPSET,
                   scene: Scene | None = None) -> dict[str, Any]:
     """Export any supported source (see the module docstring) to ``out``; returns a summary dict.
