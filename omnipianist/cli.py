@@ -33,6 +33,7 @@ from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
 from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noqa: E402
 from sim_training.imitation.benchmark import BENCH_GENERALIST  # noqa: E402
+from sim_training.music.corpus.cli import COMMANDS as CORPUS  # noqa: E402
 
 
 def _lazy(target: str) -> Callable[..., Any]:
@@ -48,18 +49,6 @@ def _lazy(target: str) -> Callable[..., Any]:
 def _old(name: str, helptext: str, module: str, add: str, run: str) -> ArgparseCommand:
     """A command that adds its own flags (``module:add``) and handles the namespace (``module:run``)."""
     return ArgparseCommand(name, helptext, _lazy(f"{module}:{add}"), _lazy(f"{module}:{run}"))
-
-
-def _corpus(args: argparse.Namespace) -> int:
-    from sim_training.music import corpus as corpus_mod
-
-    return corpus_mod.run(args, sys.argv[2:])
-
-
-def _add_corpus_args(p: argparse.ArgumentParser) -> None:
-    from sim_training.music import corpus as corpus_mod
-
-    corpus_mod.build_parser(p)
 
 
 COMMANDS: tuple[Entry, ...] = (
@@ -92,8 +81,7 @@ COMMANDS: tuple[Entry, ...] = (
     _old("calibrate", "guided calibration: joint offsets/directions into a hand YAML (hand limp)",
          "omnipianist.hardware.calibration", "add_calibrate_args", "run_calibrate"),
     EXPORT,
-    ArgparseCommand("corpus", "the corpus of two-hand clips: build it from music21, or list it", _add_corpus_args,
-                    _corpus),
+    Group("corpus", "the corpus of two-hand clips: build it from music21, or list it", CORPUS),
     Group("bench", "benchmarks (print JSON with --json; exit 1 when a target is missed)", (
         BENCH_SIM,
         BENCH_PRIOR,

@@ -37,7 +37,7 @@ without music21. Building needs the optional extra: ``pip install omnipianist[co
 from __future__ import annotations
 
 from sim_training.music.corpus.build import CorpusDependencyError, build_corpus, list_sources
-from sim_training.music.corpus.cli import build_parser, main, run
+from sim_training.music.corpus.cli import build_parser, main
 from sim_training.music.corpus.constants import (
     COLLECTIONS,
     CORPUS_DIR,
@@ -61,5 +61,5 @@ __all__ = [
     "MAX_CLIPS_PER_WORK", "MAX_NOTES_PER_HAND", "MAX_SPAN_SEMITONES", "MIN_NOTES_PER_CLIP", "MIN_NOTE_S",
     "MUSIC21_REQUIREMENT", "SPLITS", "CorpusDependencyError", "CorpusPiece", "Manifest", "build_corpus",
     "build_parser", "corpus_path", "cut_clips", "hand_stats", "list_sources", "load_manifest", "main",
-    "make_playable", "run", "slug", "split_of",
+    "make_playable", "slug", "split_of",
 ]
