@@ -31,6 +31,8 @@ from omnipianist.errors import OmnipianistError  # noqa: E402
 from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
+from sim_training.experts.planner import PLAN  # noqa: E402
+from sim_training.experts.search import SEARCH_PRIOR  # noqa: E402
 from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noqa: E402
 from sim_training.imitation.benchmark import BENCH_GENERALIST  # noqa: E402
 from sim_training.music.corpus.cli import COMMANDS as CORPUS  # noqa: E402
@@ -58,10 +60,8 @@ COMMANDS: tuple[Entry, ...] = (
     FINGERING,
     _old("train-expert", "train one residual DroQ expert on a piece (resumable)",
          "sim_training.experts.cli", "add_train_expert_args", "run_train_expert"),
-    _old("search-prior", "cross-entropy search of the OT/IK prior's knobs on one piece",
-         "sim_training.experts.search", "add_search_prior_args", "run_search_prior"),
-    _old("plan", "the expert: receding-horizon search over the prior's knobs on one piece",
-         "sim_training.experts.planner", "add_plan_args", "run_plan"),
+    SEARCH_PRIOR,
+    PLAN,
     _old("train-experts", "one expert per piece (the planner by default), fanned out on Ray",
          "sim_training.experts.fanout", "add_train_experts_args", "run_train_experts"),
     _old("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",

@@ -16,7 +16,7 @@ Config field metadata (``dataclasses.field(metadata=...)``) the flag builder rea
 ``flags``     option strings instead of ``--field-name`` (e.g. ``("--policy",)``)
 ``action``    ``"store_true"`` / ``"store_false"`` for a bool (default ``--x/--no-x``), ``"append"``
 ``metavar``, ``choices``, ``nargs``, ``required``   as in argparse
-``cli``       False: not a flag (a ``show_progress`` field so marked is set to ``not --json``)
+``cli``       False: not a flag (e.g. ``show_progress``, which :attr:`Command.progress` sets from ``--json``)
 ``prefix``    a nested dataclass field: its fields become flags with this prefix ("" for none); a nested
               dataclass without it is no flag (it keeps its default)
 ``group``     a nested dataclass field: the title of its argument group in ``--help``
@@ -70,6 +70,8 @@ class Command(Generic[C, R]):
     """Config fields given as positional arguments, in this order."""
     exit_code: Callable[[R], int] = always_ok
     description: str | None = None
+    progress: str | None = "show_progress"
+    """Config field set to ``not --json`` (progress bars only for humans), where the config has it."""
 
     def config_type(self) -> type[C]:
         return self.config if isinstance(self.config, type) else self.config()
@@ -81,7 +83,8 @@ class Command(Generic[C, R]):
     def invoke(self, args: argparse.Namespace) -> int:
         """Config from the parsed flags, run, print (JSON or the formatter's text), the exit status."""
         cls = self.config_type()
-        overrides = {"show_progress": not args.json} if _progress_follows_json(cls) else {}
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        overrides = {self.progress: not args.json} if self.progress in fields else {}
         result = self.run(config_from_args(cls, args, overrides=overrides))
         human = self.format(result) if self.format is not None and not args.json else None
         emit(to_json(result), args.json, human)
@@ -168,12 +171,6 @@ def command_main(command: Command[Any, Any] | ArgparseCommand, argv: Sequence[st
                                      formatter_class=HelpFormatter)
     command.add_arguments(parser)
     return command.invoke(parser.parse_args(argv))
-
-
-def _progress_follows_json(cls: type) -> bool:
-    """A ``show_progress`` field that is no flag (``cli=False``) is set to ``not --json``."""
-    return any(f.name == "show_progress" and not f.metadata.get("cli", True)
-               for f in dataclasses.fields(cls))  # type: ignore[arg-type]
 
 
 def _nested(tp: Any) -> type | None:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from omnipianist.command import Command
 from omnipianist.errors import OmnipianistError
 from sim_training.env.piano_env import EnvConfig, EnvState, PianoEnv, load_roll
 from sim_training.fingering.knobs import (
@@ -800,35 +801,43 @@ def plan_piece(piece: str, out: str | Path | None = None, embodiment: str = "sha
         return out_d
 
 
-def add_plan_args(parser: Any) -> None:
-    """Flags of ``omnipianist plan``: PIECE, --out, embodiment, --plot, --json and PlannerConfig's fields."""
-    from omnipianist.cliutil import add_dataclass_args
+@dataclass(frozen=True)
+class PlanCommandConfig:
+    """``omnipianist plan PIECE``: the piece, where the plan goes, the hands, and PlannerConfig's fields."""
 
-    parser.add_argument("piece", help="built-in piece name or MIDI file")
-    parser.add_argument("--out", default=None, help="output folder (None: runs/plan/<piece>)")
-    parser.add_argument("--embodiment", default="shadow", choices=["shadow", "leap"])
-    parser.add_argument("--action-set", default="reduced", choices=["reduced", "full"])
-    parser.add_argument("--stretch", type=float, default=1.0, help="time stretch of the score")
-    parser.add_argument("--start-step", type=int, default=0, help="plan from this control step")
-    parser.add_argument("--plot", action="store_true", help="write plan.png: played roll vs score, per-window gain")
-    parser.add_argument("--video", default=None, metavar="OUT.mp4", help="MP4 of the hands playing the plan")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    add_dataclass_args(parser, PlannerConfig)
+    piece: str
+    """built-in piece name or MIDI file"""
+    out: str | None = None
+    """output folder (None: runs/plan/<piece>)"""
+    embodiment: Literal["shadow", "leap"] = "shadow"
+    action_set: Literal["reduced", "full"] = "reduced"
+    stretch: float = 1.0
+    """time stretch of the score"""
+    start_step: int = 0
+    """plan from this control step"""
+    plot: bool = field(default=False, metadata={"action": "store_true"})
+    """write plan.png: played roll vs score, per-window gain"""
+    video: str | None = field(default=None, metadata={"metavar": "OUT.mp4"})
+    """MP4 of the hands playing the plan"""
+    planner: PlannerConfig = field(default_factory=PlannerConfig, metadata={"prefix": ""})
+    show_progress: bool = field(default=True, metadata={"cli": False})
 
 
-def run_plan(args: Any) -> int:
-    """Handler of ``omnipianist plan``."""
-    from omnipianist.cliutil import dataclass_from_args, emit
+def run_plan_command(cfg: PlanCommandConfig) -> dict[str, Any]:
+    """:func:`plan_piece` with the command's defaults (the output folder: runs/plan/<piece>)."""
+    out = cfg.out if cfg.out is not None else str(Path("runs") / "plan" / Path(cfg.piece).stem)
+    return plan_piece(cfg.piece, out, cfg.embodiment, cfg.planner, action_set=cfg.action_set, stretch=cfg.stretch,
+                      start_step=cfg.start_step, plot=cfg.plot, video=cfg.video, show_progress=cfg.show_progress)
 
-    cfg = dataclass_from_args(PlannerConfig, args)
-    out = args.out if args.out is not None else str(Path("runs") / "plan" / Path(args.piece).stem)
-    r = plan_piece(args.piece, out, args.embodiment, cfg, action_set=args.action_set, stretch=args.stretch,
-                   start_step=args.start_step, plot=args.plot, video=args.video, show_progress=not args.json)
-    human = (f"{r['piece']} ({r['embodiment']}): plan F1 {r['f1']:.3f} vs prior {r['prior_f1']:.3f} "
-             f"({r['gain']:+.3f}; note steps {r['note_step_f1']:.3f} vs {r['prior_note_step_f1']:.3f}; do nothing "
-             f"{r['do_nothing_f1']:.3f}); {r['windows']} windows ({r['searched_windows']} searched), {r['plays']} "
-             f"candidate plays, {r['cpu_s']:.1f} CPU-s ({r['cpu_s_per_30s']:.1f} per 30 s of music)\n"
-             f"  wrote {r['plan']}" + (f", {r['plot']}" if "plot" in r else "")
-             + (f", {r['video']}" if "video" in r else ""))
-    emit(r, args.json, human)
-    return 0
+
+def format_plan(r: dict[str, Any]) -> str:
+    return (f"{r['piece']} ({r['embodiment']}): plan F1 {r['f1']:.3f} vs prior {r['prior_f1']:.3f} "
+            f"({r['gain']:+.3f}; note steps {r['note_step_f1']:.3f} vs {r['prior_note_step_f1']:.3f}; do nothing "
+            f"{r['do_nothing_f1']:.3f}); {r['windows']} windows ({r['searched_windows']} searched), {r['plays']} "
+            f"candidate plays, {r['cpu_s']:.1f} CPU-s ({r['cpu_s_per_30s']:.1f} per 30 s of music)\n"
+            f"  wrote {r['plan']}" + (f", {r['plot']}" if "plot" in r else "")
+            + (f", {r['video']}" if "video" in r else ""))
+
+
+PLAN = Command("plan", "the expert: receding-horizon search over the prior's knobs on one piece", PlanCommandConfig,
+               run_plan_command, format_plan, positionals=("piece",))

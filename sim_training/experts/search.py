@@ -28,7 +28,6 @@ CLI: ``omnipianist search-prior PIECE --minutes M --out DIR [--embodiment E] [--
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -37,13 +36,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from omnipianist.cliutil import add_dataclass_args, dataclass_from_args, emit, progress
+from omnipianist.cliutil import progress
+from omnipianist.command import Command, command_main
 
 if TYPE_CHECKING:
     from sim_training.fingering.prior import PriorConfig
@@ -381,33 +381,32 @@ def plot_search(candidates: list[dict[str, Any]], generations: list[dict[str, An
 
 
 # ----------------------------------------------------------------------------------- CLI
-def add_search_prior_args(parser: argparse.ArgumentParser) -> None:
-    """Positional PIECE, ``--json``, one flag per SearchConfig field."""
-    parser.add_argument("piece", help="built-in piece name or MIDI file")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    add_dataclass_args(parser, SearchConfig)
+def run_search_prior(cfg: SearchConfig) -> dict[str, Any]:
+    """:func:`run_search` with the command's output folder default (runs/search/<piece>)."""
+    out = cfg.out if cfg.out is not None else str(Path("runs") / "search" / Path(cfg.piece).stem)
+    return run_search(replace(cfg, out=out))
 
 
-def run_search_prior(args: argparse.Namespace) -> int:
-    """Handler of ``omnipianist search-prior``; output folder defaults to runs/search/<piece>."""
-    out = args.out if args.out is not None else str(Path("runs") / "search" / Path(args.piece).stem)
-    cfg = dataclass_from_args(SearchConfig, args, piece=args.piece, out=out, show_progress=not args.json)
-    r = run_search(cfg)
+def format_search(r: dict[str, Any]) -> str:
     changed = ", ".join(f"{k} {a:.4g}->{b:.4g}" for k, (a, b) in r["changed"].items()) or "none"
-    human = (f"{r['piece']} ({r['embodiment']}): F1 {r['default_f1']:.3f} -> {r['best_f1']:.3f} "
-             f"(note steps {r['default_note_step_f1']:.3f} -> {r['best_note_step_f1']:.3f}; "
-             f"do nothing {r['do_nothing_f1']:.3f}) after {r['plays']} plays, {r['generations']} generations in "
-             f"{r['wall_s'] / 60:.1f} min\n  changed: {changed}\n  wrote {r['best_prior']} (use with "
-             f"train-expert --prior-config), {r['search_json']}, {r['plot']}")
-    emit(r, args.json, human)
-    return 0
+    return (f"{r['piece']} ({r['embodiment']}): F1 {r['default_f1']:.3f} -> {r['best_f1']:.3f} "
+            f"(note steps {r['default_note_step_f1']:.3f} -> {r['best_note_step_f1']:.3f}; "
+            f"do nothing {r['do_nothing_f1']:.3f}) after {r['plays']} plays, {r['generations']} generations in "
+            f"{r['wall_s'] / 60:.1f} min\n  changed: {changed}\n  wrote {r['best_prior']} (use with "
+            f"train-expert --prior-config), {r['search_json']}, {r['plot']}")
+
+
+SEARCH_PRIOR = Command("search-prior", "cross-entropy search of the OT/IK prior's knobs on one piece", SearchConfig,
+                       run_search_prior, format_search, positionals=("piece",))
+
+
+def add_search_prior_args(parser: Any) -> None:
+    """The flags of ``omnipianist search-prior`` (those :data:`SEARCH_PRIOR` adds)."""
+    SEARCH_PRIOR.add_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="omnipianist search-prior", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_search_prior_args(parser)
-    return run_search_prior(parser.parse_args(argv))
+    return command_main(SEARCH_PRIOR, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
