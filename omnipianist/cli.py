@@ -31,6 +31,7 @@ from omnipianist.errors import OmnipianistError  # noqa: E402
 from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
+from sim_training.experts.fanout import TRAIN_EXPERTS  # noqa: E402
 from sim_training.experts.planner import PLAN  # noqa: E402
 from sim_training.experts.search import SEARCH_PRIOR  # noqa: E402
 from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noqa: E402
@@ -62,8 +63,7 @@ COMMANDS: tuple[Entry, ...] = (
          "sim_training.experts.cli", "add_train_expert_args", "run_train_expert"),
     SEARCH_PRIOR,
     PLAN,
-    _old("train-experts", "one expert per piece (the planner by default), fanned out on Ray",
-         "sim_training.experts.fanout", "add_train_experts_args", "run_train_experts"),
+    TRAIN_EXPERTS,
     _old("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
          "sim_training.dataset.cli", "add_collect_args", "run_collect"),
     _old("dataset-card", "the dataset card (pieces, episodes, steps, hours, F1 histogram)",

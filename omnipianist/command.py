@@ -249,6 +249,8 @@ def _add_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, dest: str, doc: s
             kw["default"] = _default(f)
     elif action == "append":
         kw.update(action="append", type=item or base, help=text)
+        if _has_default(f) and not meta.get("required"):
+            kw["default"] = list(_default(f))
     elif base is bool and item is None:
         kw.update(action=argparse.BooleanOptionalAction, default=_default(f), help=text)
     else:

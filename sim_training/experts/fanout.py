@@ -36,17 +36,17 @@ in this process.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from omnipianist.cliutil import emit, progress
+from omnipianist.cliutil import progress
+from omnipianist.command import Command, command_main
 
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 LOOPBACK = "127.0.0.1"
@@ -384,58 +384,83 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def add_train_experts_args(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``omnipianist train-experts``."""
-    parser.add_argument("source", help="corpus manifest JSON, folder of .mid files, or comma list of pieces")
-    parser.add_argument("--out", default="runs/experts", help="output folder, one sub-folder per piece")
-    parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a private local one")
-    parser.add_argument("--no-ray", action="store_true", help="train one piece after the other in this process")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (None: all cores)")
-    parser.add_argument("--method", default="planner", choices=["planner", "search"],
-                        help="planner: receding-horizon search over the prior's knobs (the default expert); "
-                             "search: per-piece CEM then residual DroQ (default: %(default)s)")
-    parser.add_argument("--budget", type=int, default=None,
-                        help="planner: candidate plays per window (default: PlannerConfig's, 24)")
-    parser.add_argument("--plan-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="PlannerConfig field for the planner (window, horizon, method, ...), repeatable")
-    parser.add_argument("--minutes-per-piece", type=float, default=10.0,
-                        help="search method: search + residual budget per piece")
-    parser.add_argument("--search-frac", type=float, default=0.5, help="share of the budget for the prior search")
-    parser.add_argument("--search-seeds", type=int, default=1, help="independent searches per piece")
-    parser.add_argument("--population", type=int, default=10, help="search population per generation")
-    parser.add_argument("--embodiment", default="shadow", choices=["shadow", "leap"])
-    parser.add_argument("--split", default="train", help="manifest split (train/validation/test; 'all' for every)")
-    parser.add_argument("--max-pieces", type=int, default=None, help="at most this many pieces")
-    parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="ExpertTrainConfig field for the residual stage (droq_<field> for DroQ), repeatable")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+@dataclass(frozen=True)
+class TrainExpertsConfig:
+    """``omnipianist train-experts SOURCE``: the pieces, the backend, the method and its overrides."""
+
+    source: str
+    """corpus manifest JSON, folder of .mid files, or comma list of pieces"""
+    out: str = "runs/experts"
+    """output folder, one sub-folder per piece"""
+    ray_address: str | None = None
+    """join this Ray cluster instead of starting a private local one"""
+    no_ray: bool = field(default=False, metadata={"action": "store_true"})
+    """train one piece after the other in this process"""
+    num_cpus: int | None = None
+    """CPUs of the local Ray (None: all cores)"""
+    method: Literal["planner", "search"] = "planner"
+    """planner: receding-horizon search over the prior's knobs (the default expert); search: per-piece CEM then
+    residual DroQ"""
+    budget: int | None = None
+    """planner: candidate plays per window (default: PlannerConfig's, 24)"""
+    plan_set: tuple[str, ...] = field(default=(), metadata={"action": "append", "metavar": "KEY=VALUE"})
+    """PlannerConfig field for the planner (window, horizon, method, ...), repeatable"""
+    minutes_per_piece: float = 10.0
+    """search method: search + residual budget per piece"""
+    search_frac: float = 0.5
+    """share of the budget for the prior search"""
+    search_seeds: int = 1
+    """independent searches per piece"""
+    population: int = 10
+    """search population per generation"""
+    embodiment: Literal["shadow", "leap"] = "shadow"
+    split: str = "train"
+    """manifest split (train/validation/test; 'all' for every)"""
+    max_pieces: int | None = None
+    """at most this many pieces"""
+    train_set: tuple[str, ...] = field(default=(), metadata={"action": "append", "metavar": "KEY=VALUE"})
+    """ExpertTrainConfig field for the residual stage (droq_<field> for DroQ), repeatable"""
+    show_progress: bool = field(default=True, metadata={"cli": False})
+    """Progress bar and per-piece log lines on stderr."""
 
 
-def run_train_experts(args: argparse.Namespace) -> int:
-    """Handler of ``omnipianist train-experts``; exit status 1 when a piece failed."""
-    plan_sets = _parse_sets(args.plan_set)
-    if args.budget is not None:
-        plan_sets["budget"] = args.budget
-    kwargs = {"search_frac": args.search_frac, "embodiment": args.embodiment, "search_seeds": args.search_seeds,
-              "population": args.population, "train_overrides": _parse_sets(args.train_set),
-              "method": args.method, "planner_overrides": plan_sets}
-    s = train_experts(args.source, args.out, ray_address=args.ray_address, use_ray=not args.no_ray,
-                      minutes_per_piece=args.minutes_per_piece, split=None if args.split == "all" else args.split,
-                      max_pieces=args.max_pieces, num_cpus=args.num_cpus, pipeline_kwargs=kwargs,
-                      show_progress=not args.json, log=not args.json)
-    md = (Path(args.out) / SUMMARY_MD).read_text()
-    human = (f"{md}\ntrained {len(s['trained'])}, skipped {len(s['skipped'])} (already done), "
-             f"failed {len(s['failed'])} [{s['backend']}] in {s['wall_s'] / 60:.1f} min; "
-             f"{Path(args.out) / SUMMARY_JSON}")
-    emit(s, args.json, human)
-    return 1 if s["failed"] else 0
+@dataclass(frozen=True)
+class TrainExpertsResult:
+    summary: dict[str, Any] = field(metadata={"flatten": True})
+    """:func:`train_experts`' summary (also in ``<out>/summary.json``)."""
+    out: str = field(default="", metadata={"json": False})
+
+
+def run_train_experts(cfg: TrainExpertsConfig) -> TrainExpertsResult:
+    """:func:`train_experts` from the command's config."""
+    plan_sets = _parse_sets(cfg.plan_set)
+    if cfg.budget is not None:
+        plan_sets["budget"] = cfg.budget
+    kwargs = {"search_frac": cfg.search_frac, "embodiment": cfg.embodiment, "search_seeds": cfg.search_seeds,
+              "population": cfg.population, "train_overrides": _parse_sets(cfg.train_set),
+              "method": cfg.method, "planner_overrides": plan_sets}
+    s = train_experts(cfg.source, cfg.out, ray_address=cfg.ray_address, use_ray=not cfg.no_ray,
+                      minutes_per_piece=cfg.minutes_per_piece, split=None if cfg.split == "all" else cfg.split,
+                      max_pieces=cfg.max_pieces, num_cpus=cfg.num_cpus, pipeline_kwargs=kwargs,
+                      show_progress=cfg.show_progress, log=cfg.show_progress)
+    return TrainExpertsResult(summary=s, out=cfg.out)
+
+
+def format_train_experts(r: TrainExpertsResult) -> str:
+    s = r.summary
+    md = (Path(r.out) / SUMMARY_MD).read_text()
+    return (f"{md}\ntrained {len(s['trained'])}, skipped {len(s['skipped'])} (already done), "
+            f"failed {len(s['failed'])} [{s['backend']}] in {s['wall_s'] / 60:.1f} min; "
+            f"{Path(r.out) / SUMMARY_JSON}")
+
+
+TRAIN_EXPERTS = Command("train-experts", "one expert per piece (the planner by default), fanned out on Ray",
+                        TrainExpertsConfig, run_train_experts, format_train_experts, positionals=("source",),
+                        exit_code=lambda r: 1 if r.summary["failed"] else 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="omnipianist train-experts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_experts_args(parser)
-    return run_train_experts(parser.parse_args(argv))
+    return command_main(TRAIN_EXPERTS, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
