@@ -29,6 +29,7 @@ from omnipianist.command import build_parser as build_command_parser  # noqa: E4
 from omnipianist.demo import DEMO  # noqa: E402
 from omnipianist.errors import OmnipianistError  # noqa: E402
 from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
+from sim_training.dataset.cli import DATASET_CARD  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
 from sim_training.experts.fanout import TRAIN_EXPERTS  # noqa: E402
@@ -66,8 +67,7 @@ COMMANDS: tuple[Entry, ...] = (
     TRAIN_EXPERTS,
     _old("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
          "sim_training.dataset.cli", "add_collect_args", "run_collect"),
-    _old("dataset-card", "the dataset card (pieces, episodes, steps, hours, F1 histogram)",
-         "sim_training.dataset.cli", "add_dataset_card_args", "run_dataset_card"),
+    DATASET_CARD,
     _old("train-policy", "train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
          "sim_training.imitation.cli", "add_train_policy_args", "run_train_policy"),
     _old("train-knob-head", "train the knob-head generalist on planner experts (+ relabel rounds)",

@@ -1,7 +1,7 @@
 """``omnipianist collect`` and ``omnipianist dataset-card``.
 
-Hook into the main CLI with :func:`add_collect_args` / :func:`run_collect` and
-:func:`add_dataset_card_args` / :func:`run_dataset_card`; :func:`main` runs them standalone
+Hook into the main CLI with :func:`add_collect_args` / :func:`run_collect` and :data:`DATASET_CARD` (a
+:class:`omnipianist.command.Command`); :func:`main` runs them standalone
 (``python -m sim_training.dataset.cli collect ...``).
 
 ``collect SOURCE [SOURCE ...] --out STORE``: each SOURCE is a directory of experts (or one expert
@@ -19,11 +19,13 @@ import importlib
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omnipianist.cliutil import emit
+from omnipianist.command import Command
 
 PRIOR_SOURCE = "prior"
 PLANNER_SOURCE = "planner"
@@ -164,11 +166,12 @@ def _student_factory(args: argparse.Namespace, tasks: Sequence[Any], prior_confi
         raise SystemExit(f"--student {args.student!r}: {exc}") from exc
 
 
-def _command(sub: str, args: argparse.Namespace) -> str:
-    """The command line that ran ``sub`` (from sys.argv; rebuilt from ``args`` when called in-process)."""
+def _command(sub: str, values: Mapping[str, Any]) -> str:
+    """The command line that ran ``sub`` (from sys.argv; rebuilt from ``values``, the parsed arguments or the
+    config, when called in-process)."""
     if sub in sys.argv:
         return " ".join(["omnipianist", *(shlex.quote(a) for a in sys.argv[sys.argv.index(sub):])])
-    return f"omnipianist {sub} " + " ".join(f"{k}={v!r}" for k, v in sorted(vars(args).items()) if k != "func")
+    return f"omnipianist {sub} " + " ".join(f"{k}={v!r}" for k, v in sorted(values.items()) if k != "func")
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -193,11 +196,11 @@ def run_collect(args: argparse.Namespace) -> int:
     if not tasks:
         raise SystemExit("collect: no pieces to label (check the sources, --split/--pieces, --skip-pieces-with-experts)")
     factory = _student_factory(args, tasks, prior_config) if args.mode == "relabel" else None
-    command = _command("collect", args)
+    command = _command("collect", vars(args))
     res = collect(args.out, tasks, cfg, student_factory=factory, command=command)
     res["notes"] = notes
     if args.card:
-        card = write_card(args.out, generated_by=_command("collect", args))
+        card = write_card(args.out, generated_by=_command("collect", vars(args)))
         res["card"] = card["card_path"]
     lines = [f"{res['store']}: +{res['episodes_added']} episodes, +{res['steps_added']} steps "
              f"({res['episodes_skipped']} already there) in {res['wall_s']:.1f} s ({res['steps_per_s']:.0f} steps/s); "
@@ -215,24 +218,34 @@ def run_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_dataset_card_args(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``omnipianist dataset-card``."""
-    parser.add_argument("store", help="dataset store (directory or fsspec URL)")
-    parser.add_argument("--out", default=None, help="Markdown path (default: <store>.CARD.md)")
-    parser.add_argument("--no-png", dest="png", action="store_false", help="skip the F1 histogram PNG")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+@dataclass(frozen=True)
+class DatasetCardConfig:
+    store: str
+    """dataset store (directory or fsspec URL)"""
+    out: str | None = None
+    """Markdown path (default: <store>.CARD.md)"""
+    png: bool = field(default=True, metadata={"flags": ("--no-png",), "action": "store_false",
+                                              "help": "skip the F1 histogram PNG"})
 
 
-def run_dataset_card(args: argparse.Namespace) -> int:
-    """Write the card next to the store and print it; returns the exit status."""
-    from sim_training.dataset.card import card_markdown, write_card
+def run_dataset_card(cfg: DatasetCardConfig) -> dict[str, Any]:
+    """Write the card next to the store; returns it (:func:`sim_training.dataset.card.write_card`)."""
+    from sim_training.dataset.card import write_card
 
     try:
-        card = write_card(args.store, args.out, png=args.png, generated_by=_command("dataset-card", args))
+        return write_card(cfg.store, cfg.out, png=cfg.png, generated_by=_command("dataset-card", asdict(cfg)))
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"dataset-card: {exc}") from exc
-    emit(card, args.json, card_markdown(card) + f"\n(written to {card['card_path']})")
-    return 0
+
+
+def format_dataset_card(card: dict[str, Any]) -> str:
+    from sim_training.dataset.card import card_markdown
+
+    return card_markdown(card) + f"\n(written to {card['card_path']})"
+
+
+DATASET_CARD = Command("dataset-card", "the dataset card (pieces, episodes, steps, hours, F1 histogram)",
+                       DatasetCardConfig, run_dataset_card, format_dataset_card, positionals=("store",))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,9 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     add_collect_args(sub.add_parser("collect", help="collect episodes into a store"))
-    add_dataset_card_args(sub.add_parser("dataset-card", help="write the dataset card of a store"))
+    DATASET_CARD.add_arguments(sub.add_parser("dataset-card", help="write the dataset card of a store"))
     args = parser.parse_args(argv)
-    return run_collect(args) if args.command == "collect" else run_dataset_card(args)
+    return run_collect(args) if args.command == "collect" else DATASET_CARD.invoke(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
