@@ -37,6 +37,7 @@ from sim_training.experts.planner import PLAN  # noqa: E402
 from sim_training.experts.search import SEARCH_PRIOR  # noqa: E402
 from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noqa: E402
 from sim_training.imitation.benchmark import BENCH_GENERALIST  # noqa: E402
+from sim_training.imitation.cli import EVALUATE, TRAIN_POLICY  # noqa: E402
 from sim_training.music.corpus.cli import COMMANDS as CORPUS  # noqa: E402
 
 
@@ -68,12 +69,10 @@ COMMANDS: tuple[Entry, ...] = (
     _old("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
          "sim_training.dataset.cli", "add_collect_args", "run_collect"),
     DATASET_CARD,
-    _old("train-policy", "train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
-         "sim_training.imitation.cli", "add_train_policy_args", "run_train_policy"),
+    TRAIN_POLICY,
     _old("train-knob-head", "train the knob-head generalist on planner experts (+ relabel rounds)",
          "sim_training.imitation.cli", "add_train_knob_head_args", "run_train_knob_head"),
-    _old("evaluate", "play a piece with a trained policy; same JSON keys as `prior`",
-         "sim_training.imitation.cli", "add_evaluate_args", "run_evaluate"),
+    EVALUATE,
     _old("play", "play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)",
          "omnipianist_ros.cli", "add_play_args", "run_play"),
     _old("bringup", "bring up a ROS 2 graph from a YAML file without `launch`",

@@ -96,8 +96,10 @@ class PolicyTrainConfig:
     show_progress: bool = True
     log: bool = True
     """One line per validation point on stderr."""
-    fmt: FMTConfig = field(default_factory=FMTConfig)
-    bc: BCConfig = field(default_factory=BCConfig)
+    fmt: FMTConfig = field(default_factory=FMTConfig, metadata={
+        "prefix": "fmt_", "group": "flow-matching transformer (flags prefixed --fmt-)"})
+    bc: BCConfig = field(default_factory=BCConfig, metadata={
+        "prefix": "bc_", "group": "BC-MLP baseline (flags prefixed --bc-)"})
 
     @property
     def model_config(self) -> FMTConfig | BCConfig:
