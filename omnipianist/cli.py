@@ -32,6 +32,7 @@ from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
 from sim_training.dataset.cli import DATASET_CARD  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
+from sim_training.experts.cli import TRAIN_EXPERT  # noqa: E402
 from sim_training.experts.fanout import TRAIN_EXPERTS  # noqa: E402
 from sim_training.experts.planner import PLAN  # noqa: E402
 from sim_training.experts.search import SEARCH_PRIOR  # noqa: E402
@@ -61,8 +62,7 @@ COMMANDS: tuple[Entry, ...] = (
     SIM,
     PRIOR,
     FINGERING,
-    _old("train-expert", "train one residual DroQ expert on a piece (resumable)",
-         "sim_training.experts.cli", "add_train_expert_args", "run_train_expert"),
+    TRAIN_EXPERT,
     SEARCH_PRIOR,
     PLAN,
     TRAIN_EXPERTS,

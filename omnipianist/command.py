@@ -16,6 +16,9 @@ Config field metadata (``dataclasses.field(metadata=...)``) the flag builder rea
 ``flags``     option strings instead of ``--field-name`` (e.g. ``("--policy",)``)
 ``action``    ``"store_true"`` / ``"store_false"`` for a bool (default ``--x/--no-x``), ``"append"``
 ``metavar``, ``choices``, ``nargs``, ``required``   as in argparse
+``type``      the flag's argparse type (also makes a flag of a field of any other type, e.g. a file)
+``convert``   applied to the flag's value (not given: the field keeps its default), e.g. reading the file
+``also``      one more flag for the same field: ``{"flags": ..., "action": ..., "help": ...}``
 ``cli``       False: not a flag (e.g. ``show_progress``, which :attr:`Command.progress` sets from ``--json``)
 ``prefix``    a nested dataclass field: its fields become flags with this prefix ("" for none); a nested
               dataclass without it is no flag (it keeps its default)
@@ -213,7 +216,9 @@ def add_config_args(parser: argparse.ArgumentParser | Any, cls: type, prefix: st
             continue
         nested = _nested(hints[f.name])
         if nested is not None:
-            if "prefix" not in f.metadata:  # a nested dataclass is expanded only when asked
+            if "prefix" not in f.metadata:  # a nested dataclass is expanded only when asked (or read by ``type``)
+                if "type" in f.metadata:
+                    _add_flag(parser, f, hints[f.name], prefix + f.name, docs.get(f.name, ""))
                 continue
             title = f.metadata.get("group")
             target = parser.add_argument_group(title) if title else parser
@@ -241,7 +246,7 @@ def _add_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, dest: str, doc: s
     action = meta.get("action")
     item = _sequence_item(tp)
     base = _base_type(tp)
-    if (item or base) not in SCALARS:  # dicts, callables, ...: no flag (the field keeps its default)
+    if (item or base) not in SCALARS and "type" not in meta:  # dicts, callables, ...: no flag (keeps its default)
         return
     if action in ("store_true", "store_false"):
         kw.update(action=action, help=text)
@@ -254,13 +259,15 @@ def _add_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, dest: str, doc: s
     elif base is bool and item is None:
         kw.update(action=argparse.BooleanOptionalAction, default=_default(f), help=text)
     else:
-        kw["type"] = item or base
+        kw["type"] = meta.get("type", item or base)
         if item is not None:
             kw["nargs"] = meta.get("nargs", "+")
         if typing.get_origin(tp) is typing.Literal:
             kw["choices"] = typing.get_args(tp)
         kw["help"] = text
-    if _has_default(f) and "default" not in kw and action != "append":
+    if "convert" in meta:  # the flag's own value; None: the field keeps its default
+        kw["default"] = None
+    elif _has_default(f) and "default" not in kw and action != "append":
         d = _default(f)
         kw["default"] = list(d) if isinstance(d, tuple) else d
     if not _has_default(f) or meta.get("required"):
@@ -269,6 +276,9 @@ def _add_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, dest: str, doc: s
         if k in meta:
             kw[k] = meta[k]
     parser.add_argument(*flags, **kw)
+    also = meta.get("also")
+    if also:
+        parser.add_argument(*also["flags"], dest=dest, action=also["action"], help=also.get("help"))
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, prefix: str = "",
@@ -282,6 +292,10 @@ def config_from_args(cls: type[C], args: argparse.Namespace, prefix: str = "",
             values[f.name] = config_from_args(nested, args, prefix + f.metadata.get("prefix", ""))
         elif hasattr(args, prefix + f.name):
             v = getattr(args, prefix + f.name)
+            if "convert" in f.metadata:
+                if v is not None:
+                    values[f.name] = f.metadata["convert"](v)
+                continue
             values[f.name] = tuple(v) if isinstance(v, list) and _sequence_item(hints[f.name]) is not None else v
     values.update(overrides or {})
     return cls(**values)

@@ -1,69 +1,56 @@
 """``omnipianist train-expert PIECE --minutes M --out DIR``: flags generated from the config dataclasses.
 
-Hook into the main CLI with :func:`add_train_expert_args` (on the sub-parser) and
-:func:`run_train_expert` (the handler); :func:`main` runs it standalone.
+:data:`TRAIN_EXPERT` is the :class:`omnipianist.command.Command` (flags: ExpertTrainConfig's fields, ``--droq-*``
+for DroQConfig's, ``--prior-config FILE``, ``--no-prior``); :func:`main` runs it standalone.
+:func:`add_train_expert_args` and :func:`config_from_args` build the parser / the config for tests and scripts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
-from omnipianist.cliutil import add_dataclass_args, dataclass_from_args, emit
+from omnipianist import command
+from omnipianist.command import Command, command_main
 
-DROQ_PREFIX = "droq_"
+
+def _train_config() -> type:
+    from sim_training.experts.train import ExpertTrainConfig
+
+    return ExpertTrainConfig
+
+
+def run_train_expert(cfg: Any) -> dict[str, Any]:
+    """Train (or resume): :func:`sim_training.experts.train.train_expert`."""
+    from sim_training.experts.train import train_expert
+
+    return train_expert(cfg)
+
+
+def format_train_expert(r: dict[str, Any]) -> str:
+    return (f"{r['piece']} ({r['embodiment']}): best F1 {r['best_f1']:.3f} (prior {r['prior_f1']:.3f}, "
+            f"do nothing {r['do_nothing_f1']:.3f}), final {r['final_f1']:.3f}; {r['env_steps']} env steps, "
+            f"{r['updates']} updates in {r['wall_s'] / 60:.1f} min ({r['env_steps_per_s']:.1f} env steps/s, "
+            f"{r['updates_per_s']:.1f} updates/s); best policy {r['checkpoint']}")
+
+
+TRAIN_EXPERT = Command("train-expert", "train one residual DroQ expert on a piece (resumable)", _train_config,
+                       run_train_expert, format_train_expert, positionals=("piece",), progress=None)
 
 
 def add_train_expert_args(parser: argparse.ArgumentParser) -> None:
-    """Positional PIECE, ``--json``, ``--prior-config FILE``, one flag per ExpertTrainConfig / DroQConfig field."""
-    from sim_training.experts.droq import DroQConfig
-    from sim_training.experts.train import ExpertTrainConfig
-
-    parser.add_argument("piece", help="built-in piece name or MIDI file")  # ExpertTrainConfig.piece (no default)
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    parser.add_argument("--prior-config", type=Path, default=None,
-                        help="JSON object of PriorConfig fields (e.g. from a per-piece search)")
-    add_dataclass_args(parser, ExpertTrainConfig)
-    parser.add_argument("--no-prior", dest="use_prior", action="store_false",
-                        help="plain DroQ on the plain observation, no OT/IK prior (= --no-use-prior)")
-    group = parser.add_argument_group("DroQ (flags prefixed --droq-)")
-    add_dataclass_args(group, DroQConfig, prefix=DROQ_PREFIX)  # type: ignore[arg-type]
+    """The flags of ``omnipianist train-expert`` (those :data:`TRAIN_EXPERT` adds)."""
+    TRAIN_EXPERT.add_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - returns ExpertTrainConfig (lazy import)
-    from sim_training.experts.droq import DroQConfig
-    from sim_training.experts.train import ExpertTrainConfig, prior_config_from_dict
-
-    droq = dataclass_from_args(DroQConfig, args, prefix=DROQ_PREFIX)
-    extra = {"droq": droq}
-    if args.prior_config is not None:
-        try:
-            extra["prior"] = prior_config_from_dict(json.loads(args.prior_config.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise SystemExit(f"{args.prior_config}: not a PriorConfig JSON object ({exc})") from exc
-    return dataclass_from_args(ExpertTrainConfig, args, **extra)
-
-
-def run_train_expert(args: argparse.Namespace) -> int:
-    """Train (or resume) and print the result; returns the exit status."""
-    from sim_training.experts.train import train_expert
-
-    cfg = config_from_args(args)
-    r = train_expert(cfg)
-    human = (f"{r['piece']} ({r['embodiment']}): best F1 {r['best_f1']:.3f} (prior {r['prior_f1']:.3f}, "
-             f"do nothing {r['do_nothing_f1']:.3f}), final {r['final_f1']:.3f}; {r['env_steps']} env steps, "
-             f"{r['updates']} updates in {r['wall_s'] / 60:.1f} min ({r['env_steps_per_s']:.1f} env steps/s, "
-             f"{r['updates_per_s']:.1f} updates/s); best policy {r['checkpoint']}")
-    emit(r, args.json, human)
-    return 0
+    """The ExpertTrainConfig of parsed :func:`add_train_expert_args` flags."""
+    return command.config_from_args(_train_config(), args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="omnipianist train-expert", description=__doc__)
-    add_train_expert_args(parser)
-    return run_train_expert(parser.parse_args(argv))
+    return command_main(TRAIN_EXPERT, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

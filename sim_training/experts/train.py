@@ -73,7 +73,9 @@ class ExpertTrainConfig:
     eval_every_steps: int = 2500
     checkpoint_every_min: float = 2.0
     seed: int = 0
-    use_prior: bool = True
+    use_prior: bool = field(default=True, metadata={"also": {
+        "flags": ("--no-prior",), "action": "store_false",
+        "help": "plain DroQ on the plain observation, no OT/IK prior (= --no-use-prior)"}})
     """Residual on the OT/IK prior; False (CLI --no-prior) = plain DroQ on the plain observation."""
     obs_mode: ObsMode = "compact"
     """Policy input: ``full`` env observation or ``compact`` (see sim_training.experts.residual)."""
@@ -84,8 +86,11 @@ class ExpertTrainConfig:
     show_progress: bool = True
     log: bool = True
     """One line per evaluation on stderr."""
-    droq: DroQConfig = field(default_factory=DroQConfig)
-    prior: PriorConfig = field(default_factory=PriorConfig)
+    droq: DroQConfig = field(default_factory=DroQConfig, metadata={"prefix": "droq_",
+                                                                  "group": "DroQ (flags prefixed --droq-)"})
+    prior: PriorConfig = field(default_factory=PriorConfig, metadata={
+        "flags": ("--prior-config",), "type": Path, "convert": lambda p: load_prior_config_file(p),
+        "help": "JSON object of PriorConfig fields (e.g. from a per-piece search)"})
 
 
 # ----------------------------------------------------------------------------------- replay
@@ -164,6 +169,14 @@ def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
 
 
 from sim_training.fingering.knobs import prior_config_from_dict  # noqa: E402,F401 - re-exported (one home)
+
+
+def load_prior_config_file(path: str | Path) -> PriorConfig:
+    """``--prior-config FILE``: a JSON object of PriorConfig fields; SystemExit naming the file when it is not one."""
+    try:
+        return prior_config_from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise SystemExit(f"{path}: not a PriorConfig JSON object ({exc})") from exc
 
 
 def _embodiment(cfg: ExpertTrainConfig) -> Embodiment:
