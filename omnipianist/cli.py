@@ -18,13 +18,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from omnipianist import __version__  # noqa: E402
-from omnipianist.command import ArgparseCommand, Entry, Group  # noqa: E402
+from omnipianist.command import ArgparseCommand, Entry, Group, resolve  # noqa: E402
 from omnipianist.command import build_parser as build_command_parser  # noqa: E402
 from omnipianist.demo import DEMO  # noqa: E402
 from omnipianist.errors import OmnipianistError  # noqa: E402
@@ -44,12 +43,7 @@ from sim_training.music.corpus.cli import COMMANDS as CORPUS  # noqa: E402
 
 def _lazy(target: str) -> Callable[..., Any]:
     """``"module:function"``, imported when first called (so the parser imports no command's dependencies)."""
-    module, _, name = target.partition(":")
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    return call
+    return lambda *args, **kwargs: resolve(target)(*args, **kwargs)
 
 
 def _old(name: str, helptext: str, module: str, add: str, run: str) -> ArgparseCommand:

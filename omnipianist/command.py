@@ -58,16 +58,27 @@ def ok_or_1(result: Any) -> int:
     return 0 if ok else 1
 
 
+def resolve(target: str) -> Any:
+    """``"package.module:name"``: the object, its module imported now."""
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Command(Generic[C, R]):
-    """A command: flags from ``config`` (a dataclass, or a function returning it so that a heavy module is
-    imported only when this command runs), ``run(cfg) -> result``, ``format(result) -> str``."""
+    """A command: flags from ``config`` (a dataclass), ``run(cfg) -> result``, ``format(result) -> str``.
+
+    ``config``, ``run`` and ``format`` may be given as ``"module:name"``: imported when the command is parsed
+    or run, so that a module that needs torch is not imported to list the commands.
+    """
 
     name: str
     help: str
-    config: type[C] | Callable[[], type[C]]
-    run: Callable[[C], R]
-    format: Callable[[R], str] | None = None
+    config: type[C] | str
+    run: Callable[[C], R] | str
+    format: Callable[[R], str] | str | None = None
     """Text for humans (None: the JSON, indented)."""
     positionals: tuple[str, ...] = ()
     """Config fields given as positional arguments, in this order."""
@@ -77,20 +88,29 @@ class Command(Generic[C, R]):
     """Config field set to ``not --json`` (progress bars only for humans), where the config has it."""
 
     def config_type(self) -> type[C]:
-        return self.config if isinstance(self.config, type) else self.config()
+        return resolve(self.config) if isinstance(self.config, str) else self.config
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_config_args(parser, self.config_type(), positionals=self.positionals)
         parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    def execute(self, cfg: C) -> R:
+        """``run(cfg)``."""
+        run: Callable[[C], R] = resolve(self.run) if isinstance(self.run, str) else self.run
+        return run(cfg)
+
+    def text(self, result: R) -> str | None:
+        """The formatter's text of ``result`` (None without a formatter)."""
+        fmt: Callable[[R], str] | None = resolve(self.format) if isinstance(self.format, str) else self.format
+        return fmt(result) if fmt is not None else None
 
     def invoke(self, args: argparse.Namespace) -> int:
         """Config from the parsed flags, run, print (JSON or the formatter's text), the exit status."""
         cls = self.config_type()
         fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         overrides = {self.progress: not args.json} if self.progress in fields else {}
-        result = self.run(config_from_args(cls, args, overrides=overrides))
-        human = self.format(result) if self.format is not None and not args.json else None
-        emit(to_json(result), args.json, human)
+        result = self.execute(config_from_args(cls, args, overrides=overrides))
+        emit(to_json(result), args.json, None if args.json else self.text(result))
         return self.exit_code(result)
 
 

@@ -16,12 +16,6 @@ from omnipianist.command import Command, command_main, ok_or_1
 from policy_export.bench import InferenceBenchConfig, format_bench, run_inference_bench
 
 
-def _export_config() -> type:
-    from policy_export.export import ExportConfig
-
-    return ExportConfig
-
-
 @dataclass(frozen=True)
 class ExportResult:
     export: dict[str, Any] = field(metadata={"flatten": True})
@@ -60,7 +54,7 @@ def format_export(res: ExportResult) -> str:
 
 
 EXPORT = Command("export", "export a policy (generalist or expert) to ONNX with its contract embedded",
-                 _export_config, run_export, format_export, positionals=("checkpoint",), exit_code=ok_or_1)
+                 "policy_export.export:ExportConfig", run_export, format_export, positionals=("checkpoint",), exit_code=ok_or_1)
 
 
 BENCH_INFERENCE = Command("inference", "ORT vs torch latency per control step, FLOPs, fraction of the GEMM ceiling",

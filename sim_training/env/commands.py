@@ -153,18 +153,6 @@ SIM = Command("sim", "play a piece in the simulator with a baseline policy", Sim
 
 
 # ---------------------------------------------------------------------------------------- bench sim
-def _sim_bench_config() -> type:
-    from sim_training.env.bench import SimBenchConfig
-
-    return SimBenchConfig
-
-
-def run_bench_sim(cfg: Any) -> dict[str, Any]:
-    from sim_training.env.bench import run_sim_bench
-
-    return run_sim_bench(cfg)
-
-
 def format_bench_sim(r: dict[str, Any]) -> str:
     return (f"sim bench ({r['embodiment']}, {r['model']}):\n"
             f"  env      {r['env_steps_per_s']:8.1f} control steps/s\n"
@@ -176,5 +164,6 @@ def format_bench_sim(r: dict[str, Any]) -> str:
             f"  {'OK' if r['ok'] else 'MISSED TARGET'}")
 
 
-BENCH_SIM = Command("sim", "env vs raw mj_step control-steps/s, and batched speed-up", _sim_bench_config,
-                    run_bench_sim, format_bench_sim, exit_code=ok_or_1)
+BENCH_SIM: Command[Any, dict[str, Any]] = Command("sim", "env vs raw mj_step control-steps/s, and batched speed-up",
+                    "sim_training.env.bench:SimBenchConfig", "sim_training.env.bench:run_sim_bench", format_bench_sim,
+                    exit_code=ok_or_1)

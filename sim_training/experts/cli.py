@@ -15,19 +15,6 @@ from omnipianist import command
 from omnipianist.command import Command, command_main
 
 
-def _train_config() -> type:
-    from sim_training.experts.train import ExpertTrainConfig
-
-    return ExpertTrainConfig
-
-
-def run_train_expert(cfg: Any) -> dict[str, Any]:
-    """Train (or resume): :func:`sim_training.experts.train.train_expert`."""
-    from sim_training.experts.train import train_expert
-
-    return train_expert(cfg)
-
-
 def format_train_expert(r: dict[str, Any]) -> str:
     return (f"{r['piece']} ({r['embodiment']}): best F1 {r['best_f1']:.3f} (prior {r['prior_f1']:.3f}, "
             f"do nothing {r['do_nothing_f1']:.3f}), final {r['final_f1']:.3f}; {r['env_steps']} env steps, "
@@ -35,8 +22,9 @@ def format_train_expert(r: dict[str, Any]) -> str:
             f"{r['updates_per_s']:.1f} updates/s); best policy {r['checkpoint']}")
 
 
-TRAIN_EXPERT = Command("train-expert", "train one residual DroQ expert on a piece (resumable)", _train_config,
-                       run_train_expert, format_train_expert, positionals=("piece",), progress=None)
+TRAIN_EXPERT = Command("train-expert", "train one residual DroQ expert on a piece (resumable)",
+                       "sim_training.experts.train:ExpertTrainConfig", "sim_training.experts.train:train_expert",
+                       format_train_expert, positionals=("piece",), progress=None)
 
 
 def add_train_expert_args(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +34,7 @@ def add_train_expert_args(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - returns ExpertTrainConfig (lazy import)
     """The ExpertTrainConfig of parsed :func:`add_train_expert_args` flags."""
-    return command.config_from_args(_train_config(), args)
+    return command.config_from_args(TRAIN_EXPERT.config_type(), args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

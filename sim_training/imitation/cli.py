@@ -16,19 +16,6 @@ from omnipianist.cliutil import add_dataclass_args, dataclass_from_args, emit
 from omnipianist.command import Command, command_main, config_from_args
 
 
-def _train_config() -> type:
-    from sim_training.imitation.train import PolicyTrainConfig
-
-    return PolicyTrainConfig
-
-
-def run_train_policy(cfg: Any) -> dict[str, Any]:
-    """Train (or resume): :func:`sim_training.imitation.train.train_policy`."""
-    from sim_training.imitation.train import train_policy
-
-    return train_policy(cfg)
-
-
 def format_train_policy(r: dict[str, Any]) -> str:
     return (f"{r['model']} ({r['params']['total']:,} params): {r['step']} steps in {r['wall_s'] / 60:.1f} min "
             f"({r['steps_per_s']:.2f} steps/s, {r['samples_per_s']:.0f} samples/s, {r['threads']} threads); "
@@ -39,7 +26,8 @@ def format_train_policy(r: dict[str, Any]) -> str:
 
 
 TRAIN_POLICY = Command("train-policy", "train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
-                       _train_config, run_train_policy, format_train_policy, positionals=("store",), progress=None)
+                       "sim_training.imitation.train:PolicyTrainConfig", "sim_training.imitation.train:train_policy",
+                       format_train_policy, positionals=("store",), progress=None)
 """Flags: PolicyTrainConfig's fields, ``--fmt-*`` and ``--bc-*`` for the two models' (``--show-progress`` is its own
 flag here, not tied to ``--json``)."""
 
@@ -51,7 +39,7 @@ def add_train_policy_args(parser: argparse.ArgumentParser) -> None:
 
 def train_config_from_args(args: argparse.Namespace):  # noqa: ANN201 - PolicyTrainConfig (lazy import)
     """The PolicyTrainConfig of parsed :func:`add_train_policy_args` flags."""
-    return config_from_args(_train_config(), args)
+    return config_from_args(TRAIN_POLICY.config_type(), args)
 
 
 @dataclass(frozen=True)
@@ -92,14 +80,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     return evaluate_policy(cfg.piece, policy, cfg.embodiment, stretch=cfg.stretch, show_progress=cfg.show_progress)
 
 
-def format_evaluate(r: dict[str, Any]) -> str:
-    from sim_training.imitation.evaluate import format_evaluation
-
-    return format_evaluation(r)
-
-
 EVALUATE = Command("evaluate", "play a piece with a trained policy; same JSON keys as `prior`", EvaluateConfig,
-                   run_evaluate, format_evaluate, positionals=("piece",))
+                   run_evaluate, "sim_training.imitation.evaluate:format_evaluation", positionals=("piece",))
 
 
 KNOB_PREFIX = "knob_"
