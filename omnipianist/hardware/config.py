@@ -591,11 +591,13 @@ def load_safety_config(path: str | Path, embodiment: Embodiment | str = "leap") 
         groups.append(RateGroup(str(gname), tuple(names), r.number(f"{key}.rad_per_s", g["rad_per_s"], positive=True)))
 
     rail = r.mapping("rail", top["rail"], ("margin_m", "max_speed_m_s"))
-    wd = r.mapping("watchdog", top["watchdog"], ("hold_after_s", "torque_off_after_s"))
+    wd = r.mapping("watchdog", top["watchdog"], ("hold_after_s", "torque_off_after_s", "first_command_timeout_s"),
+                   optional=("first_command_timeout_s",))
     hold = r.number("watchdog.hold_after_s", wd["hold_after_s"], positive=True)
     off = r.number("watchdog.torque_off_after_s", wd["torque_off_after_s"], positive=True)
     if not off > hold:
         raise r.error("watchdog.torque_off_after_s", f"{off} s must be > hold_after_s ({hold} s)")
+    first = r.number("watchdog.first_command_timeout_s", wd.get("first_command_timeout_s", 0.0), 0.0, 3600.0)
     es = r.mapping("estop", top["estop"], ("heartbeat_timeout_s", "require_heartbeat"))
     return SafetyConfig(
         path=Path(path),
@@ -604,7 +606,7 @@ def load_safety_config(path: str | Path, embodiment: Embodiment | str = "leap") 
         rate_groups=tuple(groups),
         rail_margin_m=r.number("rail.margin_m", rail["margin_m"], 0.0, 0.1),
         rail_max_speed_m_s=r.number("rail.max_speed_m_s", rail["max_speed_m_s"], hi=RAIL_SPEED_MAX_M_S, positive=True),
-        watchdog=WatchdogConfig(hold_after_s=hold, torque_off_after_s=off),
+        watchdog=WatchdogConfig(hold_after_s=hold, torque_off_after_s=off, first_command_timeout_s=first),
         estop=EstopConfig(
             heartbeat_timeout_s=r.number("estop.heartbeat_timeout_s", es["heartbeat_timeout_s"], positive=True),
             require_heartbeat=r.boolean("estop.require_heartbeat", es["require_heartbeat"]),

@@ -9,6 +9,8 @@ State machine::
                           |  no valid command for hold_after_s      ^
                           +-------------------------------------------+
     ACTIVE/HOLD --no valid command for torque_off_after_s--> TORQUE_OFF
+      (counted from the last valid command; right after a rearm, before the first command, the hand
+      holds the armed position for first_command_timeout_s, 0 = until the first command)
     any armed state --estop() or heartbeat silent for timeout_s--> ESTOP (latched)
     DISARMED/TORQUE_OFF/ESTOP --rearm(now, measured)--> ACTIVE (seeded at the measured position)
 
@@ -66,10 +68,14 @@ class WatchdogConfig:
     Attributes:
         hold_after_s: silence [s] after the last valid command before holding position.
         torque_off_after_s: silence [s] after the last valid command before torque off (> hold).
+        first_command_timeout_s: after a rearm, how long [s] the hand holds the armed position
+            waiting for its first command before torque off; 0 = until the first command (a driver
+            is activated before its policy runs, as ros2_control holds position on activation).
     """
 
     hold_after_s: float = 0.1
     torque_off_after_s: float = 0.5
+    first_command_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,9 @@ class SafetyFilter:
                 f"safety filter: need 0 < hold_after_s ({self.watchdog.hold_after_s}) < "
                 f"torque_off_after_s ({self.watchdog.torque_off_after_s})"
             )
+        if not self.watchdog.first_command_timeout_s >= 0:
+            raise ConfigError(f"safety filter: first_command_timeout_s must be >= 0 "
+                              f"(0 = hold until the first command), got {self.watchdog.first_command_timeout_s}")
         if not self.estop_cfg.heartbeat_timeout_s > 0:
             raise ConfigError("safety filter: heartbeat_timeout_s must be > 0")
 
@@ -224,6 +233,9 @@ class SafetyFilter:
         self._last_output_s: float = 0.0
         self._target: np.ndarray | None = None
         self._last_command_s: float = 0.0
+        self._commanded = False
+        """A valid command arrived since the last rearm (until then the torque-off countdown is
+        ``first_command_timeout_s``)."""
         self._last_heartbeat_s: float | None = None
         self._last_measured: np.ndarray | None = None
 
@@ -265,6 +277,7 @@ class SafetyFilter:
             reasons = (f"clamped to the safe range: {', '.join(clamped)}",)
         self._target = safe
         self._last_command_s = now_s
+        self._commanded = True
         self.state = State.ACTIVE
         res = self._output(now_s, reasons=reasons)
         return FilterResult(res.command, res.state, True, (), clamped, res.rate_limited_joints, res.reasons)
@@ -319,6 +332,7 @@ class SafetyFilter:
         self._last_output_s = now_s
         self._target = seed.copy()
         self._last_command_s = now_s
+        self._commanded = False
         self._last_measured = meas.copy()
         self.state = State.ACTIVE
         self.estop_reason = ""
@@ -359,7 +373,8 @@ class SafetyFilter:
             assert self._last_output is not None
             hold = self._last_measured if self._last_measured is not None else self._last_output
             self._target = np.clip(hold, self.lower_safe, self.upper_safe)
-        if self.state is State.HOLD and silence >= self.watchdog.torque_off_after_s:
+        off_after = self.watchdog.torque_off_after_s if self._commanded else self.watchdog.first_command_timeout_s
+        if self.state is State.HOLD and off_after > 0 and silence >= off_after:
             self.state = State.TORQUE_OFF
             self.counters.watchdog_torque_offs += 1
 

@@ -309,3 +309,19 @@ def test_refused_observation_sends_no_new_command(shadow_scene: Any) -> None:
     assert ctl.diagnostics()["refused_observations"] == "1"
     for side, cmd in res.commands.items():
         assert cmd is None or np.all(np.isfinite(cmd)), side
+
+
+def test_evaluator_past_end_despite_a_skipped_step() -> None:
+    """Real time: a late tick can leave a step without keys; keys stamped after the piece's end say
+    that every answer is due, so the node can report (the gap counts as silent) instead of waiting."""
+    s = ScoreSchedule.from_piece("c_major_scale", 1.0, 10, 0.0)
+    ev = LiveEvaluator(s.roll)
+    assert not ev.past_end(100.0)  # not started
+    ev.set_start(2.0)
+    for k in range(s.n_steps):
+        if k != 7:
+            ev.add_keys(2.0 + (k + 1) * 0.05, s.roll.keys[k])
+    assert not ev.complete and not ev.past_end(2.0 + s.n_steps * 0.05)
+    assert ev.past_end(2.0 + (s.n_steps + 1) * 0.05)
+    r = ev.report()
+    assert r["steps_seen"] == s.n_steps - 1 and r["f1"] < 1.0

@@ -327,3 +327,26 @@ def test_turns_lost_and_outside_limits() -> None:
     assert turns_lost(-3 * 4096 + 100, 4000, 4096) == -4
     assert turns_lost(300, 310, 4096) == 0
     assert outside_limits(["a", "b"], [0.5, -0.2], [0.0, -0.1], [1.0, 0.1]) == ["b (-0.2000 outside [-0.1, 0.1])"]
+
+
+def test_armed_hand_holds_until_its_first_command() -> None:
+    """After a rearm and before any command the hand holds the armed pose (no torque-off countdown),
+    as a driver is activated before its policy runs; after the first command the watchdog counts."""
+    f = armed(at=(0.0, 1.0, 0.0))
+    assert f.tick(0.2).state is State.HOLD
+    res = f.tick(30.0)
+    assert res.state is State.HOLD and res.torque_enabled
+    np.testing.assert_allclose(res.command, [0.0, 1.0, 0.0])
+    assert f.filter([0.0, 1.0, 0.0], 30.05).accepted
+    assert f.tick(30.6).state is State.TORQUE_OFF
+
+
+def test_first_command_timeout_bounds_the_wait() -> None:
+    f = SafetyFilter(NAMES, LOWER, UPPER, 0.0, RATE, DT,
+                     WatchdogConfig(hold_after_s=0.1, torque_off_after_s=0.5, first_command_timeout_s=2.0),
+                     EstopConfig(heartbeat_timeout_s=0.5, require_heartbeat=False))
+    f.rearm(0.0, [0.0, 1.0, 0.0])
+    assert f.tick(1.99).state is State.HOLD
+    assert f.tick(2.0).state is State.TORQUE_OFF
+    with pytest.raises(ConfigError, match="first_command_timeout_s"):
+        SafetyFilter(NAMES, LOWER, UPPER, 0.0, RATE, DT, WatchdogConfig(0.1, 0.5, -1.0))

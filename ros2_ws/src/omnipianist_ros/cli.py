@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omnipianist.cliutil import emit
-from omnipianist.errors import ConfigError
+from omnipianist.errors import ConfigError, OmnipianistError
 
 
 def add_bringup_args(p: argparse.ArgumentParser) -> None:
@@ -300,7 +300,7 @@ def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
             with ProcessGraph(cfg) as g:
                 if not g.wait_for(report_path.exists, timeout_s):
                     logs = "".join(f"\n--- {n} ({'exited ' + str(p.returncode) if p.poll() is not None else 'running'})"
-                                   f"\n{g.log(n)[-600:]}" for n, p in g.processes.items())
+                                   f"\n{g.log(n)[-1500:]}" for n, p in g.processes.items())
                     raise TimeoutError(f"play {piece} ({mode}, processes): no evaluator report in {timeout_s:.0f} s"
                                        f"{logs}")
                 wall = time.monotonic() - t0
@@ -337,15 +337,18 @@ def run_play(args: argparse.Namespace) -> int:
     common = dict(policy=args.policy, embodiment=args.embodiment, tempo_scale=args.tempo_scale,
                   config=args.config, report=args.report, timeout_s=args.timeout_s)
     processes = bool(getattr(args, "processes", False))
-    if args.hardware is not None:
-        if args.record:
-            raise ConfigError("play --hardware: the recorder is in hardware.yaml (set recorder.output there)")
-        r = play_hardware(args.piece, args.hardware, processes=processes, **common)  # type: ignore[arg-type]
-        where = f"hardware {args.hardware}"
-    else:
-        r = play(args.piece, hil=args.hil, record=args.record, realtime=args.realtime,  # type: ignore[arg-type]
-                 processes=processes, **common)
-        where = "ROS HIL graph (drivers over emulated buses)" if args.hil else "ROS sim graph"
+    try:
+        if args.hardware is not None:
+            if args.record:
+                raise ConfigError("play --hardware: the recorder is in hardware.yaml (set recorder.output there)")
+            r = play_hardware(args.piece, args.hardware, processes=processes, **common)  # type: ignore[arg-type]
+            where = f"hardware {args.hardware}"
+        else:
+            r = play(args.piece, hil=args.hil, record=args.record, realtime=args.realtime,  # type: ignore[arg-type]
+                     processes=processes, **common)
+            where = "ROS HIL graph (drivers over emulated buses)" if args.hil else "ROS sim graph"
+    except TimeoutError as exc:  # the message names what was seen and carries the nodes' logs
+        raise OmnipianistError(f"{exc}\n(raise --timeout-s if the graph is only slow)") from exc
     extra = (f", lock-step timeouts {r['lockstep_timeouts']}; {r['steps_per_s']:.0f} steps/s"
              if "lockstep_timeouts" in r else f", overruns {r['overruns']}, stale inputs {r['stale_inputs']}")
     human = (f"{r['piece']} ({r['embodiment']}, {r['policy']}, {where}): live F1 {r['f1']:.3f} "

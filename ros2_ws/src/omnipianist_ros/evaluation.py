@@ -40,6 +40,12 @@ class LiveEvaluator:
         k = int(np.floor((stamp_s - self.start_s) / self.dt_s + 0.5)) - 1
         return k if 0 <= k < self.roll.n_steps else None
 
+    def past_end(self, stamp_s: float) -> bool:
+        """Keys stamped ``stamp_s`` come after the piece's last step (its answers are all due)."""
+        if self.start_s is None:
+            return False
+        return int(np.floor((stamp_s - self.start_s) / self.dt_s + 0.5)) - 1 >= self.roll.n_steps
+
     def add_keys(self, stamp_s: float, active: np.ndarray) -> int | None:
         """Record the active keys; returns the step they answer (None if outside the piece)."""
         k = self.step_of_keys(stamp_s)

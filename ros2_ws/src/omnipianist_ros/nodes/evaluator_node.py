@@ -75,8 +75,13 @@ class EvaluatorNode(Node):
         except ValueError as exc:
             self.get_logger().error(f"evaluator: {exc}", throttle_duration_sec=1.0)
             return
-        step = self.evaluator.add_keys(time_s(msg.header.stamp), active)
+        stamp = time_s(msg.header.stamp)
+        step = self.evaluator.add_keys(stamp, active)
         if step is None:
+            # real time: a late timer tick can leave a step without keys of its own; once the keys are
+            # past the piece's end, the report counts such steps as silent (steps_seen says how many)
+            if self.evaluator.past_end(stamp):
+                self.finish()
             return
         self.f1_pub.publish(Float32(data=float(self.evaluator.live_f1())))
         if (step + 1) % self.params.onset_every == 0:

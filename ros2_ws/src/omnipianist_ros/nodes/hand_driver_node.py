@@ -182,6 +182,7 @@ class HandDriverNode(LifecycleNode):
             self._timer = self.create_timer(self.driver.period_s, self._cycle)
         else:  # command: cycles run in _on_command; this only keeps the bus alive while no command comes
             self._keepalive_timer = self.create_timer(0.5 * self.driver.period_s, self._keepalive, clock=self._steady)
+        self.get_logger().info(f"active: torque on, {len(self.driver.names)} channels, trigger {self.params.trigger}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -178,13 +178,30 @@ class MockNode(Node):
     def finished(self) -> bool:
         return self.params.max_steps > 0 and self.piano.steps >= self.params.max_steps
 
+    def _waiting_for(self) -> str:
+        """What the graph still lacks before the first step ('' once it is connected)."""
+        keys = self.count_subscribers(topics.KEYS)
+        if keys < self.params.wait_for_subscribers:
+            return f"{keys}/{self.params.wait_for_subscribers} subscribers of {topics.KEYS}"
+        missing = [topics.commands(s) for s in HAND_SIDES if self.count_publishers(topics.commands(s)) < 1]
+        if missing:
+            return "a publisher of " + ", ".join(missing)
+        if self.params.hil:
+            if not self._servos_torqued():
+                with self.lock:
+                    off = {side: [i for i, on in b.torque.items() if not on] for side, b in self.backends.items()}
+                return "every servo torqued on (the hand drivers active); torque off: " + ", ".join(
+                    f"{side} ids {ids}" for side, ids in off.items() if ids)
+            missing = [topics.servo_states(s) for s in HAND_SIDES if self.count_publishers(topics.servo_states(s)) < 1]
+            if self.params.mode == "lockstep" and missing:
+                return "a publisher of " + ", ".join(missing)
+        return ""
+
     def _graph_ready(self) -> bool:
-        ready = (self.count_subscribers(topics.KEYS) >= self.params.wait_for_subscribers
-                 and all(self.count_publishers(topics.commands(s)) >= 1 for s in HAND_SIDES))
-        if ready and self.params.hil:
-            ready = self._servos_torqued() and (self.params.mode != "lockstep" or all(
-                self.count_publishers(topics.servo_states(s)) >= 1 for s in HAND_SIDES))
-        return ready
+        waiting = self._waiting_for()
+        if waiting:
+            self.get_logger().info(f"mujoco_mock: waiting for {waiting}", throttle_duration_sec=2.0)
+        return not waiting
 
     def _poll_lockstep(self) -> None:
         now = time.monotonic()
@@ -222,6 +239,7 @@ class MockNode(Node):
             if self.params.hil and not self._graph_ready():
                 return
             self.started = True
+            self.get_logger().info("mujoco_mock: graph connected, real-time stepping starts")
             self._publish_state()
             return
         self._advance()
