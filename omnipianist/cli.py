@@ -37,7 +37,7 @@ from sim_training.experts.planner import PLAN  # noqa: E402
 from sim_training.experts.search import SEARCH_PRIOR  # noqa: E402
 from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noqa: E402
 from sim_training.imitation.benchmark import BENCH_GENERALIST  # noqa: E402
-from sim_training.imitation.cli import EVALUATE, TRAIN_POLICY  # noqa: E402
+from sim_training.imitation.cli import EVALUATE, TRAIN_KNOB_HEAD, TRAIN_POLICY  # noqa: E402
 from sim_training.music.corpus.cli import COMMANDS as CORPUS  # noqa: E402
 
 
@@ -64,8 +64,7 @@ COMMANDS: tuple[Entry, ...] = (
          "sim_training.dataset.cli", "add_collect_args", "run_collect"),
     DATASET_CARD,
     TRAIN_POLICY,
-    _old("train-knob-head", "train the knob-head generalist on planner experts (+ relabel rounds)",
-         "sim_training.imitation.cli", "add_train_knob_head_args", "run_train_knob_head"),
+    TRAIN_KNOB_HEAD,
     EVALUATE,
     _old("play", "play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)",
          "omnipianist_ros.cli", "add_play_args", "run_play"),

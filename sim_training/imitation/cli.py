@@ -1,8 +1,8 @@
 """``omnipianist train-policy STORE``, ``omnipianist evaluate PIECE --policy CKPT`` and ``train-knob-head``.
 
-:data:`TRAIN_POLICY` and :data:`EVALUATE` are :class:`omnipianist.command.Command` objects (flags from the
-config dataclasses; :func:`main_train` and :func:`main_evaluate` run them standalone);
-``train-knob-head`` is still an add/run pair (:func:`add_train_knob_head_args` / :func:`run_train_knob_head`).
+:data:`TRAIN_POLICY`, :data:`EVALUATE` and :data:`TRAIN_KNOB_HEAD` are :class:`omnipianist.command.Command` objects
+(flags from the config dataclasses; :func:`main_train` and :func:`main_evaluate` run them standalone);
+:data:`TRAIN_KNOB_HEAD`'s config and run live in :mod:`sim_training.imitation.knobhead_command` (torch).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from omnipianist.cliutil import add_dataclass_args, dataclass_from_args, emit
 from omnipianist.command import Command, command_main, config_from_args
 
 
@@ -84,67 +83,10 @@ EVALUATE = Command("evaluate", "play a piece with a trained policy; same JSON ke
                    run_evaluate, "sim_training.imitation.evaluate:format_evaluation", positionals=("piece",))
 
 
-KNOB_PREFIX = "knob_"
-
-
-def add_train_knob_head_args(parser: argparse.ArgumentParser) -> None:
-    """``omnipianist train-knob-head PLANS --out DIR``: samples from the plans, training, relabel rounds."""
-    from sim_training.imitation.knobhead import KnobHeadConfig, KnobTrainConfig
-
-    parser.add_argument("plans", help="folder of planner experts (<piece>/plan.json + expert.json), one embodiment")
-    parser.add_argument("--out", required=True, help="output folder (knobhead.pt, result.json, loss.png)")
-    parser.add_argument("--samples", default="", help="cache of the replayed samples (.npz): read if present, else written")
-    parser.add_argument("--relabel-rounds", type=int, default=0,
-                        help="RP1M++ rounds: the student plays, the planner labels its states, retrain")
-    parser.add_argument("--relabel-pieces", type=int, default=8, help="pieces (of the plans') the student plays per round")
-    parser.add_argument("--relabel-budget", type=int, default=24, help="the relabelling planner's plays per window")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    add_dataclass_args(parser, KnobTrainConfig)
-    group = parser.add_argument_group("knob-head network (flags prefixed --knob-)")
-    add_dataclass_args(group, KnobHeadConfig, prefix=KNOB_PREFIX)  # type: ignore[arg-type]
-
-
-def run_train_knob_head(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from omnipianist.errors import ConfigError
-    from sim_training.imitation.knobhead import (
-        KnobHeadConfig,
-        KnobSamples,
-        KnobTrainConfig,
-        plan_samples,
-        relabel_rounds,
-        train_knob_head,
-    )
-
-    plans = Path(args.plans)
-    dirs = sorted(p.parent for p in plans.glob("*/expert.json") if (p.parent / "plan.json").is_file())
-    if not dirs:
-        raise ConfigError(f"{plans}: no finished plans (<piece>/plan.json with expert.json) in this folder")
-    cfg = dataclass_from_args(KnobTrainConfig, args, model=dataclass_from_args(KnobHeadConfig, args, prefix=KNOB_PREFIX))
-    cache = Path(args.samples) if args.samples else None
-    if cache is not None and cache.is_file():
-        samples = KnobSamples.load(cache)
-    else:
-        samples = plan_samples(dirs)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            samples.save(cache)
-    if args.relabel_rounds > 0:
-        from sim_training.experts.planner import PlannerConfig
-
-        pieces = samples.pieces[: args.relabel_pieces]
-        r = relabel_rounds(samples, pieces, args.out, args.relabel_rounds, cfg, PlannerConfig(budget=args.relabel_budget))
-        emit(r, args.json, "\n".join(f"round {x['round']}: {x['samples']} samples, student F1 {x['student_f1_mean']:.3f}"
-                                      for x in r["rounds"]))
-        return 0
-    r = train_knob_head(samples, args.out, cfg)
-    f = r.get("final") or {}
-    emit({k: v for k, v in r.items() if k != "curve"} | {"curve": r["curve"]}, args.json,
-         f"knob head ({r['params']:,} params): {r['steps']} steps on {r['samples']} samples from "
-         f"{len(r['train_pieces'])} pieces in {r['wall_s']:.0f} s; held-out MSE {f.get('val_mse', float('nan')):.4f} "
-         f"(the mean knobs: {f.get('val_mse_constant', float('nan')):.4f}); {args.out}")
-    return 0
+TRAIN_KNOB_HEAD = Command("train-knob-head", "train the knob-head generalist on planner experts (+ relabel rounds)",
+                          "sim_training.imitation.knobhead_command:TrainKnobHeadConfig",
+                          "sim_training.imitation.knobhead_command:run_train_knob_head",
+                          "sim_training.imitation.knobhead_command:format_train_knob_head", positionals=("plans",))
 
 
 def main_train(argv: Sequence[str] | None = None) -> int:
