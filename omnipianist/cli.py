@@ -28,7 +28,7 @@ from omnipianist.command import build_parser as build_command_parser  # noqa: E4
 from omnipianist.demo import DEMO  # noqa: E402
 from omnipianist.errors import OmnipianistError  # noqa: E402
 from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
-from sim_training.dataset.cli import DATASET_CARD  # noqa: E402
+from sim_training.dataset.cli import COLLECT, DATASET_CARD  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
 from sim_training.experts.bench import BENCH_EXPERT  # noqa: E402
 from sim_training.experts.cli import TRAIN_EXPERT  # noqa: E402
@@ -60,8 +60,7 @@ COMMANDS: tuple[Entry, ...] = (
     SEARCH_PRIOR,
     PLAN,
     TRAIN_EXPERTS,
-    _old("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
-         "sim_training.dataset.cli", "add_collect_args", "run_collect"),
+    COLLECT,
     DATASET_CARD,
     TRAIN_POLICY,
     TRAIN_KNOB_HEAD,

@@ -22,7 +22,7 @@ Config field metadata (``dataclasses.field(metadata=...)``) the flag builder rea
 ``cli``       False: not a flag (e.g. ``show_progress``, which :attr:`Command.progress` sets from ``--json``)
 ``prefix``    a nested dataclass field: its fields become flags with this prefix ("" for none); a nested
               dataclass without it is no flag (it keeps its default)
-``group``     a nested dataclass field: the title of its argument group in ``--help``
+``group``     the title of the field's argument group in ``--help`` (a nested dataclass: all its flags)
 
 Result field metadata :func:`to_json` reads: ``json`` (False: left out; a string: the key),
 ``omit_none`` (left out while None), ``flatten`` (a dict whose keys join the enclosing object).
@@ -235,16 +235,22 @@ def add_config_args(parser: argparse.ArgumentParser | Any, cls: type, prefix: st
         if f.name in positionals or not f.metadata.get("cli", True):
             continue
         nested = _nested(hints[f.name])
+        target = _group(parser, f.metadata["group"]) if "group" in f.metadata else parser
         if nested is not None:
-            if "prefix" not in f.metadata:  # a nested dataclass is expanded only when asked (or read by ``type``)
-                if "type" in f.metadata:
-                    _add_flag(parser, f, hints[f.name], prefix + f.name, docs.get(f.name, ""))
+            if "prefix" in f.metadata:
+                add_config_args(target, nested, prefix=prefix + f.metadata["prefix"])
                 continue
-            title = f.metadata.get("group")
-            target = parser.add_argument_group(title) if title else parser
-            add_config_args(target, nested, prefix=prefix + f.metadata.get("prefix", ""))
-            continue
-        _add_flag(parser, f, hints[f.name], prefix + f.name, docs.get(f.name, ""))
+            if "type" not in f.metadata:  # a nested dataclass is expanded only when asked (or read by ``type``)
+                continue
+        _add_flag(target, f, hints[f.name], prefix + f.name, docs.get(f.name, ""))
+
+
+def _group(parser: Any, title: str) -> Any:
+    """The argument group of ``parser`` named ``title`` (made the first time)."""
+    for g in getattr(parser, "_action_groups", ()):
+        if g.title == title:
+            return g
+    return parser.add_argument_group(title)
 
 
 def _has_default(f: dataclasses.Field[Any]) -> bool:

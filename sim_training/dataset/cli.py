@@ -1,7 +1,7 @@
 """``omnipianist collect`` and ``omnipianist dataset-card``.
 
-Hook into the main CLI with :func:`add_collect_args` / :func:`run_collect` and :data:`DATASET_CARD` (a
-:class:`omnipianist.command.Command`); :func:`main` runs them standalone
+:data:`COLLECT` and :data:`DATASET_CARD` are :class:`omnipianist.command.Command` objects (collect's config:
+:class:`sim_training.dataset.collect.CollectCommandConfig`); :func:`main` runs them standalone
 (``python -m sim_training.dataset.cli collect ...``).
 
 ``collect SOURCE [SOURCE ...] --out STORE``: each SOURCE is a directory of experts (or one expert
@@ -21,64 +21,13 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from omnipianist.cliutil import emit
 from omnipianist.command import Command
+from omnipianist.command import build_parser as build_command_parser
 
 PRIOR_SOURCE = "prior"
 PLANNER_SOURCE = "planner"
-
-
-def add_collect_args(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``omnipianist collect`` (defaults from :class:`CollectConfig`)."""
-    from sim_training.dataset.collect import CollectConfig
-
-    d = CollectConfig()
-    parser.add_argument("sources", nargs="+", metavar="EXPERTS_DIR_OR_prior",
-                        help="directory of trained experts (one subdirectory each), 'prior' for the OT/IK prior, "
-                             "or 'planner' for the receding-horizon planner (the expert, re-planning from every state)")
-    parser.add_argument("--out", required=True, help="store: a directory (created) or an fsspec URL")
-    parser.add_argument("--mode", choices=["rollout", "relabel"], default=d.mode,
-                        help="rollout: labeller plays with action noise (RP1M); relabel: a student plays and "
-                             "the labeller labels every visited state (RP1M++) (default: %(default)s)")
-    g = parser.add_argument_group("pieces for the prior labeller")
-    g.add_argument("--manifest", type=Path, default=None, help="corpus manifest.json (default: the shipped corpus)")
-    g.add_argument("--split", default="train", help="corpus split (default: %(default)s)")
-    g.add_argument("--max-pieces", type=int, default=None, help="at most this many corpus pieces")
-    g.add_argument("--pieces", nargs="+", default=None,
-                   help="explicit pieces (built-in names, corpus ids, MIDI files) instead of the split; "
-                        "with experts: only the experts of these pieces")
-    g.add_argument("--skip-pieces-with-experts", action=argparse.BooleanOptionalAction, default=True,
-                   help="the prior does not label pieces an expert labels (default: %(default)s)")
-    g.add_argument("--embodiment", default="shadow", choices=["shadow", "leap"], help="(default: %(default)s)")
-    g.add_argument("--action-set", default="reduced", choices=["reduced", "full"], help="(default: %(default)s)")
-    g.add_argument("--forearm-z", action="store_true", help="vertical forearm slide")
-    g.add_argument("--prior-config", type=Path, default=None,
-                   help="JSON object of PriorConfig fields (prior labeller and the prior_action column)")
-    g.add_argument("--planner-config", default="",
-                   help="planner labeller: JSON object of PlannerConfig fields, e.g. '{\"budget\": 16}'")
-    e = parser.add_argument_group("episodes")
-    e.add_argument("--episodes-per-piece", type=int, default=d.episodes_per_piece,
-                   help="episodes per piece and noise level (noise 0: one) (default: %(default)s)")
-    e.add_argument("--noise-std", type=float, nargs="+", default=list(d.noise_std),
-                   help="rollout action-noise levels (default: %(default)s)")
-    e.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
-    e.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on episode length in steps")
-    r = parser.add_argument_group("relabel")
-    r.add_argument("--rounds", type=int, default=d.rounds, help="student rounds at most (default: %(default)s)")
-    r.add_argument("--tolerance", type=float, default=d.tolerance,
-                   help="stop a piece when student F1 >= labeller F1 - tolerance (default: %(default)s)")
-    r.add_argument("--student", default="prior",
-                   help="'prior' (the OT/IK prior with --student-noise-std noise: a plumbing stand-in) or "
-                        "'module:function', function(round, store_url) -> policy or picklable builder")
-    r.add_argument("--student-noise-std", type=float, default=0.1, help="(default: %(default)s)")
-    x = parser.add_argument_group("execution")
-    x.add_argument("--ray", action="store_true", help="roll out on local Ray actors (the driver writes)")
-    x.add_argument("--workers", type=int, default=d.workers, help="Ray actors (default: %(default)s)")
-    x.add_argument("--no-card", dest="card", action="store_false", help="do not write <store>.CARD.md")
-    x.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
 
 
 def _planner_config(text: str) -> str:
@@ -95,7 +44,7 @@ def _planner_config(text: str) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
-def _tasks(args: argparse.Namespace, prior_config: str) -> tuple[list[Any], list[str]]:
+def _tasks(args: Any, prior_config: str) -> tuple[list[Any], list[str]]:
     from sim_training.dataset.collect import CollectTask
     from sim_training.dataset.labellers import EmbodimentRef, LabellerSpec, find_experts, resolve_piece
     from sim_training.dataset.store import DatasetReader, is_local, local_path
@@ -150,7 +99,7 @@ def _tasks(args: argparse.Namespace, prior_config: str) -> tuple[list[Any], list
     return tasks, notes
 
 
-def _student_factory(args: argparse.Namespace, tasks: Sequence[Any], prior_config: str) -> Any:
+def _student_factory(args: Any, tasks: Sequence[Any], prior_config: str) -> Any:
     from sim_training.dataset.labellers import NoisyPriorStudent
 
     if args.student == "prior":
@@ -174,8 +123,9 @@ def _command(sub: str, values: Mapping[str, Any]) -> str:
     return f"omnipianist {sub} " + " ".join(f"{k}={v!r}" for k, v in sorted(values.items()) if k != "func")
 
 
-def run_collect(args: argparse.Namespace) -> int:
-    """Collect into ``args.out``, print the summary, write the card; returns the exit status."""
+def run_collect(args: Any) -> dict[str, Any]:
+    """Collect into ``args.out`` (a :class:`~sim_training.dataset.collect.CollectCommandConfig`), write the card;
+    the summary."""
     from sim_training.dataset.card import write_card
     from sim_training.dataset.collect import CollectConfig, collect
 
@@ -189,19 +139,23 @@ def run_collect(args: argparse.Namespace) -> int:
         cfg = CollectConfig(mode=args.mode, episodes_per_piece=args.episodes_per_piece,
                             noise_std=tuple(args.noise_std), seed=args.seed, max_steps=args.max_steps, ray=args.ray,
                             workers=args.workers, rounds=args.rounds, tolerance=args.tolerance,
-                            prior_config=prior_config, show_progress=not args.json)
+                            prior_config=prior_config, show_progress=args.show_progress)
         tasks, notes = _tasks(args, prior_config)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"collect: {exc}") from exc
     if not tasks:
         raise SystemExit("collect: no pieces to label (check the sources, --split/--pieces, --skip-pieces-with-experts)")
     factory = _student_factory(args, tasks, prior_config) if args.mode == "relabel" else None
-    command = _command("collect", vars(args))
+    command = _command("collect", asdict(args))
     res = collect(args.out, tasks, cfg, student_factory=factory, command=command)
     res["notes"] = notes
     if args.card:
-        card = write_card(args.out, generated_by=_command("collect", vars(args)))
+        card = write_card(args.out, generated_by=command)
         res["card"] = card["card_path"]
+    return res
+
+
+def format_collect(res: dict[str, Any]) -> str:
     lines = [f"{res['store']}: +{res['episodes_added']} episodes, +{res['steps_added']} steps "
              f"({res['episodes_skipped']} already there) in {res['wall_s']:.1f} s ({res['steps_per_s']:.0f} steps/s); "
              f"store now {res['n_episodes']} episodes, {res['n_steps']} steps"]
@@ -211,11 +165,15 @@ def run_collect(args: argparse.Namespace) -> int:
     for rnd in res.get("rounds", []):
         lines.append(f"  round {rnd['round']}: student F1 {rnd['student_f1_mean']:.3f} vs labeller "
                      f"{rnd['labeller_f1_mean']:.3f} on {rnd['pieces']} pieces; {rnd['pieces_done']} done")
-    lines += [f"  {n}" for n in notes]
+    lines += [f"  {n}" for n in res["notes"]]
     if res.get("card"):
         lines.append(f"  card: {res['card']}")
-    emit(res, args.json, "\n".join(lines))
-    return 0
+    return "\n".join(lines)
+
+
+COLLECT = Command("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
+                  "sim_training.dataset.collect:CollectCommandConfig", run_collect, format_collect,
+                  positionals=("sources",))
 
 
 @dataclass(frozen=True)
@@ -251,11 +209,9 @@ DATASET_CARD = Command("dataset-card", "the dataset card (pieces, episodes, step
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim_training.dataset.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_collect_args(sub.add_parser("collect", help="collect episodes into a store"))
-    DATASET_CARD.add_arguments(sub.add_parser("dataset-card", help="write the dataset card of a store"))
+    build_command_parser(parser, (COLLECT, DATASET_CARD))
     args = parser.parse_args(argv)
-    return run_collect(args) if args.command == "collect" else DATASET_CARD.invoke(args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

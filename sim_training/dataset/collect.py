@@ -29,7 +29,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -90,6 +91,66 @@ class CollectConfig:
             raise ValueError(f"noise_std levels must be finite and >= 0, got {self.noise_std}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+_DEFAULT = CollectConfig()
+_PIECES, _EPISODES, _RELABEL, _EXECUTION = "pieces for the prior labeller", "episodes", "relabel", "execution"
+
+
+@dataclass(frozen=True)
+class CollectCommandConfig:
+    """``omnipianist collect SOURCE [SOURCE ...] --out STORE`` (see :mod:`sim_training.dataset.cli`); the episode
+    defaults are :class:`CollectConfig`'s."""
+
+    sources: tuple[str, ...] = field(metadata={
+        "metavar": "EXPERTS_DIR_OR_prior",
+        "help": "directory of trained experts (one subdirectory each), 'prior' for the OT/IK prior, or 'planner' "
+                "for the receding-horizon planner (the expert, re-planning from every state)"})
+    out: str = field(metadata={"help": "store: a directory (created) or an fsspec URL"})
+    mode: Mode = _DEFAULT.mode
+    """rollout: labeller plays with action noise (RP1M); relabel: a student plays and the labeller labels every
+    visited state (RP1M++)"""
+    manifest: Path | None = field(default=None, metadata={"group": _PIECES})
+    """corpus manifest.json (default: the shipped corpus)"""
+    split: str = field(default="train", metadata={"group": _PIECES})
+    """corpus split"""
+    max_pieces: int | None = field(default=None, metadata={"group": _PIECES})
+    """at most this many corpus pieces"""
+    pieces: tuple[str, ...] | None = field(default=None, metadata={"group": _PIECES})
+    """explicit pieces (built-in names, corpus ids, MIDI files) instead of the split; with experts: only the experts
+    of these pieces"""
+    skip_pieces_with_experts: bool = field(default=True, metadata={"group": _PIECES})
+    """the prior does not label pieces an expert labels"""
+    embodiment: Literal["shadow", "leap"] = field(default="shadow", metadata={"group": _PIECES})
+    action_set: Literal["reduced", "full"] = field(default="reduced", metadata={"group": _PIECES})
+    forearm_z: bool = field(default=False, metadata={"group": _PIECES, "action": "store_true"})
+    """vertical forearm slide"""
+    prior_config: Path | None = field(default=None, metadata={"group": _PIECES})
+    """JSON object of PriorConfig fields (prior labeller and the prior_action column)"""
+    planner_config: str = field(default="", metadata={"group": _PIECES})
+    """planner labeller: JSON object of PlannerConfig fields, e.g. '{"budget": 16}'"""
+    episodes_per_piece: int = field(default=_DEFAULT.episodes_per_piece, metadata={"group": _EPISODES})
+    """episodes per piece and noise level (noise 0: one)"""
+    noise_std: tuple[float, ...] = field(default=_DEFAULT.noise_std, metadata={"group": _EPISODES})
+    """rollout action-noise levels"""
+    seed: int = field(default=_DEFAULT.seed, metadata={"group": _EPISODES})
+    max_steps: int | None = field(default=_DEFAULT.max_steps, metadata={"group": _EPISODES})
+    """cap on episode length in steps"""
+    rounds: int = field(default=_DEFAULT.rounds, metadata={"group": _RELABEL})
+    """student rounds at most"""
+    tolerance: float = field(default=_DEFAULT.tolerance, metadata={"group": _RELABEL})
+    """stop a piece when student F1 >= labeller F1 - tolerance"""
+    student: str = field(default="prior", metadata={"group": _RELABEL})
+    """'prior' (the OT/IK prior with --student-noise-std noise: a plumbing stand-in) or 'module:function',
+    function(round, store_url) -> policy or picklable builder"""
+    student_noise_std: float = field(default=0.1, metadata={"group": _RELABEL})
+    ray: bool = field(default=False, metadata={"group": _EXECUTION, "action": "store_true"})
+    """roll out on local Ray actors (the driver writes)"""
+    workers: int = field(default=_DEFAULT.workers, metadata={"group": _EXECUTION})
+    """Ray actors"""
+    card: bool = field(default=True, metadata={"group": _EXECUTION, "flags": ("--no-card",), "action": "store_false",
+                                               "help": "do not write <store>.CARD.md"})
+    show_progress: bool = field(default=True, metadata={"cli": False})
 
 
 @dataclass(frozen=True)
