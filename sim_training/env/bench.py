@@ -34,6 +34,33 @@ class SimBenchConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class SimBenchTargets:
+    env_over_raw: float = ENV_OVER_RAW_TARGET
+    """The env's control steps/s over raw ``mj_step``'s, at least."""
+    batched_over_single: float = BATCHED_OVER_SINGLE_TARGET
+    """The batched envs' steps/s over one env's, at least."""
+
+
+@dataclass(frozen=True)
+class SimBenchResult:
+    benchmark: str
+    embodiment: str
+    piece: str
+    steps: int
+    model: dict[str, int]
+    env_steps_per_s: float
+    raw_mj_step_control_steps_per_s: float
+    batched_steps_per_s: float
+    batched_envs: int
+    batched_threads: int
+    env_over_raw: float
+    batched_over_single: float
+    targets: SimBenchTargets
+    random_walk_f1: float
+    ok: bool
+
+
 def smooth_random_actions(n_steps: int, dim: int, seed: int, scale: float = 0.15) -> np.ndarray:
     """(n_steps, dim) actions in [-1, 1]: a clipped random walk (smooth, like a policy's output)."""
     rng = np.random.default_rng(seed)
@@ -41,7 +68,7 @@ def smooth_random_actions(n_steps: int, dim: int, seed: int, scale: float = 0.15
     return np.clip(np.tanh(walk * 0.5), -1.0, 1.0)
 
 
-def run_sim_bench(cfg: SimBenchConfig) -> dict[str, float | int | str | bool | dict]:
+def run_sim_bench(cfg: SimBenchConfig) -> SimBenchResult:
     scene = build_scene(cfg.embodiment)
     env_cfg = EnvConfig(clip_steps=None, random_start=False)
     env = PianoEnv(cfg.piece, scene.embodiment, env_cfg, scene=scene)
@@ -97,20 +124,20 @@ def run_sim_bench(cfg: SimBenchConfig) -> dict[str, float | int | str | bool | d
     env_over_raw = env_sps / raw_sps
     batched_over_single = batch_sps / env_sps
     ok = env_over_raw >= ENV_OVER_RAW_TARGET and batched_over_single >= BATCHED_OVER_SINGLE_TARGET
-    return {
-        "benchmark": "sim",
-        "embodiment": scene.embodiment.key,
-        "piece": cfg.piece,
-        "steps": n,
-        "model": scene.sizes(),
-        "env_steps_per_s": round(env_sps, 1),
-        "raw_mj_step_control_steps_per_s": round(raw_sps, 1),
-        "batched_steps_per_s": round(batch_sps, 1),
-        "batched_envs": cfg.n_envs,
-        "batched_threads": batch.n_threads,
-        "env_over_raw": round(env_over_raw, 3),
-        "batched_over_single": round(batched_over_single, 3),
-        "targets": {"env_over_raw": ENV_OVER_RAW_TARGET, "batched_over_single": BATCHED_OVER_SINGLE_TARGET},
-        "random_walk_f1": round(metrics["f1"], 4),
-        "ok": bool(ok),
-    }
+    return SimBenchResult(
+        benchmark="sim",
+        embodiment=scene.embodiment.key,
+        piece=cfg.piece,
+        steps=n,
+        model=scene.sizes(),
+        env_steps_per_s=round(env_sps, 1),
+        raw_mj_step_control_steps_per_s=round(raw_sps, 1),
+        batched_steps_per_s=round(batch_sps, 1),
+        batched_envs=cfg.n_envs,
+        batched_threads=batch.n_threads,
+        env_over_raw=round(env_over_raw, 3),
+        batched_over_single=round(batched_over_single, 3),
+        targets=SimBenchTargets(),
+        random_walk_f1=round(metrics["f1"], 4),
+        ok=bool(ok),
+    )

@@ -6,9 +6,12 @@ Importing this module loads no MuJoCo; the runs import what they use.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from omnipianist.command import Command, ok_or_1
+
+if TYPE_CHECKING:
+    from sim_training.env.bench import SimBenchResult
 
 EmbodimentName = Literal["shadow", "leap"]
 ActionSet = Literal["reduced", "full"]
@@ -153,17 +156,17 @@ SIM = Command("sim", "play a piece in the simulator with a baseline policy", Sim
 
 
 # ---------------------------------------------------------------------------------------- bench sim
-def format_bench_sim(r: dict[str, Any]) -> str:
-    return (f"sim bench ({r['embodiment']}, {r['model']}):\n"
-            f"  env      {r['env_steps_per_s']:8.1f} control steps/s\n"
-            f"  raw      {r['raw_mj_step_control_steps_per_s']:8.1f} control steps/s  "
-            f"env/raw {r['env_over_raw']:.3f} (target >= {r['targets']['env_over_raw']})\n"
-            f"  batched  {r['batched_steps_per_s']:8.1f} control steps/s  "
-            f"({r['batched_envs']} envs, {r['batched_threads']} threads) "
-            f"x{r['batched_over_single']:.2f} (target >= {r['targets']['batched_over_single']})\n"
-            f"  {'OK' if r['ok'] else 'MISSED TARGET'}")
+def format_bench_sim(r: SimBenchResult) -> str:
+    return (f"sim bench ({r.embodiment}, {r.model}):\n"
+            f"  env      {r.env_steps_per_s:8.1f} control steps/s\n"
+            f"  raw      {r.raw_mj_step_control_steps_per_s:8.1f} control steps/s  "
+            f"env/raw {r.env_over_raw:.3f} (target >= {r.targets.env_over_raw})\n"
+            f"  batched  {r.batched_steps_per_s:8.1f} control steps/s  "
+            f"({r.batched_envs} envs, {r.batched_threads} threads) "
+            f"x{r.batched_over_single:.2f} (target >= {r.targets.batched_over_single})\n"
+            f"  {'OK' if r.ok else 'MISSED TARGET'}")
 
 
-BENCH_SIM: Command[Any, dict[str, Any]] = Command("sim", "env vs raw mj_step control-steps/s, and batched speed-up",
+BENCH_SIM: Command[Any, SimBenchResult] = Command("sim", "env vs raw mj_step control-steps/s, and batched speed-up",
                     "sim_training.env.bench:SimBenchConfig", "sim_training.env.bench:run_sim_bench", format_bench_sim,
                     exit_code=ok_or_1)
