@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,44 @@ class PriorBenchConfig:
     """Play each of the 88 keys alone (twice, with a release between) with each embodiment."""
     workers: int = 2
     """Processes for the F1 sweep (the latency run is done alone first)."""
+
+
+@dataclass(frozen=True)
+class EmbodimentSummary:
+    """One embodiment's F1 figures (and, with ``all_keys``, the keys it played alone)."""
+
+    builtin_f1: dict[str, float]
+    extras_f1: dict[str, float]
+    test_clips: int
+    test_mean_f1: float | None
+    test_mean_note_step_f1: float | None
+    test_mean_onset_f1: float | None
+    test_mean_do_nothing_f1: float | None
+    keys_played_alone: int | None = field(default=None, metadata={"omit_none": True})
+    keys_failed: list[int] | None = field(default=None, metadata={"omit_none": True})
+
+
+@dataclass(frozen=True)
+class Target:
+    measured: float
+    target: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class PriorBenchResult:
+    benchmark: str
+    roll_timing: str
+    ot_solve_ms_p50: float
+    ot_solve_ms_p99: float
+    prior_step_ms_p50: float
+    prior_step_ms_p99: float
+    summary: dict[str, EmbodimentSummary]
+    pieces: list[dict[str, Any]]
+    """One row per piece played (kind, piece, embodiment, F1s, steps, dropped keys)."""
+    targets: dict[str, Target]
+    ok: bool
+    wall_s: float
 
 
 def _builtin_names() -> list[str]:
@@ -92,7 +130,7 @@ def keys_played_alone(embodiment: str) -> dict[str, Any]:
     return {"embodiment": embodiment, "keys": 88, "played": 88 - len(failed), "failed": failed}
 
 
-def run_prior_bench(cfg: PriorBenchConfig) -> dict[str, Any]:
+def run_prior_bench(cfg: PriorBenchConfig) -> PriorBenchResult:
     from sim_training.fingering.piece import play_with_prior
     from sim_training.music.corpus import load_manifest
 
@@ -126,23 +164,21 @@ def run_prior_bench(cfg: PriorBenchConfig) -> dict[str, Any]:
     else:
         rows = [_play(j) for j in jobs]
         keys = [keys_played_alone(e) for e in embodiments] if cfg.all_keys else []
-    summary: dict[str, Any] = {}
+    summary: dict[str, EmbodimentSummary] = {}
     for emb in embodiments:
         mine = [r for r in rows if r["embodiment"] == emb]
         corp = [r for r in mine if r["kind"] == "test"]
-        summary[emb] = {
-            "builtin_f1": {r["piece"]: r["f1"] for r in mine if r["kind"] == "builtin"},
-            "extras_f1": {r["piece"]: r["f1"] for r in mine if r["kind"] == "extra"},
-            "test_clips": len(corp),
-            "test_mean_f1": round(float(np.mean([r["f1"] for r in corp])), 4) if corp else None,
-            "test_mean_note_step_f1": round(float(np.mean([r["note_step_f1"] for r in corp])), 4) if corp else None,
-            "test_mean_onset_f1": round(float(np.mean([r["onset_f1"] for r in corp])), 4) if corp else None,
-            "test_mean_do_nothing_f1": round(float(np.mean([r["do_nothing_f1"] for r in corp])), 4) if corp else None,
-        }
+
+        def mean(key: str, corp: list[dict[str, Any]] = corp) -> float | None:
+            return round(float(np.mean([r[key] for r in corp])), 4) if corp else None
+
         k = next((x for x in keys if x["embodiment"] == emb), None)
-        if k is not None:
-            summary[emb]["keys_played_alone"] = k["played"]
-            summary[emb]["keys_failed"] = k["failed"]
+        summary[emb] = EmbodimentSummary(
+            builtin_f1={r["piece"]: r["f1"] for r in mine if r["kind"] == "builtin"},
+            extras_f1={r["piece"]: r["f1"] for r in mine if r["kind"] == "extra"},
+            test_clips=len(corp), test_mean_f1=mean("f1"), test_mean_note_step_f1=mean("note_step_f1"),
+            test_mean_onset_f1=mean("onset_f1"), test_mean_do_nothing_f1=mean("do_nothing_f1"),
+            keys_played_alone=k["played"] if k is not None else None, keys_failed=k["failed"] if k is not None else None)
     checks: dict[str, tuple[float, float, bool]] = {
         "ot_solve_ms_p99": (latency["ot_solve_ms_p99"], OT_P99_MS_TARGET, latency["ot_solve_ms_p99"] <= OT_P99_MS_TARGET),
         "prior_step_ms_p99": (latency["prior_step_ms_p99"], PRIOR_STEP_P99_MS_TARGET,
@@ -150,18 +186,17 @@ def run_prior_bench(cfg: PriorBenchConfig) -> dict[str, Any]:
     }
     shadow = summary.get("shadow")
     if shadow is not None:
-        if shadow["test_mean_f1"] is not None and cfg.test_pieces is None:
-            checks["shadow_test_mean_f1"] = (shadow["test_mean_f1"], TEST_MEAN_F1_TARGET,
-                                             shadow["test_mean_f1"] >= TEST_MEAN_F1_TARGET)
-        d = shadow["builtin_f1"]["d_major_scale"]
+        if shadow.test_mean_f1 is not None and cfg.test_pieces is None:
+            checks["shadow_test_mean_f1"] = (shadow.test_mean_f1, TEST_MEAN_F1_TARGET,
+                                             shadow.test_mean_f1 >= TEST_MEAN_F1_TARGET)
+        d = shadow.builtin_f1["d_major_scale"]
         checks["shadow_d_major_scale_f1"] = (d, D_MAJOR_F1_TARGET, d >= D_MAJOR_F1_TARGET)
-        for name, f1 in shadow["extras_f1"].items():
+        for name, f1 in shadow.extras_f1.items():
             if "nocturne" in name.lower():
                 checks[f"shadow_{name}_f1"] = (f1, NOCTURNE_F1_TARGET, f1 >= NOCTURNE_F1_TARGET)
     for k in keys:
         checks[f"{k['embodiment']}_keys_played_alone"] = (k["played"], 88, k["played"] == 88)
-    return {
-        "benchmark": "prior", "roll_timing": "robopianist", **latency, "summary": summary, "pieces": rows,
-        "targets": {k: {"measured": round(float(v[0]), 4), "target": v[1], "ok": bool(v[2])} for k, v in checks.items()},
-        "ok": all(v[2] for v in checks.values()), "wall_s": round(time.perf_counter() - t0, 1),
-    }
+    return PriorBenchResult(
+        benchmark="prior", roll_timing="robopianist", **latency, summary=summary, pieces=rows,
+        targets={k: Target(measured=round(float(v[0]), 4), target=v[1], ok=bool(v[2])) for k, v in checks.items()},
+        ok=all(v[2] for v in checks.values()), wall_s=round(time.perf_counter() - t0, 1))
