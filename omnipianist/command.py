@@ -314,9 +314,11 @@ def config_from_args(cls: type[C], args: argparse.Namespace, prefix: str = "",
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         nested = _nested(hints[f.name])
-        if nested is not None and "prefix" in f.metadata and f.metadata.get("cli", True):
-            values[f.name] = config_from_args(nested, args, prefix + f.metadata.get("prefix", ""))
-        elif hasattr(args, prefix + f.name):
+        if nested is not None and "type" not in f.metadata:
+            if "prefix" in f.metadata and f.metadata.get("cli", True):
+                values[f.name] = config_from_args(nested, args, prefix + f.metadata["prefix"])
+            continue  # a nested dataclass without flags keeps its default
+        if hasattr(args, prefix + f.name):
             v = getattr(args, prefix + f.name)
             if "convert" in f.metadata:
                 if v is not None:
