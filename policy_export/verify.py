@@ -16,12 +16,14 @@ Targets: max |delta| <= :data:`ACTION_TOLERANCE`, |F1 torch - F1 ORT| <= :data:`
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from omnipianist.command import Command, command_main, ok_or_1
 
 ACTION_TOLERANCE = 1e-4
 F1_TOLERANCE = 0.01
@@ -308,16 +310,33 @@ def format_parity(r: dict[str, Any]) -> str:
             f"{'OK' if r['ok'] else 'FAILED'}")
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper
-    import argparse
+@dataclass(frozen=True)
+class VerifyConfig:
+    """``python -m policy_export.verify CKPT ONNX``: :func:`verify_parity`'s arguments."""
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("checkpoint")
-    p.add_argument("onnx")
-    p.add_argument("--piece", default="twinkle")
-    p.add_argument("--n-random", type=int, default=500)
-    p.add_argument("--n-rollout", type=int, default=500)
-    a = p.parse_args(argv)
-    r = verify_parity(a.checkpoint, a.onnx, a.n_random, a.n_rollout, a.piece)
-    print(json.dumps(r))
-    return 0 if r["ok"] else 1
+    checkpoint: str
+    """the torch source (checkpoint, run directory or expert folder)"""
+    onnx: str
+    """the exported .onnx"""
+    piece: str = "twinkle"
+    """piece for the F1 comparison"""
+    n_random: int = 500
+    """random inputs"""
+    n_rollout: int = 500
+    """rollout inputs"""
+
+
+def run_verify(cfg: VerifyConfig) -> dict[str, Any]:
+    return verify_parity(cfg.checkpoint, cfg.onnx, cfg.n_random, cfg.n_rollout, cfg.piece)
+
+
+VERIFY = Command("verify", "ORT vs torch parity of an exported policy (exit 1 when it fails)", VerifyConfig, run_verify,
+                 format_parity, positionals=("checkpoint", "onnx"), exit_code=ok_or_1)
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper
+    return command_main(VERIFY, argv, prog="python -m policy_export.verify")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
