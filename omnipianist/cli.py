@@ -2,8 +2,8 @@
 
 Each command lives in its domain module as an :class:`omnipianist.command.Command` (a config dataclass whose
 fields are the flags, ``run(cfg) -> result``, a formatter); :func:`build_parser` turns the table into the
-argparse parser. The ROS 2 commands and a few older ones still add their own flags
-(:class:`~omnipianist.command.ArgparseCommand`).
+argparse parser. The ROS 2 commands are named by ``"module:NAME"`` (:class:`~omnipianist.command.LazyCommand`):
+``omnipianist_ros`` is imported only for them.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 
 from omnipianist import __version__  # noqa: E402
-from omnipianist.command import ArgparseCommand, Entry, Group, resolve  # noqa: E402
+from omnipianist.command import Entry, Group, LazyCommand  # noqa: E402
 from omnipianist.command import build_parser as build_command_parser  # noqa: E402
 from omnipianist.demo import DEMO  # noqa: E402
 from omnipianist.errors import OmnipianistError  # noqa: E402
+from omnipianist.hardware.calibration import CALIBRATE  # noqa: E402
 from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
 from sim_training.dataset.cli import COLLECT, DATASET_CARD  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
@@ -39,17 +39,6 @@ from sim_training.fingering.commands import BENCH_PRIOR, FINGERING, PRIOR  # noq
 from sim_training.imitation.benchmark import BENCH_GENERALIST  # noqa: E402
 from sim_training.imitation.cli import EVALUATE, TRAIN_KNOB_HEAD, TRAIN_POLICY  # noqa: E402
 from sim_training.music.corpus.cli import COMMANDS as CORPUS  # noqa: E402
-
-
-def _lazy(target: str) -> Callable[..., Any]:
-    """``"module:function"``, imported when first called (so the parser imports no command's dependencies)."""
-    return lambda *args, **kwargs: resolve(target)(*args, **kwargs)
-
-
-def _old(name: str, helptext: str, module: str, add: str, run: str) -> ArgparseCommand:
-    """A command that adds its own flags (``module:add``) and handles the namespace (``module:run``)."""
-    return ArgparseCommand(name, helptext, _lazy(f"{module}:{add}"), _lazy(f"{module}:{run}"))
-
 
 COMMANDS: tuple[Entry, ...] = (
     INFO,
@@ -65,12 +54,11 @@ COMMANDS: tuple[Entry, ...] = (
     TRAIN_POLICY,
     TRAIN_KNOB_HEAD,
     EVALUATE,
-    _old("play", "play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)",
-         "omnipianist_ros.cli", "add_play_args", "run_play"),
-    _old("bringup", "bring up a ROS 2 graph from a YAML file without `launch`",
-         "omnipianist_ros.cli", "add_bringup_args", "run_bringup"),
-    _old("calibrate", "guided calibration: joint offsets/directions into a hand YAML (hand limp)",
-         "omnipianist.hardware.calibration", "add_calibrate_args", "run_calibrate"),
+    # the ROS 2 commands live in omnipianist_ros, whose import sets BLAS thread variables: imported when named
+    LazyCommand("play", "play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)",
+                "omnipianist_ros.cli:PLAY"),
+    LazyCommand("bringup", "bring up a ROS 2 graph from a YAML file without `launch`", "omnipianist_ros.cli:BRINGUP"),
+    CALIBRATE,
     EXPORT,
     Group("corpus", "the corpus of two-hand clips: build it from music21, or list it", CORPUS),
     Group("bench", "benchmarks (print JSON with --json; exit 1 when a target is missed)", (
@@ -78,8 +66,8 @@ COMMANDS: tuple[Entry, ...] = (
         BENCH_PRIOR,
         BENCH_EXPERT,
         BENCH_GENERALIST,
-        _old("loop", "real-time ROS control loop: period jitter, score->command latency, misses",
-             "omnipianist_ros.loopbench", "add_bench_loop_args", "run_bench_loop"),
+        LazyCommand("loop", "real-time ROS control loop: period jitter, score->command latency, misses",
+                    "omnipianist_ros.loopbench:BENCH_LOOP"),
         BENCH_INFERENCE,
     ), metavar="BENCH"),
     DEMO,

@@ -5,6 +5,7 @@ A :class:`Command` names a config dataclass (its fields become the flags, their 
 :func:`to_json`), the formatter that turns the result into text for humans and the exit status a
 result means (benchmarks: 1 when a target is missed). Every command gets ``--json`` (one JSON
 object on stdout). :class:`Group` nests commands (``bench sim``, ``corpus list``);
+:class:`LazyCommand` names a command declared in a module imported only when it is parsed;
 :class:`ArgparseCommand` registers a command that still builds its own flags.
 
 :func:`build_parser` turns a list of these into an argparse parser, :func:`command_main` runs one
@@ -16,6 +17,7 @@ Config field metadata (``dataclasses.field(metadata=...)``) the flag builder rea
 ``flags``     option strings instead of ``--field-name`` (e.g. ``("--policy",)``)
 ``action``    ``"store_true"`` / ``"store_false"`` for a bool (default ``--x/--no-x``), ``"append"``
 ``metavar``, ``choices``, ``nargs``, ``required``   as in argparse
+``exclusive`` a name: the flags of the fields with the same name are mutually exclusive
 ``type``      the flag's argparse type (also makes a flag of a field of any other type, e.g. a file)
 ``convert``   applied to the flag's value (not given: the field keeps its default), e.g. reading the file
 ``also``      one more flag for the same field: ``{"flags": ..., "action": ..., "help": ...}``
@@ -78,21 +80,23 @@ class Command(Generic[C, R]):
     help: str
     config: type[C] | str
     run: Callable[[C], R] | str
-    format: Callable[[R], str] | str | None = None
-    """Text for humans (None: the JSON, indented)."""
+    format: Callable[[R], str | None] | str | None = None
+    """Text for humans (None, or a formatter that returns None: the JSON, indented; "": nothing printed)."""
     positionals: tuple[str, ...] = ()
     """Config fields given as positional arguments, in this order."""
     exit_code: Callable[[R], int] = always_ok
     description: str | None = None
     progress: str | None = "show_progress"
     """Config field set to ``not --json`` (progress bars only for humans), where the config has it."""
+    json_help: str = JSON_HELP
+    """The help of ``--json``."""
 
     def config_type(self) -> type[C]:
         return resolve(self.config) if isinstance(self.config, str) else self.config
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_config_args(parser, self.config_type(), positionals=self.positionals)
-        parser.add_argument("--json", action="store_true", help=JSON_HELP)
+        parser.add_argument("--json", action="store_true", help=self.json_help)
 
     def execute(self, cfg: C) -> R:
         """``run(cfg)``."""
@@ -101,16 +105,19 @@ class Command(Generic[C, R]):
 
     def text(self, result: R) -> str | None:
         """The formatter's text of ``result`` (None without a formatter)."""
-        fmt: Callable[[R], str] | None = resolve(self.format) if isinstance(self.format, str) else self.format
+        fmt: Callable[[R], str | None] | None = resolve(self.format) if isinstance(self.format, str) else self.format
         return fmt(result) if fmt is not None else None
 
-    def invoke(self, args: argparse.Namespace) -> int:
-        """Config from the parsed flags, run, print (JSON or the formatter's text), the exit status."""
+    def invoke(self, args: argparse.Namespace, overrides: Mapping[str, Any] | None = None) -> int:
+        """Config from the parsed flags (and ``overrides``, e.g. what no flag can give), run, print (JSON or
+        the formatter's text), the exit status."""
         cls = self.config_type()
         fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        overrides = {self.progress: not args.json} if self.progress in fields else {}
-        result = self.execute(config_from_args(cls, args, overrides=overrides))
-        emit(to_json(result), args.json, None if args.json else self.text(result))
+        values = {self.progress: not args.json} if self.progress in fields else {}
+        result = self.execute(config_from_args(cls, args, overrides={**values, **(overrides or {})}))
+        text = None if args.json else self.text(result)
+        if text != "":
+            emit(to_json(result), args.json, text)
         return self.exit_code(result)
 
 
@@ -132,6 +139,36 @@ class ArgparseCommand:
 
 
 @dataclasses.dataclass(frozen=True)
+class LazyCommand:
+    """A command declared in a module imported only when the command is parsed or run (``"module:NAME"``).
+
+    For modules whose import has effects on the whole process (``omnipianist_ros`` sets the BLAS thread
+    variables), so that listing the commands imports them not; ``name`` and ``help`` are the listing's.
+    """
+
+    name: str
+    help: str
+    target: str
+
+    @property
+    def description(self) -> str | None:
+        return None
+
+    def command(self) -> Command[Any, Any] | ArgparseCommand:
+        """The command ``target`` names (its module imported now)."""
+        cmd = resolve(self.target)
+        if not isinstance(cmd, Command | ArgparseCommand):
+            raise TypeError(f"{self.target} is not a command")
+        return cmd
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        self.command().add_arguments(parser)
+
+    def invoke(self, args: argparse.Namespace) -> int:
+        return self.command().invoke(args)
+
+
+@dataclasses.dataclass(frozen=True)
 class Group:
     """Sub-commands under one name (``omnipianist bench sim``)."""
 
@@ -141,7 +178,7 @@ class Group:
     metavar: str = "COMMAND"
 
 
-Entry = Command[Any, Any] | ArgparseCommand | Group
+Entry = Command[Any, Any] | ArgparseCommand | LazyCommand | Group
 
 
 # ------------------------------------------------------------------------------------ parsers
@@ -219,6 +256,7 @@ def add_config_args(parser: argparse.ArgumentParser | Any, cls: type, prefix: st
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    exclusive: dict[str, Any] = {}
     for name in positionals:
         f = fields[name]
         kw: dict[str, Any] = {"help": f.metadata.get("help", "") or docs.get(name, "").replace("%", "%%")}
@@ -236,6 +274,11 @@ def add_config_args(parser: argparse.ArgumentParser | Any, cls: type, prefix: st
             continue
         nested = _nested(hints[f.name])
         target = _group(parser, f.metadata["group"]) if "group" in f.metadata else parser
+        if "exclusive" in f.metadata:
+            key = f.metadata["exclusive"]
+            if key not in exclusive:
+                exclusive[key] = target.add_mutually_exclusive_group()
+            target = exclusive[key]
         if nested is not None:
             if "prefix" in f.metadata:
                 add_config_args(target, nested, prefix=prefix + f.metadata["prefix"])

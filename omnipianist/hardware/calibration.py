@@ -17,9 +17,13 @@ other way round.
 
 from __future__ import annotations
 
+import argparse
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
+from omnipianist.command import Command
 from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK, TICKS_PER_REV, rad_to_ticks, ticks_to_rad
 
 POSITION_TICKS_MIN = 0
@@ -230,59 +234,86 @@ def dump_hand_yaml(hand: object) -> str:
     return "\n".join(out) + "\n"
 
 
-def add_calibrate_args(parser: object) -> None:
-    """Flags of ``omnipianist calibrate`` (argparse)."""
-    import argparse
+@dataclass(frozen=True)
+class CalibrateConfig:
+    side: Literal["left", "right"]
+    """which hand"""
+    hand_config: str | None = None
+    """hand YAML to start from (default hardware_config/leap_<side>.yaml)"""
+    bus_config: str | None = None
+    """bus YAML (default hardware_config/bus.yaml)"""
+    port: str | None = None
+    """serial port (default: the bus file's port)"""
+    out: str | None = None
+    """YAML to write (default: the hand config; a .bak is kept)"""
+    min_motion_deg: float = math.degrees(MIN_MOTION_RAD)
+    """smallest motion between the poses that sets a joint's direction [deg]"""
+    prompt: Callable[[str], object] | None = field(default=None, metadata={"cli": False})
+    """``prompt(message)`` returns when the user is ready (None: ``input`` on stderr); tests inject one."""
 
-    assert isinstance(parser, argparse.ArgumentParser)
-    parser.add_argument("--side", choices=("left", "right"), required=True, help="which hand")
-    parser.add_argument("--hand-config", default=None,
-                        help="hand YAML to start from (default hardware_config/leap_<side>.yaml)")
-    parser.add_argument("--bus-config", default=None, help="bus YAML (default hardware_config/bus.yaml)")
-    parser.add_argument("--port", default=None, help="serial port (default: the bus file's port)")
-    parser.add_argument("--out", default=None, help="YAML to write (default: the hand config; a .bak is kept)")
-    parser.add_argument("--min-motion-deg", type=float, default=math.degrees(MIN_MOTION_RAD),
-                        help="smallest motion between the poses that sets a joint's direction [deg]")
-    parser.add_argument("--json", action="store_true",
-                        help="print the result as one JSON object at the end (the prompts still go to stderr)")
+
+@dataclass(frozen=True)
+class CalibrateResult:
+    path: str
+    """The YAML written."""
+    side: str
+    unchanged_direction: tuple[str, ...]
+    """Joints that moved less than ``min_motion_deg`` (direction kept)."""
+    joints: dict[str, dict[str, object]]
+    """Per joint: servo_id, offset_rad, direction."""
+    min_motion_deg: float = field(default=0.0, metadata={"json": False})
 
 
-def run_calibrate(args: object, prompt: object = None) -> int:
-    """``omnipianist calibrate``: open the hand's bus, run :func:`run_calibration`, print a summary."""
+def calibrate(cfg: CalibrateConfig) -> CalibrateResult:
+    """``omnipianist calibrate``: open the hand's bus, run :func:`run_calibration` (``.bak`` of an overwritten
+    hand YAML kept), close the bus with the torque off."""
     import shutil
     from pathlib import Path
 
-    from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_bus_config, load_hand_config
+    from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, HandConfig, load_bus_config, load_hand_config
     from omnipianist.hardware.dynamixel.bus import DynamixelBus
 
-    side = args.side  # type: ignore[attr-defined]
-    hand_path = Path(args.hand_config or HARDWARE_CONFIG_DIR / f"leap_{side}.yaml")  # type: ignore[attr-defined]
+    hand_path = Path(cfg.hand_config or HARDWARE_CONFIG_DIR / f"leap_{cfg.side}.yaml")
     hand = load_hand_config(hand_path)
-    buses = load_bus_config(args.bus_config or HARDWARE_CONFIG_DIR / "bus.yaml")  # type: ignore[attr-defined]
+    buses = load_bus_config(cfg.bus_config or HARDWARE_CONFIG_DIR / "bus.yaml")
     bus_cfg = buses[hand.bus]
-    out = Path(args.out or hand_path)  # type: ignore[attr-defined]
+    out = Path(cfg.out or hand_path)
     if out.exists() and out.resolve() == hand_path.resolve():
         shutil.copyfile(hand_path, hand_path.with_suffix(hand_path.suffix + ".bak"))
-    bus = DynamixelBus(args.port or bus_cfg.port, bus_cfg.baudrate, timeout_s=bus_cfg.timeout_s,  # type: ignore[attr-defined]
+    bus = DynamixelBus(cfg.port or bus_cfg.port, bus_cfg.baudrate, timeout_s=bus_cfg.timeout_s,
                        retries=bus_cfg.retries, raise_on_alert=False)
     bus.connect()
     try:
-        result = run_calibration(bus, hand, out, prompt=prompt,
-                                 min_motion_rad=math.radians(args.min_motion_deg))  # type: ignore[attr-defined]
+        result = run_calibration(bus, hand, out, prompt=cfg.prompt, min_motion_rad=math.radians(cfg.min_motion_deg))
     finally:
         bus.disconnect(disable_torque=True)
-    if getattr(args, "json", False):
-        import json
+    assert isinstance(result.hand, HandConfig)
+    return CalibrateResult(path=str(result.path), side=cfg.side, unchanged_direction=result.unchanged_direction,
+                           joints={name: {"servo_id": cal.servo_id, "offset_rad": cal.offset_rad,
+                                          "direction": cal.direction} for name, cal in result.hand.joints.items()},
+                           min_motion_deg=cfg.min_motion_deg)
 
-        print(json.dumps({"path": str(result.path), "side": side, "unchanged_direction": list(result.unchanged_direction),
-                          "joints": {name: {"servo_id": cal.servo_id, "offset_rad": cal.offset_rad,
-                                            "direction": cal.direction}
-                                     for name, cal in result.hand.joints.items()}}))  # type: ignore[attr-defined]
-        return 0
-    print(f"wrote {result.path}")
-    for name, cal in result.hand.joints.items():  # type: ignore[attr-defined]
-        print(f"  {name:8s} servo {cal.servo_id:3d}  offset_rad {cal.offset_rad:+.4f}  direction {cal.direction:+d}")
-    if result.unchanged_direction:
-        print(f"  direction not measured (moved < {args.min_motion_deg:.0f} deg), kept: "  # type: ignore[attr-defined]
-              f"{', '.join(result.unchanged_direction)}")
-    return 0
+
+def format_calibrate(r: CalibrateResult) -> str:
+    lines = [f"wrote {r.path}"]
+    lines += [f"  {name:8s} servo {j['servo_id']:3d}  offset_rad {j['offset_rad']:+.4f}  direction {j['direction']:+d}"
+              for name, j in r.joints.items()]
+    if r.unchanged_direction:
+        lines.append(f"  direction not measured (moved < {r.min_motion_deg:.0f} deg), kept: "
+                     f"{', '.join(r.unchanged_direction)}")
+    return "\n".join(lines)
+
+
+CALIBRATE = Command("calibrate", "guided calibration: joint offsets/directions into a hand YAML (hand limp)",
+                    CalibrateConfig, calibrate, format_calibrate,
+                    json_help="print the result as one JSON object at the end (the prompts still go to stderr)")
+
+
+def add_calibrate_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``omnipianist calibrate`` (those :data:`CALIBRATE` adds)."""
+    CALIBRATE.add_arguments(parser)
+
+
+def run_calibrate(args: argparse.Namespace, prompt: Callable[[str], object] | None = None) -> int:
+    """:data:`CALIBRATE` on parsed :func:`add_calibrate_args` flags, with ``prompt`` (tests inject one)."""
+    return CALIBRATE.invoke(args, overrides={"prompt": prompt} if prompt is not None else None)

@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 import pytest
 
-from omnipianist.command import Command, Group, build_parser, command_main, config_from_args, ok_or_1, to_json
+from omnipianist.command import (
+    Command,
+    Group,
+    LazyCommand,
+    build_parser,
+    command_main,
+    config_from_args,
+    ok_or_1,
+    to_json,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,11 +161,65 @@ def test_the_table_keeps_the_flags_scripts_use() -> None:
     assert a.split == "test" and a.manifest is None
 
 
+@dataclass(frozen=True)
+class Where:
+    sim: bool = field(default=False, metadata={"action": "store_true", "exclusive": "where"})
+    hil: bool = field(default=False, metadata={"action": "store_true", "exclusive": "where"})
+    hardware: str | None = field(default=None, metadata={"exclusive": "where"})
+    quiet: bool = field(default=False, metadata={"action": "store_true"})
+    hook: Any = field(default=None, metadata={"cli": False})
+
+
+WHERE = Command("where", "exclusive flags", Where, lambda c: {"sim": c.sim, "hook": c.hook},
+                lambda r: "" if r["hook"] == "quiet" else None, json_help="the JSON (with care)")
+
+
+def test_exclusive_flags_empty_text_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    WHERE.add_arguments(parser)
+    assert parser.parse_args(["--hardware", "x", "--quiet"]).hardware == "x"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sim", "--hil"])
+    assert "the JSON (with care)" in parser.format_help()
+    capsys.readouterr()
+    assert WHERE.invoke(parser.parse_args(["--sim"])) == 0  # a formatter's None: the JSON, indented
+    assert json.loads(capsys.readouterr().out) == {"sim": True, "hook": None}
+    WHERE.invoke(parser.parse_args([]), overrides={"hook": "quiet"})  # "": nothing printed
+    assert capsys.readouterr().out == ""
+    WHERE.invoke(parser.parse_args(["--json"]), overrides={"hook": "quiet"})  # --json: always the object
+    assert json.loads(capsys.readouterr().out) == {"sim": False, "hook": "quiet"}
+
+
+def test_a_lazy_command_imports_its_module_when_named() -> None:
+    lazy = LazyCommand("demo-cmd", "a test command", "tests.unit.test_cli_command:CMD")
+    args = build_parser(argparse.ArgumentParser(), (lazy,), ["demo-cmd", "p", "--out", "o"]).parse_args(
+        ["demo-cmd", "p", "--out", "o"])
+    assert args.piece == "p" and lazy.command() is CMD
+    missing = LazyCommand("x", "nowhere", "no_such_module_anywhere:X")
+    build_parser(argparse.ArgumentParser(), (missing, CMD), ["demo-cmd"])  # listed, not imported
+
+
+def test_the_lazy_entries_of_the_table_match_their_commands() -> None:
+    from omnipianist.cli import COMMANDS
+
+    def lazies(entries: tuple[Any, ...]) -> list[LazyCommand]:
+        out = [e for e in entries if isinstance(e, LazyCommand)]
+        return out + [x for e in entries if isinstance(e, Group) for x in lazies(e.commands)]
+
+    found = lazies(COMMANDS)
+    assert {e.name for e in found} == {"play", "bringup", "loop"}
+    for e in found:
+        cmd = e.command()
+        assert (cmd.name, cmd.help) == (e.name, e.help)
+
+
 def test_listing_the_commands_imports_no_torch() -> None:
     code = ("import sys\nfrom omnipianist.cli import main\n"
-            "for argv in (['--help'], ['prior', '--help'], ['bench', '--help'], ['evaluate', '--help']):\n"
+            "for argv in (['--help'], ['prior', '--help'], ['bench', '--help'], ['evaluate', '--help'],\n"
+            "             ['calibrate', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'rclpy' not in sys.modules and 'omnipianist_ros' not in sys.modules, 'ROS imported'\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
 

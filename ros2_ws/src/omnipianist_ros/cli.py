@@ -14,37 +14,64 @@ import argparse
 import dataclasses
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnipianist.cliutil import emit
+from omnipianist.command import Command, build_parser
 from omnipianist.errors import ConfigError, OmnipianistError
 
 
-def add_bringup_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="bringup YAML (e.g. ros2_ws/config/sim.yaml)")
-    p.add_argument("--check", action="store_true", help="validate the YAML and exit")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--processes", action="store_true",
-                     help="one process per node (what `ros2 launch` does); the default for wall-clock graphs "
-                          "(no node on use_sim_time: the real-time ones, e.g. hardware.yaml)")
-    how.add_argument("--one-process", action="store_true",
-                     help="every node in this process (one executor thread each); the default for simulated-time "
-                          "graphs (sim.yaml, hil.yaml: lock-step)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (with --check)")
+@dataclass(frozen=True)
+class BringupConfig:
+    config: str
+    """bringup YAML (e.g. ros2_ws/config/sim.yaml)"""
+    check: bool = field(default=False, metadata={"action": "store_true"})
+    """validate the YAML and exit"""
+    processes: bool = field(default=False, metadata={"action": "store_true", "exclusive": "how"})
+    """one process per node (what `ros2 launch` does); the default for wall-clock graphs (no node on use_sim_time:
+    the real-time ones, e.g. hardware.yaml)"""
+    one_process: bool = field(default=False, metadata={"action": "store_true", "exclusive": "how"})
+    """every node in this process (one executor thread each); the default for simulated-time graphs (sim.yaml,
+    hil.yaml: lock-step)"""
 
 
-def run_bringup(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class BringupResult:
+    config: str
+    """The YAML's path."""
+    nodes: dict[str, dict[str, Any]] | None = field(default=None, metadata={"omit_none": True})
+    """``--check``: each node's ROS parameters."""
+    exit_status: int = field(default=0, metadata={"json": False})
+    """After the graph ran: 1 when a node exited on its own with an error."""
+
+
+def run_bringup(cfg: BringupConfig) -> BringupResult:
+    """``--check``: the validated config; else run the graph until Ctrl-C / SIGTERM."""
     from omnipianist_ros.config import load_bringup_config
 
-    cfg = load_bringup_config(args.config)
-    if args.check:
-        emit({"config": cfg.path, "nodes": {n.name: n.ros_parameters() for n in cfg.nodes}}, args.json)
-        return 0
+    graph = load_bringup_config(cfg.config)
+    if cfg.check:
+        return BringupResult(graph.path, {n.name: n.ros_parameters() for n in graph.nodes})
     from omnipianist_ros.bringup import spin_forever
 
-    return spin_forever(cfg, processes=one_process_per_node(cfg, getattr(args, "processes", False),
-                                                            getattr(args, "one_process", False)))
+    return BringupResult(graph.path, exit_status=spin_forever(
+        graph, processes=one_process_per_node(graph, cfg.processes, cfg.one_process)))
+
+
+def format_bringup(r: BringupResult) -> str | None:
+    """``--check``: the JSON, indented; nothing once a graph has run."""
+    return None if r.nodes is not None else ""
+
+
+BRINGUP = Command("bringup", "bring up a ROS 2 graph from a YAML file without `launch`", BringupConfig, run_bringup,
+                  format_bringup, positionals=("config",), exit_code=lambda r: r.exit_status,
+                  json_help="print one JSON object (with --check)")
+
+
+def add_bringup_args(p: argparse.ArgumentParser) -> None:
+    """The flags of ``omnipianist bringup`` (those :data:`BRINGUP` adds)."""
+    BRINGUP.add_arguments(p)
 
 
 def one_process_per_node(cfg: Any, processes: bool = False, one_process: bool = False) -> bool:
@@ -54,30 +81,36 @@ def one_process_per_node(cfg: Any, processes: bool = False, one_process: bool = 
     return not any(n.use_sim_time for n in cfg.nodes)
 
 
-def add_play_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("piece", help="built-in piece name or MIDI file")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--sim", action="store_true", help="play in simulation (the MuJoCo mock, lock-step)")
-    where.add_argument("--hil", action="store_true",
-                       help="hardware in the loop: hand drivers -> Dynamixel bytes over ptys -> emulated servos whose "
-                            "physics is the MuJoCo mock (lock-step, Shadow virtual hands)")
-    where.add_argument("--hardware", metavar="HARDWARE_CONFIG", default=None,
-                       help="play on the rig: the hardware_config/ folder (hand YAMLs, bus.yaml, safety.yaml)")
-    p.add_argument("--policy", default="prior", help="'prior' or the path of an exported .onnx policy")
-    p.add_argument("--embodiment", default=None, help="override the config's embodiment")
-    p.add_argument("--tempo-scale", type=float, default=None, help="override the config's tempo_scale")
-    p.add_argument("--config", default=None,
-                   help="bringup YAML (default: ros2_ws/config/sim.yaml, or hardware.yaml with --hardware)")
-    p.add_argument("--report", default="", help="also write the evaluator's JSON report here")
-    p.add_argument("--record", default="", metavar="OUT.mcap",
-                   help="--sim / --hil: also record every topic to this MCAP file (the recorder node)")
-    p.add_argument("--realtime", action="store_true",
-                   help="--hil: step on the wall clock (drivers on their timers) instead of lock-step")
-    p.add_argument("--processes", action="store_true",
-                   help="one process per node (as ros2 launch) instead of all in this process; figures from the "
-                        "evaluator's report and the /diagnostics (no per-servo bus figures)")
-    p.add_argument("--timeout-s", type=float, default=600.0, help="give up after this many wall seconds")
-    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+@dataclass(frozen=True)
+class PlayConfig:
+    piece: str
+    """built-in piece name or MIDI file"""
+    sim: bool = field(default=False, metadata={"action": "store_true", "exclusive": "where"})
+    """play in simulation (the MuJoCo mock, lock-step)"""
+    hil: bool = field(default=False, metadata={"action": "store_true", "exclusive": "where"})
+    """hardware in the loop: hand drivers -> Dynamixel bytes over ptys -> emulated servos whose physics is the MuJoCo
+    mock (lock-step, Shadow virtual hands)"""
+    hardware: str | None = field(default=None, metadata={"metavar": "HARDWARE_CONFIG", "exclusive": "where"})
+    """play on the rig: the hardware_config/ folder (hand YAMLs, bus.yaml, safety.yaml)"""
+    policy: str = "prior"
+    """'prior' or the path of an exported .onnx policy"""
+    embodiment: str | None = None
+    """override the config's embodiment"""
+    tempo_scale: float | None = None
+    """override the config's tempo_scale"""
+    config: str | None = None
+    """bringup YAML (default: ros2_ws/config/sim.yaml, or hardware.yaml with --hardware)"""
+    report: str = ""
+    """also write the evaluator's JSON report here"""
+    record: str = field(default="", metadata={"metavar": "OUT.mcap"})
+    """--sim / --hil: also record every topic to this MCAP file (the recorder node)"""
+    realtime: bool = field(default=False, metadata={"action": "store_true"})
+    """--hil: step on the wall clock (drivers on their timers) instead of lock-step"""
+    processes: bool = field(default=False, metadata={"action": "store_true"})
+    """one process per node (as ros2 launch) instead of all in this process; figures from the evaluator's report and
+    the /diagnostics (no per-servo bus figures)"""
+    timeout_s: float = 600.0
+    """give up after this many wall seconds"""
 
 
 def _need(cfg: Any, names: tuple[str, ...]) -> None:
@@ -328,27 +361,33 @@ def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
     return result
 
 
-def run_play(args: argparse.Namespace) -> int:
-    if not args.sim and not args.hil and args.hardware is None:
+def run_play(cfg: PlayConfig) -> dict[str, Any]:
+    """``omnipianist play``: :func:`play` (``--sim``, ``--hil``) or :func:`play_hardware` (``--hardware``);
+    the evaluator's report plus loop figures (their keys vary with the mode)."""
+    if not cfg.sim and not cfg.hil and cfg.hardware is None:
         raise ConfigError("play: choose --sim (the MuJoCo mock), --hil (hand drivers over emulated buses) or "
                           "--hardware HARDWARE_CONFIG (the rig)")
-    if args.realtime and not args.hil:
+    if cfg.realtime and not cfg.hil:
         raise ConfigError("play: --realtime goes with --hil")
-    common = dict(policy=args.policy, embodiment=args.embodiment, tempo_scale=args.tempo_scale,
-                  config=args.config, report=args.report, timeout_s=args.timeout_s)
-    processes = bool(getattr(args, "processes", False))
+    common: dict[str, Any] = dict(policy=cfg.policy, embodiment=cfg.embodiment, tempo_scale=cfg.tempo_scale,
+                                  config=cfg.config, report=cfg.report, timeout_s=cfg.timeout_s,
+                                  processes=cfg.processes)
     try:
-        if args.hardware is not None:
-            if args.record:
+        if cfg.hardware is not None:
+            if cfg.record:
                 raise ConfigError("play --hardware: the recorder is in hardware.yaml (set recorder.output there)")
-            r = play_hardware(args.piece, args.hardware, processes=processes, **common)  # type: ignore[arg-type]
-            where = f"hardware {args.hardware}"
-        else:
-            r = play(args.piece, hil=args.hil, record=args.record, realtime=args.realtime,  # type: ignore[arg-type]
-                     processes=processes, **common)
-            where = "ROS HIL graph (drivers over emulated buses)" if args.hil else "ROS sim graph"
+            return play_hardware(cfg.piece, cfg.hardware, **common)
+        return play(cfg.piece, hil=cfg.hil, record=cfg.record, realtime=cfg.realtime, **common)
     except TimeoutError as exc:  # the message names what was seen and carries the nodes' logs
         raise OmnipianistError(f"{exc}\n(raise --timeout-s if the graph is only slow)") from exc
+
+
+def format_play(r: dict[str, Any]) -> str:
+    """One line of figures (plus one per bus with ``--hil``, and the recording)."""
+    if r["mode"] == "hardware":
+        where = f"hardware {r['hardware_config']}"
+    else:
+        where = "ROS HIL graph (drivers over emulated buses)" if r["mode"].startswith("hil") else "ROS sim graph"
     extra = (f", lock-step timeouts {r['lockstep_timeouts']}; {r['steps_per_s']:.0f} steps/s"
              if "lockstep_timeouts" in r else f", overruns {r['overruns']}, stale inputs {r['stale_inputs']}")
     human = (f"{r['piece']} ({r['embodiment']}, {r['policy']}, {where}): live F1 {r['f1']:.3f} "
@@ -362,18 +401,23 @@ def run_play(args: argparse.Namespace) -> int:
                          for side, b in r["buses"].items())
     if r.get("recording"):
         human += f"\n  recorded {r['recording']}"
-    emit(r, args.json, human)
-    return 0
+    return human
+
+
+PLAY = Command("play", "play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)", PlayConfig,
+               run_play, format_play, positionals=("piece",))
+
+
+def add_play_args(p: argparse.ArgumentParser) -> None:
+    """The flags of ``omnipianist play`` (those :data:`PLAY` adds)."""
+    PLAY.add_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m omnipianist_ros.cli play ...``) until omnipianist/cli.py wires it."""
+    """Stand-alone entry: ``python -m omnipianist_ros.cli play|bringup ...`` (the commands of ``omnipianist``)."""
     parser = argparse.ArgumentParser(prog="omnipianist_ros")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    add_play_args(sub.add_parser("play"))
-    add_bringup_args(sub.add_parser("bringup"))
-    args = parser.parse_args(argv)
-    return run_play(args) if args.cmd == "play" else run_bringup(args)
+    args = build_parser(parser, (PLAY, BRINGUP), argv).parse_args(argv)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -44,38 +44,48 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
+
+from omnipianist.command import Command, command_main, ok_or_1
+from omnipianist.errors import ConfigError, OmnipianistError
 
 ISOLATED_ENV = "OMNIPIANIST_NETNS"
 TARGETS_20HZ = {"period_jitter_ms_p99": 2.0, "latency_ms_p99": 10.0, "missed_deadlines": 0}
 
 
-def add_bench_loop_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rate", type=float, default=20.0, help="loop rate [Hz] (20 = the control rate; 100 = stress)")
-    p.add_argument("--cycles", type=int, default=5000, help="control cycles to time (>= 5000 for the record)")
-    p.add_argument("--warmup", type=int, default=40, help="cycles run before timing starts")
-    p.add_argument("--policy", default="prior", help="'prior' or an exported .onnx policy")
-    p.add_argument("--embodiment", default="shadow", help="embodiment (shadow | leap)")
-    p.add_argument("--piece", default="twinkle", help="piece the score plays (looped by seeking back)")
-    p.add_argument("--trigger", default="goal", choices=("goal", "timer"),
-                   help="policy trigger: 'goal' (the score paces the loop) or 'timer' (its own steady timer)")
-    p.add_argument("--graph", default="processes", choices=("processes", "inprocess"),
-                   help="one process per node (as ros2 launch; the default) or every node in this process")
-    p.add_argument("--rt-priority", type=int, default=50, metavar="N",
-                   help="--graph processes: run the score, the policy, the mock and the probe SCHED_FIFO at "
-                        "priority N + 0..2 (RT_OFFSETS; what a real-time rig does; needs CAP_SYS_NICE; a refusal is "
-                        "reported in rt_refused), 0 = normal scheduling")
-    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
-                   help="--graph processes with >= 2 CPUs: the policy alone on the first CPU, the score, the mock and "
-                        "the probe on the others (sched_setaffinity; --no-pin: anywhere)")
-    p.add_argument("--cpu-latency", action=argparse.BooleanOptionalAction, default=True,
-                   help="hold /dev/cpu_dma_latency at 0 during the run (PM QoS: idle CPUs poll instead of halting, "
-                        "so a wake-up costs microseconds, not a halt exit; what cyclictest does; needs root)")
-    p.add_argument("--no-netns", action="store_true",
-                   help="do not re-execute in a private network namespace (the loopback DDS profile still applies)")
-    p.add_argument("--json", action="store_true", help="print only the JSON object")
+@dataclass(frozen=True)
+class BenchLoopConfig:
+    rate: float = 20.0
+    """loop rate [Hz] (20 = the control rate; 100 = stress)"""
+    cycles: int = 5000
+    """control cycles to time (>= 5000 for the record)"""
+    warmup: int = 40
+    """cycles run before timing starts"""
+    policy: str = "prior"
+    """'prior' or an exported .onnx policy"""
+    embodiment: str = "shadow"
+    """embodiment (shadow | leap)"""
+    piece: str = "twinkle"
+    """piece the score plays (looped by seeking back)"""
+    trigger: Literal["goal", "timer"] = "goal"
+    """policy trigger: 'goal' (the score paces the loop) or 'timer' (its own steady timer)"""
+    graph: Literal["processes", "inprocess"] = "processes"
+    """one process per node (as ros2 launch; the default) or every node in this process"""
+    rt_priority: int = field(default=50, metadata={"metavar": "N"})
+    """--graph processes: run the score, the policy, the mock and the probe SCHED_FIFO at priority N + 0..2
+    (RT_OFFSETS; what a real-time rig does; needs CAP_SYS_NICE; a refusal is reported in rt_refused), 0 = normal
+    scheduling"""
+    pin: bool = True
+    """--graph processes with >= 2 CPUs: the policy alone on the first CPU, the score, the mock and the probe on the
+    others (sched_setaffinity; --no-pin: anywhere)"""
+    cpu_latency: bool = True
+    """hold /dev/cpu_dma_latency at 0 during the run (PM QoS: idle CPUs poll instead of halting, so a wake-up costs
+    microseconds, not a halt exit; what cyclictest does; needs root)"""
+    no_netns: bool = field(default=False, metadata={"action": "store_true"})
+    """do not re-execute in a private network namespace (the loopback DDS profile still applies)"""
 
 
 def _pct(xs: np.ndarray, q: float) -> float:
@@ -96,7 +106,7 @@ preempt each other, so the pacer (the score's timer: a fraction of a millisecond
 probe come first, then the policy, then the physics (the mock stands in for the hardware)."""
 
 
-def bench_config(args: argparse.Namespace) -> Any:
+def bench_config(args: BenchLoopConfig) -> Any:
     """The real-time sim graph of the benchmark (sim.yaml without the evaluator, on the wall clock)."""
     from omnipianist_ros.config import config_path, load_bringup_config
 
@@ -112,7 +122,7 @@ def bench_config(args: argparse.Namespace) -> Any:
                        publish_trajectory=False)
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: BenchLoopConfig) -> dict[str, Any]:
     """Run the graph for ``args.warmup + args.cycles`` cycles and return the figures (no exit-code logic)."""
     if getattr(args, "graph", "inprocess") == "processes":
         return measure_processes(args)
@@ -155,7 +165,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return _figures(args, "inprocess", t, g_at, overruns, stale, _pct(infer, 50), _pct(infer, 99), states)
 
 
-def _figures(args: argparse.Namespace, graph: str, t: np.ndarray, g_at: np.ndarray, overruns: int, stale: int,
+def _figures(args: BenchLoopConfig, graph: str, t: np.ndarray, g_at: np.ndarray, overruns: int, stale: int,
              infer_p50: float, infer_p99: float, states: list[str]) -> dict[str, Any]:
     """The JSON figures from the timed command arrivals ``t`` and the newest goal publish before each."""
     period = 1.0 / args.rate
@@ -189,7 +199,7 @@ def hold_cpu_latency(enabled: bool) -> tuple[Any, str]:
     return f, "0 us"
 
 
-def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
+def measure_processes(args: BenchLoopConfig) -> dict[str, Any]:
     """:func:`measure` with one process per node; the probe (commands, goal stamps, the policy's
     diagnostics) spins in this process."""
 
@@ -317,45 +327,67 @@ def judge(r: dict[str, Any]) -> list[str]:
     return misses
 
 
-def run_bench_loop(args: argparse.Namespace) -> int:
-    """Entry of ``omnipianist bench loop``: prints JSON (one object), returns 1 on a missed target, 2 when
-    no private network namespace can be made (use --no-netns to run on the loopback profile alone)."""
+def run_bench_loop(cfg: BenchLoopConfig) -> dict[str, Any]:
+    """``omnipianist bench loop``: the figures, ``misses`` (:func:`judge`), ``ok`` and ``isolated_netns``.
+
+    Re-runs itself in a private network namespace (its JSON read back) unless ``no_netns`` or already in one;
+    ConfigError when none can be made (``--no-netns`` runs on the loopback profile alone)."""
     from omnipianist.dds import use_loopback
 
-    if not args.no_netns and os.environ.get(ISOLATED_ENV) != "1":
-        argv = _isolated_argv([sys.executable, "-m", "omnipianist_ros.loopbench", *_forward(args)])
+    if not cfg.no_netns and os.environ.get(ISOLATED_ENV) != "1":
+        argv = _isolated_argv([sys.executable, "-m", "omnipianist_ros.loopbench", *_forward(cfg), "--json"])
         if argv is None:
-            print("bench loop: cannot create a network namespace (unshare -n); run as root, enable user "
-                  "namespaces, or pass --no-netns", file=sys.stderr)
-            return 2
+            raise ConfigError("bench loop: cannot create a network namespace (unshare -n); run as root, enable user "
+                              "namespaces, or pass --no-netns")
         env = dict(os.environ, **{ISOLATED_ENV: "1"})
         use_loopback(env)
         env.setdefault("ROS_DOMAIN_ID", str(201 + os.getpid() % 30))
-        return subprocess.run(argv, env=env).returncode
+        done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True)
+        lines = done.stdout.strip().splitlines()
+        try:
+            result: dict[str, Any] = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            sys.stdout.write(done.stdout)
+            raise OmnipianistError(f"bench loop: the run in the network namespace exited {done.returncode} "
+                                   "without a result (its error is above)") from None
+        return result
     use_loopback()
     os.environ.setdefault("ROS_DOMAIN_ID", str(201 + os.getpid() % 30))
-    r = measure(args)
+    r = measure(cfg)
     r["misses"] = judge(r)
     r["ok"] = not r["misses"]
     r["isolated_netns"] = os.environ.get(ISOLATED_ENV) == "1"
-    print(json.dumps(r) if args.json else json.dumps(r, indent=2))
-    return 0 if r["ok"] else 1
+    return r
 
 
-def _forward(args: argparse.Namespace) -> list[str]:
-    out = ["--rate", str(args.rate), "--cycles", str(args.cycles), "--warmup", str(args.warmup),
-           "--policy", args.policy, "--embodiment", args.embodiment, "--piece", args.piece,
-           "--trigger", args.trigger, "--graph", getattr(args, "graph", "processes"),
-           "--rt-priority", str(getattr(args, "rt_priority", 0)),
-           "--pin" if getattr(args, "pin", True) else "--no-pin",
-           "--cpu-latency" if getattr(args, "cpu_latency", True) else "--no-cpu-latency", "--no-netns"]
-    return out + (["--json"] if args.json else [])
+def format_bench_loop(r: dict[str, Any]) -> str:
+    """The figures as indented JSON (what the command prints without ``--json``)."""
+    return json.dumps(r, indent=2)
+
+
+BENCH_LOOP = Command("loop", "real-time ROS control loop: period jitter, score->command latency, misses",
+                     BenchLoopConfig, run_bench_loop, format_bench_loop, exit_code=ok_or_1,
+                     json_help="print only the JSON object")
+
+
+def add_bench_loop_args(p: argparse.ArgumentParser) -> None:
+    """The flags of ``omnipianist bench loop`` (those :data:`BENCH_LOOP` adds)."""
+    BENCH_LOOP.add_arguments(p)
+
+
+def _forward(cfg: Any) -> list[str]:
+    """The flags that run ``cfg`` again (in the network namespace: ``--no-netns``)."""
+    return ["--rate", str(cfg.rate), "--cycles", str(cfg.cycles), "--warmup", str(cfg.warmup),
+            "--policy", cfg.policy, "--embodiment", cfg.embodiment, "--piece", cfg.piece,
+            "--trigger", cfg.trigger, "--graph", getattr(cfg, "graph", "processes"),
+            "--rt-priority", str(getattr(cfg, "rt_priority", 0)),
+            "--pin" if getattr(cfg, "pin", True) else "--no-pin",
+            "--cpu-latency" if getattr(cfg, "cpu_latency", True) else "--no-cpu-latency", "--no-netns"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="omnipianist bench loop", description=__doc__.split("\n")[0])
-    add_bench_loop_args(p)
-    return run_bench_loop(p.parse_args(argv))
+    """``python -m omnipianist_ros.loopbench``: the same command as ``omnipianist bench loop``."""
+    return command_main(BENCH_LOOP, argv, prog="omnipianist bench loop")
 
 
 if __name__ == "__main__":
