@@ -26,3 +26,16 @@ $OMNI bench generalist --policy knobs=models/generalist/shadow.onnx --unseen-pie
     --plans models/experts/plans/shadow --out models/generalist/bench_shadow.json || true
 $OMNI bench generalist --policy knobs=models/generalist/leap.onnx --unseen-pieces 30 --seen-pieces 30 \
     --plans models/experts/plans/leap --out models/generalist/bench_leap.json || true
+
+# 5. side by side on the same planner data (issue 14 item 2): the residual on the prior's action, FMT and
+#    BC-MLP, against the knob head. The store (plans replayed noise-free, 99 episodes, 43,829 steps, ~5 min)
+#    stays out of git; these lines rebuild it. FMT 30 min, BC 1,500 steps (its held-out MSE is lowest
+#    there and rises after), both on one core each; the benchmark ~10 min.
+$OMNI collect models/experts/plans/shadow --out runs/store_plans_shadow --noise-std 0
+$OMNI train-policy runs/store_plans_shadow --out runs/gen/fmtres_plans --residual-on-prior --minutes 30 --threads 1 &
+$OMNI train-policy runs/store_plans_shadow --out runs/gen/bcres1500 --model bc --residual-on-prior --max-steps 1500 \
+    --minutes 30 --threads 1 &
+wait
+$OMNI bench generalist --policy knobs=models/generalist/shadow.onnx --policy fmtres=runs/gen/fmtres_plans \
+    --policy bcres=runs/gen/bcres1500 --unseen-pieces 20 --seen-pieces 20 --plans models/experts/plans/shadow \
+    --out models/generalist/bench_side_by_side.json || true
