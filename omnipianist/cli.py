@@ -2,8 +2,8 @@
 
 Each command lives in its domain module as an :class:`omnipianist.command.Command` (a config dataclass whose
 fields are the flags, ``run(cfg) -> result``, a formatter); :func:`build_parser` turns the table into the
-argparse parser. The ROS 2 commands are named by ``"module:NAME"`` (:class:`~omnipianist.command.LazyCommand`):
-``omnipianist_ros`` is imported only for them.
+argparse parser. The ROS 2 commands and ``calibrate`` are named by ``"module:NAME"``
+(:class:`~omnipianist.command.LazyCommand`): ``omnipianist_ros`` and the hardware layer are imported only for them.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Sequence  # noqa: E402
 from omnipianist import __version__  # noqa: E402
 from omnipianist.command import Entry, Group, LazyCommand  # noqa: E402
 from omnipianist.command import build_parser as build_command_parser  # noqa: E402
+from omnipianist.dds import use_loopback  # noqa: E402
 from omnipianist.demo import DEMO  # noqa: E402
 from omnipianist.errors import OmnipianistError  # noqa: E402
-from omnipianist.hardware.calibration import CALIBRATE  # noqa: E402
 from policy_export.cli import BENCH_INFERENCE, EXPORT  # noqa: E402
 from sim_training.dataset.cli import COLLECT, DATASET_CARD  # noqa: E402
 from sim_training.env.commands import BENCH_SIM, INFO, SIM  # noqa: E402
@@ -54,11 +54,12 @@ COMMANDS: tuple[Entry, ...] = (
     TRAIN_POLICY,
     TRAIN_KNOB_HEAD,
     EVALUATE,
-    # the ROS 2 commands live in omnipianist_ros, whose import sets BLAS thread variables: imported when named
+    # imported when named: omnipianist_ros sets BLAS thread variables, the hardware layer needs pyserial
     LazyCommand("play", "play a piece through the ROS 2 graph (score, policy, safety, MuJoCo mock)",
                 "omnipianist_ros.cli:PLAY"),
     LazyCommand("bringup", "bring up a ROS 2 graph from a YAML file without `launch`", "omnipianist_ros.cli:BRINGUP"),
-    CALIBRATE,
+    LazyCommand("calibrate", "guided calibration: joint offsets/directions into a hand YAML (hand limp)",
+                "omnipianist.hardware.calibration:CALIBRATE"),
     EXPORT,
     Group("corpus", "the corpus of two-hand clips: build it from music21, or list it", CORPUS),
     Group("bench", "benchmarks (print JSON with --json; exit 1 when a target is missed)", (
@@ -84,8 +85,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from omnipianist.dds import use_loopback
-
     use_loopback()  # before anything can start DDS (rclpy) in this process or its children
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
