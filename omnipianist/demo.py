@@ -26,8 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnipianist.audio import write_activity_wav
 from omnipianist.command import Command, to_json
+from omnipianist.errors import ConfigError
+from omnipianist.media import write_video
+from omnipianist.plots import plot_piano_roll
 from omnipianist.resources import REPO_ROOT, candidates
+from policy_export.runtime import Policy
 
 ROOT = REPO_ROOT
 
@@ -41,9 +46,6 @@ DEFAULT_POLICY = _shipped_policy("generalist/shadow.onnx")
 
 
 def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: dict[str, Any]) -> dict[str, Any]:
-    from omnipianist.audio import write_activity_wav
-    from omnipianist.plots import plot_piano_roll
-    from policy_export.runtime import Policy
     from sim_training.fingering.piece import write_fingering_csv
     from sim_training.imitation.evaluate import play_policy
 
@@ -66,8 +68,6 @@ def _stage_sim(piece: str, policy_path: Path, out: Path, video: bool, report: di
                       "played_wav": write_activity_wav(run["active"], dt, out / "played.wav"),
                       "score_wav": write_activity_wav(run["roll"].keys, dt, out / "score.wav")}
     if run["frames"]:
-        from omnipianist.media import write_video
-
         sim["outputs"]["video"] = write_video(run["frames"], out / "hands.mp4", fps=round(1.0 / dt))
     sim["refused_observations"] = policy.refused_count
     return sim
@@ -128,8 +128,6 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     t0 = time.perf_counter()
     policy_path = Path(cfg.policy) if cfg.policy else DEFAULT_POLICY
     if not policy_path.exists():
-        from omnipianist.errors import ConfigError
-
         raise ConfigError(f"{policy_path}: no such policy file (the shipped generalist lives in models/generalist/)")
     out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

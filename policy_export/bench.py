@@ -36,6 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from policy_export.metadata import attach_metadata, metadata_from_model
+from policy_export.runtime import Policy, make_session
+from policy_export.verify import load_torch_policy, random_observations
+from sim_training.constants import CONTROL_DT_S
+from sim_training.models.embodiment import get_embodiment
+
 ORT_P99_TARGET_MS = 5.0
 SPEEDUP_TARGET = 3.0
 
@@ -162,8 +168,6 @@ def gemm_ceiling(repeats: int = 5) -> dict[str, float]:
     import torch
     from onnx import TensorProto, helper
 
-    from policy_export.runtime import make_session
-
     best: dict[str, float] = {"torch": 0.0, "ort": 0.0}
     for n in (512, 1024):
         flops = 2.0 * n**3
@@ -197,11 +201,9 @@ def default_checkpoint(directory: Path, seed: int = 0, config: Any = None) -> Pa
     """
     import torch
 
-    from sim_training.constants import CONTROL_DT_S
     from sim_training.env.observation import ObservationLayout
     from sim_training.imitation.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KIND, config_dict
     from sim_training.imitation.model import FlowMatchingTransformer, FMTConfig
-    from sim_training.models.embodiment import get_embodiment
 
     emb = get_embodiment("shadow")
     layout = ObservationLayout.for_embodiment(emb).to_dict()
@@ -247,8 +249,6 @@ def _variant(src: Path, dst: Path, which: str) -> None:
     """Write the int8 (dynamic quantisation) or fp16 variant of ``src`` with its metadata re-attached."""
     import onnx
 
-    from policy_export.metadata import attach_metadata, metadata_from_model
-
     meta = metadata_from_model(onnx.load_model(str(src)), str(src))
     if which == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -276,8 +276,6 @@ def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
     import torch
 
     from policy_export.export import export_policy
-    from policy_export.runtime import Policy
-    from policy_export.verify import load_torch_policy, random_observations
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp_dir:
@@ -419,7 +417,6 @@ def _network_times_torch(torch_policy: Any, meta: dict[str, Any], n: int) -> lis
 def _variants(cfg: InferenceBenchConfig, onnx_path: Path, fp32: Any, observations: np.ndarray,
               tmp: Path) -> dict[str, Any]:
     """Latency and F1 change (vs the fp32 graph through ORT, on ``cfg.piece``) of each asked variant."""
-    from policy_export.runtime import Policy
     from sim_training.imitation.evaluate import evaluate_policy
 
     f1_fp32 = evaluate_policy(cfg.piece, fp32)

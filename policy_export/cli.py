@@ -14,6 +14,7 @@ from typing import Any
 
 from omnipianist.command import Command, command_main, ok_or_1
 from policy_export.bench import InferenceBenchConfig, format_bench, run_inference_bench
+from policy_export.verify import format_parity, verify_parity
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,6 @@ def run_export(cfg: Any) -> ExportResult:
     r = export_policy(cfg.checkpoint, cfg.out, cfg.euler_steps, cfg.opset)
     v = None
     if cfg.verify:
-        from policy_export.verify import verify_parity
-
         v = verify_parity(cfg.checkpoint, cfg.out, cfg.n_random, cfg.n_rollout, cfg.piece)
     return ExportResult(export=r, verify=v)
 
@@ -47,8 +46,6 @@ def format_export(res: ExportResult) -> str:
              f"({r['bytes'] / 1e6:.2f} MB, {r['nodes']} nodes, {r['export_s']:.1f} s; ORT vs torch on a random "
              f"input {r['check_max_abs_diff']:.1e})")
     if res.verify is not None:
-        from policy_export.verify import format_parity
-
         human += "\n" + format_parity(res.verify)
     return human
 

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from omnipianist.errors import ContractError
+from policy_export import __version__
 from policy_export.metadata import (
     SCHEMA,
     PolicyFileError,
@@ -45,6 +46,13 @@ from policy_export.metadata import (
     floats,
     state_dict_sha256,
 )
+from policy_export.runtime import make_session
+from sim_training.constants import CONTROL_DT_S, LOOKAHEAD_STEPS
+from sim_training.experts.pipeline import EXPERT_JSON, RESIDUAL_DIR
+from sim_training.imitation.checkpoint import config_dict, embodiment_from_meta, load_checkpoint
+from sim_training.imitation.model import sampler_module
+from sim_training.imitation.residual import PRIOR_FIELD, base_layout
+from sim_training.models.embodiment import get_embodiment
 
 if TYPE_CHECKING:
     import onnx
@@ -83,8 +91,6 @@ def export_info() -> dict[str, Any]:
 
     import onnx
     import torch
-
-    from policy_export import __version__
 
     return {"tool": "omnipianist.policy_export", "version": __version__, "torch": torch.__version__,
             "onnx": onnx.__version__,
@@ -141,8 +147,6 @@ def _save(model: onnx.ModelProto, out: Path) -> None:
 
 
 def _producer(model: onnx.ModelProto, doc: str) -> None:
-    from policy_export import __version__
-
     model.producer_name = "omnipianist.policy_export"
     model.producer_version = __version__
     model.doc_string = doc
@@ -152,9 +156,6 @@ def _producer(model: onnx.ModelProto, doc: str) -> None:
 def export_generalist(src: str | Path, out: str | Path, euler_steps: int | None = None, opset: int = DEFAULT_OPSET,
                       scene: Scene | None = None) -> dict[str, Any]:
     """Export a generalist checkpoint; returns the stored metadata."""
-    from sim_training.imitation.checkpoint import config_dict, embodiment_from_meta, load_checkpoint
-    from sim_training.imitation.model import sampler_module
-    from sim_training.imitation.residual import PRIOR_FIELD, base_layout
     from sim_training.models.scene import build_scene
 
     model, meta, file = load_checkpoint(src)
@@ -231,8 +232,6 @@ def _expert_common(emb: Embodiment, scene: Scene, layout: dict[str, Any], lookah
 
 
 def _control_dt() -> float:
-    from sim_training.constants import CONTROL_DT_S
-
     return CONTROL_DT_S
 
 
@@ -286,10 +285,8 @@ def export_residual_expert(policy: ExpertPolicy, out: str | Path, opset: int = D
 def export_prior_expert(expert_dir: Path, expert_json: dict[str, Any], out: str | Path, opset: int = DEFAULT_OPSET,
                         scene: Scene | None = None) -> dict[str, Any]:
     """Export a searched-prior expert (no network): the runtime computes the prior, the graph clips it."""
-    from sim_training.constants import LOOKAHEAD_STEPS
     from sim_training.env.observation import ObservationLayout
     from sim_training.experts.search import load_prior_config
-    from sim_training.models.embodiment import get_embodiment
     from sim_training.models.scene import build_scene
 
     emb = get_embodiment(expert_json["embodiment"], expert_json.get("action_set", "reduced"),
@@ -329,7 +326,6 @@ def export_knob_head(src: str | Path, out: str | Path, opset: int = DEFAULT_OPSE
     from sim_training.experts.planner import SPACES
     from sim_training.fingering.knobs import table_mismatch
     from sim_training.imitation.knobhead import load_knob_head
-    from sim_training.models.embodiment import embodiment_from_meta
     from sim_training.models.scene import build_scene
 
     net, meta = load_knob_head(src)
@@ -384,8 +380,6 @@ def source_kind(src: str | Path) -> str:
 
     Raises PolicyFileError naming the path when it is none of them.
     """
-    from sim_training.experts.pipeline import EXPERT_JSON
-
     path = Path(src)
     if not path.exists():
         raise PolicyFileError(f"{path}: no such checkpoint or directory")
@@ -472,8 +466,6 @@ def export_policy(src: str | Path, out: str | Path, euler_steps: int | None = No
         expert = ExpertPolicy.load(src, scene)
         meta = export_residual_expert(expert, out, opset)
     else:
-        from sim_training.experts.pipeline import EXPERT_JSON, RESIDUAL_DIR
-
         d = Path(src)
         ej = json.loads((d / EXPERT_JSON).read_text())
         if ej.get("kind") == "residual":
@@ -499,8 +491,6 @@ def export_policy(src: str | Path, out: str | Path, euler_steps: int | None = No
 def _quick_check(out: Path, generalist_src: str | Path | None, expert: ExpertPolicy | None,
                  meta: dict[str, Any], knob_net: nn.Module | None = None) -> float | None:
     """ORT vs torch on one random input (a smoke test of the file just written; :mod:`verify` does the real one)."""
-    from policy_export.runtime import make_session
-
     sess = make_session(out)
     rng = np.random.default_rng(0)
     feeds = {i["name"]: rng.standard_normal(i["shape"]).astype(np.float32) for i in meta["graph"]["inputs"]}
@@ -509,8 +499,6 @@ def _quick_check(out: Path, generalist_src: str | Path | None, expert: ExpertPol
         raise ContractError(f"{out}: the exported graph returns non-finite values on a random input")
     with torch.no_grad():
         if generalist_src is not None:
-            from sim_training.imitation.checkpoint import load_checkpoint
-
             model = load_checkpoint(generalist_src)[0]
             noise = torch.from_numpy(feeds["noise"]) if "noise" in feeds else None
             want = model.sample(torch.from_numpy(feeds["obs_hist"]), noise, meta["k_steps"]).numpy()

@@ -48,7 +48,7 @@ import numpy as np
 
 from omnipianist.errors import ContractError, OmnipianistError
 from sim_training.constants import CONTROL_DT_S, SUSTAIN_ACTIVE_THRESHOLD
-from sim_training.models.embodiment import Embodiment
+from sim_training.models.embodiment import Embodiment, get_embodiment
 
 if TYPE_CHECKING:
     import onnx
@@ -201,8 +201,6 @@ def validate_metadata(meta: Any, where: str = "policy") -> None:
 # ----------------------------------------------------------------------------------- contract
 def embodiment_of(meta: Mapping[str, Any]) -> Embodiment:
     """The embodiment the metadata names."""
-    from sim_training.models.embodiment import get_embodiment
-
     e = meta["embodiment"]
     return get_embodiment(e["name"], e.get("action_set", "reduced"), bool(e.get("forearm_z", False)))
 

@@ -46,11 +46,13 @@ from omnipianist.errors import ContractError
 from policy_export.metadata import (
     check_contract,
     check_graph,
+    check_knob_table,
     embodiment_of,
     load_model_file,
     metadata_from_model,
     read_metadata,
 )
+from sim_training.models.embodiment import embodiment_from_meta
 from sim_training.noise import fixed_noise, noise_generator
 
 if TYPE_CHECKING:
@@ -94,7 +96,6 @@ def make_session(model: str | Path | bytes, threads: int = 1) -> ort.InferenceSe
 def _to_embodiment(value: str | Embodiment | None, meta: dict[str, Any]) -> Embodiment:
     if value is None:
         return embodiment_of(meta)
-    from sim_training.models.embodiment import embodiment_from_meta
 
     return embodiment_from_meta(value)
 
@@ -230,7 +231,6 @@ class Policy:
             self.prior = OTIKPrior(scene, prior_config_from_dict(self.meta["prior_config"]), int(self.meta["lookahead"]))
 
     def _init_knobs(self, scene: Scene | None) -> None:
-        from policy_export.metadata import check_knob_table
         from sim_training.experts.planner import SPACES
         from sim_training.fingering.knobs import KnobPrior, prior_config_from_dict
         from sim_training.fingering.prior import OTIKPrior

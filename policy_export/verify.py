@@ -24,6 +24,9 @@ from typing import Any
 import numpy as np
 
 from omnipianist.command import Command, command_main, ok_or_1
+from policy_export.metadata import state_dict_sha256
+from policy_export.runtime import Policy
+from sim_training.experts.pipeline import ActingExpert, load_expert
 
 ACTION_TOLERANCE = 1e-4
 F1_TOLERANCE = 0.01
@@ -122,8 +125,6 @@ def load_torch_policy(ckpt: str | Path, kind: str, k_steps: int | None = None) -
     from policy_export.export import source_kind
 
     if source_kind(ckpt) == "expert-dir":
-        from sim_training.experts.pipeline import ActingExpert, load_expert
-
         e = load_expert(ckpt)
         return e if hasattr(e, "meta") else ActingExpert(e)
     from sim_training.experts.policy import ExpertPolicy
@@ -133,8 +134,6 @@ def load_torch_policy(ckpt: str | Path, kind: str, k_steps: int | None = None) -
 
 def _source_sha256(torch_policy: Any, kind: str) -> str | None:
     """The weights hash the exporter records, computed from the torch policy (None: no network)."""
-    from policy_export.metadata import state_dict_sha256
-
     if kind == "generalist":
         return state_dict_sha256(torch_policy.model.state_dict())
     if kind == "prior":
@@ -213,7 +212,6 @@ def verify_parity(ckpt: str | Path, onnx_path: str | Path, n_random: int = 500, 
 
 def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: int, piece: str, seed: int,
             f1: bool, stretch: float) -> dict[str, Any]:
-    from policy_export.runtime import Policy
     from sim_training.imitation.evaluate import evaluate_policy
 
     t0 = time.perf_counter()

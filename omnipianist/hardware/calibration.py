@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from omnipianist.command import Command
+from omnipianist.hardware.dynamixel.bus import DynamixelBus
 from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK, TICKS_PER_REV, rad_to_ticks, ticks_to_rad
 
 POSITION_TICKS_MIN = 0
@@ -158,8 +159,7 @@ def run_calibration(
     from dataclasses import replace
     from pathlib import Path
 
-    from omnipianist.hardware.config import HandConfig, load_hand_config
-    from omnipianist.hardware.dynamixel.bus import DynamixelBus
+    from omnipianist.hardware.config import HandConfig, load_hand_config  # lazy: cycle (config imports this module)
 
     assert isinstance(bus, DynamixelBus) and isinstance(hand, HandConfig)
     def _ask_on_stderr(message: str) -> str:  # stdout stays clean for --json
@@ -199,7 +199,7 @@ def run_calibration(
 
 def dump_hand_yaml(hand: object) -> str:
     """A hand configuration as YAML in the layout of ``hardware_config/leap_left.yaml`` (one line per joint)."""
-    from omnipianist.hardware.config import HandConfig
+    from omnipianist.hardware.config import HandConfig  # lazy: cycle (config imports this module)
 
     assert isinstance(hand, HandConfig)
     out = [
@@ -270,8 +270,12 @@ def calibrate(cfg: CalibrateConfig) -> CalibrateResult:
     import shutil
     from pathlib import Path
 
-    from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, HandConfig, load_bus_config, load_hand_config
-    from omnipianist.hardware.dynamixel.bus import DynamixelBus
+    from omnipianist.hardware.config import (  # lazy: cycle (config imports this module)
+        HARDWARE_CONFIG_DIR,
+        HandConfig,
+        load_bus_config,
+        load_hand_config,
+    )
 
     hand_path = Path(cfg.hand_config or HARDWARE_CONFIG_DIR / f"leap_{cfg.side}.yaml")
     hand = load_hand_config(hand_path)

@@ -22,6 +22,7 @@ import numpy as np
 
 from omnipianist.errors import ConfigError
 from omnipianist.hardware.calibration import RAD_PER_TICK, PositionGains
+from omnipianist.hardware.config import HandConfig, SafetyConfig, servo_order
 from omnipianist.hardware.dynamixel.tables import (
     CENTER_TICKS,
     EXTENDED_POSITION_LIMIT,
@@ -137,8 +138,6 @@ def channels_from_hand(hand: object, safety: object | None = None) -> list[Servo
     """Channels of a LEAP-style :class:`~omnipianist.hardware.config.HandConfig`: the hand joints in
     :func:`~omnipianist.hardware.config.servo_order`, then, when ``rail.driver`` is ``dynamixel``, the
     forearm slides (multi-turn servos on the same bus), i.e. ``embodiment.actuator_names(side)`` order."""
-    from omnipianist.hardware.config import HandConfig, SafetyConfig, servo_order
-
     assert isinstance(hand, HandConfig)
     emb = hand.get_embodiment()
     out = []

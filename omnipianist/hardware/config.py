@@ -48,8 +48,10 @@ from omnipianist.hardware.dynamixel.tables import (
     RETURN_DELAY_US_PER_UNIT,
     TICKS_PER_REV,
     X_SERIES,
+    ServoModel,
 )
 from omnipianist.hardware.yaml_check import HardwareConfigError, Reader, join_key, read_yaml, type_name
+from omnipianist.resources import candidates
 from omnipianist.safety.filter import EstopConfig, SafetyFilter, WatchdogConfig
 from sim_training.constants import HAND_SIDES
 from sim_training.models.embodiment import SIDE_PREFIX, Embodiment, get_embodiment
@@ -80,8 +82,6 @@ __all__ = [
 ]
 
 def _shipped_hardware_config() -> Path:
-    from omnipianist.resources import candidates
-
     found = [c for c in candidates("hardware_config") if (c / "safety.yaml").is_file()]
     return found[0] if found else candidates("hardware_config")[0]
 
@@ -455,8 +455,6 @@ def _rail(r: Reader, raw: object, emb: Embodiment, ranges: dict[str, tuple[float
 
 def _rail_servo(r: Reader, key: str, s: dict[str, object], limits: tuple[float, float], speed: float,
                 model: object, id_owner: dict[int, str]) -> RailServo:
-    from omnipianist.hardware.dynamixel.tables import ServoModel
-
     assert isinstance(model, ServoModel)
     servo_id = r.integer(f"{key}.servo_id", s["servo_id"], 0, SERVO_ID_MAX)
     if servo_id in id_owner:

@@ -48,6 +48,8 @@ from omnipianist.hardware.hil_config import HIL_CONFIG_DIR, load_virtual_hand, w
 from omnipianist.hardware.sim_servos import SimServoBackend
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES
 from sim_training.env.piano_env import EnvConfig, PianoEnv
+from sim_training.env.rollout import rollout
+from sim_training.fingering.prior import OTIKPrior
 from sim_training.models.scene import build_scene
 from sim_training.music import PianoRoll, Score
 
@@ -349,8 +351,6 @@ def _goal_writes(inst: int, servo_id: int, params: bytes, item: t.ControlItem) -
 def pure_sim_f1(piece: str | Score | PianoRoll, policy: Policy, embodiment: str = "shadow", *,
                 clip_steps: int | None = None, start_step: int = 0) -> dict[str, float]:
     """The same play without the hardware path (reference for the HIL F1)."""
-    from sim_training.env.rollout import rollout
-
     env = PianoEnv(piece, embodiment, EnvConfig(clip_steps=clip_steps, random_start=False))
     policy.reset()
     rollout(env, policy.act, start_step=start_step, max_steps=10**9)
@@ -361,8 +361,6 @@ class PriorPolicy:
     """The OT/IK prior behind the rig's policy interface (``reset``, ``act``)."""
 
     def __init__(self, scene: object, lookahead: int | None = None) -> None:
-        from sim_training.fingering.prior import OTIKPrior
-
         self._prior = OTIKPrior(scene, lookahead=lookahead)  # type: ignore[arg-type]
 
     def reset(self) -> None:

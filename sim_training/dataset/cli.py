@@ -25,6 +25,8 @@ from typing import Any
 
 from omnipianist.command import Command
 from omnipianist.command import build_parser as build_command_parser
+from sim_training.dataset.card import card_markdown, write_card
+from sim_training.dataset.store import DatasetReader, is_local, local_path
 
 PRIOR_SOURCE = "prior"
 PLANNER_SOURCE = "planner"
@@ -47,7 +49,6 @@ def _planner_config(text: str) -> str:
 def _tasks(args: Any, prior_config: str) -> tuple[list[Any], list[str]]:
     from sim_training.dataset.collect import CollectTask
     from sim_training.dataset.labellers import EmbodimentRef, LabellerSpec, find_experts, resolve_piece
-    from sim_training.dataset.store import DatasetReader, is_local, local_path
     from sim_training.music.corpus import load_manifest
 
     manifest = load_manifest(args.manifest) if args.manifest is not None else None
@@ -126,7 +127,6 @@ def _command(sub: str, values: Mapping[str, Any]) -> str:
 def run_collect(args: Any) -> dict[str, Any]:
     """Collect into ``args.out`` (a :class:`~sim_training.dataset.collect.CollectCommandConfig`), write the card;
     the summary."""
-    from sim_training.dataset.card import write_card
     from sim_training.dataset.collect import CollectConfig, collect
 
     prior_config = ""
@@ -188,8 +188,6 @@ class DatasetCardConfig:
 
 def run_dataset_card(cfg: DatasetCardConfig) -> dict[str, Any]:
     """Write the card next to the store; returns it (:func:`sim_training.dataset.card.write_card`)."""
-    from sim_training.dataset.card import write_card
-
     try:
         return write_card(cfg.store, cfg.out, png=cfg.png, generated_by=_command("dataset-card", asdict(cfg)))
     except (FileNotFoundError, ValueError) as exc:
@@ -197,8 +195,6 @@ def run_dataset_card(cfg: DatasetCardConfig) -> dict[str, Any]:
 
 
 def format_dataset_card(card: dict[str, Any]) -> str:
-    from sim_training.dataset.card import card_markdown
-
     return card_markdown(card) + f"\n(written to {card['card_path']})"
 
 

@@ -322,7 +322,7 @@ def _ray_init(workers: int) -> bool:
 
     if ray.is_initialized():
         return False
-    try:
+    try:  # lazy: optional, a plain ray.init without it
         from sim_training.experts.fanout import init_local_ray
     except ImportError:  # pragma: no cover - fallback if the experts' fan-out is absent
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -16,10 +16,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from sim_training.experts.pipeline import load_expert
+from sim_training.experts.planner import Planner, PlannerConfig, PlannerLabeller
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
 from sim_training.models.embodiment import Embodiment, get_embodiment
 from sim_training.models.scene import Scene, build_scene
 from sim_training.music.builtin import BUILTIN_PIECES, MIDI_SUFFIXES
+from sim_training.music.corpus import load_manifest
 
 PRIOR_LABELLER = "otik-prior"
 PLANNER_LABELLER = "planner"
@@ -87,7 +90,6 @@ def resolve_piece(piece: str, manifest: Any = None) -> PieceRef:
     """
     if piece in BUILTIN_PIECES:
         return PieceRef(piece, piece)
-    from sim_training.music.corpus import load_manifest
 
     p = Path(piece)
     if p.suffix.lower() in MIDI_SUFFIXES:
@@ -137,7 +139,6 @@ class LabellerSpec:
         planner labeller must be ``attach``-ed to the episode's env (``collect_episode`` does)."""
         if self.kind != "planner":
             return self.build(scene)
-        from sim_training.experts.planner import Planner, PlannerConfig, PlannerLabeller
 
         sc = scene if scene is not None else cached_scene(self.embodiment)
         cfg = PlannerConfig(**json.loads(self.planner_config or "{}"))
@@ -168,8 +169,6 @@ def load_expert_policy(path: str, embodiment: EmbodimentRef | None = None) -> Po
     torch.set_num_threads(1)
     scene = cached_scene(embodiment) if embodiment is not None else None
     if (Path(path) / "expert.json").is_file():
-        from sim_training.experts.pipeline import load_expert
-
         return load_expert(path, scene=scene)
     from sim_training.experts.policy import ExpertPolicy
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from omnipianist import __version__
+from omnipianist.cliutil import progress
 from omnipianist.command import Command, ok_or_1
+from omnipianist.media import write_video
+from sim_training.env.observation import ObservationLayout
+from sim_training.models.embodiment import embodiment_names, get_embodiment
 
 if TYPE_CHECKING:
     from sim_training.env.bench import SimBenchResult
@@ -30,8 +35,6 @@ class HandChoice:
 
     def get(self) -> Any:
         """The :class:`~sim_training.models.embodiment.Embodiment`."""
-        from sim_training.models.embodiment import get_embodiment
-
         return get_embodiment(self.embodiment, self.action_set, self.forearm_z)
 
 
@@ -60,9 +63,6 @@ class InfoResult:
 
 def run_info(cfg: InfoConfig) -> InfoResult:
     """Every embodiment's model sizes, action and observation sizes."""
-    from omnipianist import __version__
-    from sim_training.env.observation import ObservationLayout
-    from sim_training.models.embodiment import embodiment_names, get_embodiment
     from sim_training.models.scene import build_scene
 
     out: dict[str, EmbodimentInfo] = {}
@@ -120,7 +120,6 @@ def run_sim(cfg: SimConfig) -> SimResult:
     """Play a piece with a baseline policy (hold the home posture, or random actions)."""
     import numpy as np
 
-    from omnipianist.cliutil import progress
     from sim_training.env.piano_env import EnvConfig, PianoEnv
     from sim_training.env.rollout import rollout
 
@@ -134,8 +133,6 @@ def run_sim(cfg: SimConfig) -> SimResult:
                  steps_iter=lambda r: progress(r, desc=f"{cfg.policy} on {cfg.piece}", disable=not cfg.show_progress))
     video = None
     if cfg.video:
-        from omnipianist.media import write_video
-
         video = write_video(ep.frames, cfg.video, fps=env.metadata["render_fps"])
     env.close()
     return SimResult(piece=cfg.piece, embodiment=emb.key, policy=cfg.policy,

@@ -32,6 +32,7 @@ from sim_training.env.observation import ObservationLayout, build_observation
 from sim_training.fingering.assignment import assign_fingers
 from sim_training.metrics.f1 import note_step_prf, step_prf, sustain_prf
 from sim_training.models.embodiment import Embodiment, get_embodiment
+from sim_training.models.piano import builder as pb
 from sim_training.models.scene import Scene, build_scene
 from sim_training.music import PianoRoll, Score, get_score, score_to_roll
 
@@ -320,8 +321,6 @@ class PianoEnv(gym.Env[np.ndarray, np.ndarray]):
         # pressed keys shown in green (the geom colours are only read by the renderer)
         rgba = self.model.geom_rgba
         if self._key_geom_ids is None:
-            from sim_training.models.piano import builder as pb
-
             self._key_geom_ids = np.array([self.model.geom(pb.key_geom_name(k)).id for k in range(NUM_KEYS)])
             self._key_rgba = rgba[self._key_geom_ids].copy()
         rgba[self._key_geom_ids] = self._key_rgba

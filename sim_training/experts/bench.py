@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from omnipianist.command import Command, ok_or_1
+from sim_training.experts.fanout import resolve_pieces, train_experts
 
 SHADOW_F1_TARGET = 0.85
 LEAP_GAIN_TARGET = 0.12
@@ -97,8 +98,6 @@ def _plan_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _fan(source: Any, out: Path, num_cpus: int, *, split: str | None = None, max_pieces: int | None = None,
          **kwargs: Any) -> list[dict[str, Any]]:
     """Experts for the pieces of ``source`` (train-experts, resumable); their expert.json rows."""
-    from sim_training.experts.fanout import resolve_pieces, train_experts
-
     ids = [j.id for j in resolve_pieces(source, split, max_pieces)]
     minutes = kwargs.pop("minutes", 10.0)
     train_experts(source, out, split=split, max_pieces=max_pieces, minutes_per_piece=minutes, num_cpus=num_cpus,
@@ -125,7 +124,6 @@ def run_expert_bench(cfg: ExpertBenchConfig, extra: list[str] | None = None) -> 
     plan_kw = {"method": "planner", "planner_overrides": {"budget": cfg.budget}}
     result: dict[str, Any] = {"benchmark": "expert", "split": cfg.split, "budget": cfg.budget, "planner": {}}
     checks: dict[str, tuple[float | None, float, bool]] = {}
-    from sim_training.experts.fanout import resolve_pieces
 
     clips = resolve_pieces(manifest, cfg.split, cfg.max_pieces)
 

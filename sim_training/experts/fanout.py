@@ -47,6 +47,8 @@ from typing import Any, Literal
 
 from omnipianist.cliutil import progress
 from omnipianist.command import Command, command_main
+from omnipianist.errors import ScoreError
+from sim_training.experts.pipeline import train_piece_expert
 
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 LOOPBACK = "127.0.0.1"
@@ -68,7 +70,6 @@ def resolve_pieces(source: str | Path, split: str | None = "train", max_pieces: 
 
     Raises ScoreError for an unknown built-in name or a missing file, ValueError for duplicate ids.
     """
-    from omnipianist.errors import ScoreError
     from sim_training.music.builtin import BUILTIN_PIECES, MIDI_SUFFIXES
     from sim_training.music.corpus import MANIFEST_NAME, Manifest
 
@@ -208,8 +209,6 @@ def is_loopback(address: str) -> bool:
 
 def _run_job(job: PieceJob, out_dir: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Train one piece (runs in a Ray worker or in this process); never raises."""
-    from sim_training.experts.pipeline import train_piece_expert
-
     t0 = time.perf_counter()
     try:
         r = train_piece_expert(job.piece, out_dir, name=job.id, **kwargs)

@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from sim_training.constants import LOOKAHEAD_STEPS
+from sim_training.models.embodiment import get_embodiment
+
 if TYPE_CHECKING:
     from sim_training.experts.planner import PlanExpert
     from sim_training.experts.policy import ExpertPolicy
@@ -59,10 +62,8 @@ class PriorExpert:
     def __init__(self, config: PriorConfig, embodiment: str = "shadow", action_set: str = "reduced",
                  forearm_z: bool = False, lookahead: int | None = None, scene: Scene | None = None,
                  source: str = "") -> None:
-        from sim_training.constants import LOOKAHEAD_STEPS
         from sim_training.env.observation import ObservationLayout
         from sim_training.fingering.prior import OTIKPrior
-        from sim_training.models.embodiment import get_embodiment
         from sim_training.models.scene import build_scene
 
         self.source = source
@@ -242,7 +243,6 @@ def train_piece_expert(
                            seed=seed, name=name, show_progress=show_progress, force=force)
     if method != "search":
         raise ValueError(f"method must be 'planner' or 'search', got {method!r}")
-    from sim_training.constants import LOOKAHEAD_STEPS
     from sim_training.experts.search import BEST_PRIOR, SEARCH_JSON, SearchConfig, load_prior_config, run_search
     from sim_training.experts.train import ExpertTrainConfig, config_replace, train_expert
 

@@ -51,8 +51,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from omnipianist.cliutil import progress
 from omnipianist.command import Command
 from omnipianist.errors import OmnipianistError
+from omnipianist.media import write_video
+from sim_training.constants import CONTROL_DT_S
+from sim_training.env.observation import ObservationLayout
 from sim_training.env.piano_env import EnvConfig, EnvState, PianoEnv, load_roll
 from sim_training.fingering.knobs import (
     SEARCH_SPACE,
@@ -64,6 +68,7 @@ from sim_training.fingering.knobs import (
     prior_config_to_json,
 )
 from sim_training.fingering.prior import OTIKPrior, PriorConfig, PriorState
+from sim_training.metrics import onset_prf
 from sim_training.metrics.f1 import step_prf
 from sim_training.models.embodiment import Embodiment, embodiment_from_meta, get_embodiment
 from sim_training.models.scene import Scene, build_scene
@@ -500,7 +505,6 @@ class Planner:
             a, b = row["step"] - start_step, row["step"] - start_step + row["steps"]
             row["f1"] = window_f1(active[a:b], goal[a:b])
             row["prior_f1"] = window_f1(prior_active[a:b], goal[a:b])
-        from sim_training.metrics import onset_prf
 
         metrics["onset_f1"] = onset_prf(active, env.roll, start_step).f1 if start_step == 0 else math.nan
         prior_metrics["onset_f1"] = onset_prf(prior_active, env.roll).f1 if start_step == 0 else math.nan
@@ -583,9 +587,6 @@ def render_plan(plan: Plan, piece: str | Score | PianoRoll, path: str | Path, st
                 scene: Scene | None = None) -> str:
     """MP4 of the hands playing the plan: its committed actions replayed from its start step (the
     simulation is deterministic, so this is the planned performance frame for frame)."""
-    from omnipianist.media import write_video
-    from sim_training.models.embodiment import embodiment_from_meta
-
     emb = embodiment_from_meta(plan.embodiment)
     env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch, ot_reward=False),
                    scene=scene, render_mode="rgb_array")
@@ -610,8 +611,6 @@ def plot_plan(plan: Plan, roll: PianoRoll, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sim_training.constants import CONTROL_DT_S
 
     s0 = plan.start_step
     goal = roll.keys[s0: s0 + plan.active.shape[0]]
@@ -679,7 +678,6 @@ class PlanExpert:
             main = dataclasses.replace(self.base, **w["knobs"])
             right = dataclasses.replace(main, **w["right_knobs"]) if "right_knobs" in w else None
             self.schedule.append((int(w["step"]) - start, main, right))
-        from sim_training.env.observation import ObservationLayout
 
         self.layout = ObservationLayout.for_embodiment(self.embodiment)
         self.prior = OTIKPrior(self.scene, self.base)
@@ -775,8 +773,6 @@ def plan_piece(piece: str, out: str | Path | None = None, embodiment: str = "sha
                show_progress: bool = False) -> dict[str, Any]:
     """Plan ``piece`` and (with ``out``) write the plan folder; returns the plan's summary (+ paths).
     ``video``: also write an MP4 of the hands playing the plan there."""
-    from omnipianist.cliutil import progress
-
     emb = get_embodiment(embodiment, action_set, forearm_z)  # type: ignore[arg-type]
     with Planner(piece, emb, config, stretch=stretch) as planner:
         bar = progress(total=planner.n_steps - start_step, desc=f"plan {Path(piece).stem}", disable=not show_progress)

@@ -44,6 +44,9 @@ import numpy as np
 
 from omnipianist.cliutil import progress
 from omnipianist.command import Command, command_main
+from sim_training.fingering.prior import OTIKPrior, PriorConfig
+from sim_training.models.embodiment import get_embodiment
+from sim_training.models.scene import build_scene
 
 if TYPE_CHECKING:
     from sim_training.fingering.prior import PriorConfig
@@ -117,8 +120,6 @@ class PiecePlayer:
     def __init__(self, piece: str, embodiment: str = "shadow", action_set: str = "reduced",
                  forearm_z: bool = False, stretch: float = 1.0) -> None:
         from sim_training.env.piano_env import EnvConfig, PianoEnv
-        from sim_training.models.embodiment import get_embodiment
-        from sim_training.models.scene import build_scene
 
         emb = get_embodiment(embodiment, action_set, forearm_z)
         self.scene = build_scene(emb)
@@ -132,7 +133,6 @@ class PiecePlayer:
         that ``train_expert`` reports for this config.
         """
         from sim_training.experts.train import evaluate
-        from sim_training.fingering.prior import OTIKPrior
 
         prior = OTIKPrior(self.scene, config, self.env.config.lookahead)
         m = evaluate(self.env, prior, None, np.zeros(0, dtype=int), 0.0)
@@ -210,8 +210,6 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
 
     ``best_config`` is the full PriorConfig as a dict (the content of ``best_prior.json``).
     """
-    from sim_training.fingering.prior import PriorConfig
-
     if cfg.population < 1 or cfg.seeds < 1:
         raise ValueError(f"population and seeds must be >= 1 (got {cfg.population}, {cfg.seeds})")
     if not 0.0 < cfg.elite_frac <= 1.0:

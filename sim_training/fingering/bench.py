@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sim_training.constants import LOWEST_MIDI_PITCH
+
 TEST_MEAN_F1_TARGET = 0.75
 D_MAJOR_F1_TARGET = 0.85
 NOCTURNE_F1_TARGET = 0.70
@@ -99,7 +101,6 @@ def _play(job: tuple[str, str, str, str]) -> dict[str, Any]:
 
 def key_alone_score(key: int) -> Any:
     """Key ``key`` (0..87) played alone twice: down 0..1 s, up, down 1.5..2 s."""
-    from sim_training.constants import LOWEST_MIDI_PITCH
     from sim_training.music import Note, Score
 
     pitch = LOWEST_MIDI_PITCH + key

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnipianist.command import Command, ok_or_1
+from omnipianist.media import write_video
+from omnipianist.plots import plot_piano_roll
 from sim_training.env.commands import HandChoice
 from sim_training.fingering.bench import PriorBenchConfig, run_prior_bench
 from sim_training.fingering.prior import PriorConfig
@@ -58,12 +60,8 @@ def run_prior(cfg: PriorCommandConfig) -> PriorResult:
                "onset_f1": m["onset_f1"], "steps": int(m["steps"])}
     video = plot = None
     if cfg.video:
-        from omnipianist.media import write_video
-
         video = write_video(run.frames, cfg.video, fps=20)
     if cfg.plot:
-        from omnipianist.plots import plot_piano_roll
-
         plot = plot_piano_roll(run.roll, run.active, cfg.plot, fingering=run.notes,
                                title=f"{cfg.piece} — OT/IK prior ({run.embodiment}) F1 {m['f1']:.3f}")
     return PriorResult(piece=cfg.piece, summary=summary, video=video, plot=plot)
@@ -117,8 +115,6 @@ def run_fingering(cfg: FingeringConfig) -> FingeringResult:
         write_fingering_csv(notes, cfg.out)
     png = cfg.plot or (str(cfg.out).rsplit(".", 1)[0] + ".png" if cfg.out else None)
     if png:
-        from omnipianist.plots import plot_piano_roll
-
         plot_piano_roll(run.roll, run.active, png, fingering=notes, title=f"{cfg.piece} — fingering ({run.embodiment})")
     counts = Counter(f"{n.hand[0].upper()}{n.digit}" if n.hand else "dropped" for n in notes)
     return FingeringResult(piece=cfg.piece, embodiment=run.embodiment, notes=len(notes),

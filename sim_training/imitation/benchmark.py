@@ -35,7 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from omnipianist.cliutil import progress
 from omnipianist.command import Command, command_main, ok_or_1
+from omnipianist.fileio import save_json
+from policy_export.metadata import read_metadata
+from policy_export.runtime import Policy
+from sim_training.models.embodiment import get_embodiment
 
 UNSEEN_GAIN_TARGET = 0.08
 """Unseen mean F1 at least the prior's plus this."""
@@ -84,8 +89,6 @@ def _parse(entries: tuple[str, ...]) -> list[tuple[str, str]]:
 def _checkpoint_meta(path: str) -> dict[str, Any] | None:
     """The generalist checkpoint's meta (None for .onnx files, which carry only counts)."""
     if path.endswith(".onnx"):
-        from policy_export.metadata import read_metadata
-
         m = read_metadata(path)
         src = m.get("source") or {}
         return {"model": m["model"]["type"], "residual_on_prior": bool(m.get("residual_on_prior")),
@@ -137,7 +140,6 @@ class _PriorPolicy:
     def __init__(self, embodiment: str = "shadow") -> None:
         from sim_training.env.observation import ObservationLayout
         from sim_training.fingering.prior import OTIKPrior
-        from sim_training.models.embodiment import get_embodiment
         from sim_training.models.scene import build_scene
 
         self.embodiment = get_embodiment(embodiment)
@@ -161,8 +163,6 @@ def _evaluate(piece_path: str, policy: Any) -> dict[str, Any]:
 
 def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
     """Play every policy (and the prior) on the seen / unseen pieces; see the module docstring."""
-    from omnipianist.cliutil import progress
-    from policy_export.runtime import Policy
     from sim_training.music.corpus import load_manifest
 
     t0 = time.perf_counter()
@@ -212,8 +212,6 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
     out = summarize(rows, info, seen, unseen, cfg.target_policy or entries[0][0], emb_key)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     if cfg.out:
-        from omnipianist.fileio import save_json
-
         save_json(out, Path(cfg.out))
     return out
 

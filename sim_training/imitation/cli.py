@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from omnipianist.command import Command, command_main, config_from_args
+from sim_training.experts.pipeline import ActingExpert, is_expert_folder
 
 
 def format_train_policy(r: dict[str, Any]) -> str:
@@ -67,7 +68,6 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Play the piece with the policy (same keys as ``omnipianist prior --json``)."""
     import torch
 
-    from sim_training.experts.pipeline import ActingExpert, is_expert_folder
     from sim_training.imitation.evaluate import evaluate_policy
     from sim_training.imitation.policy import ActingPolicy, load_policy
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sim_training.constants import CONTROL_DT_S
+from sim_training.imitation.residual import augment_layout, augment_obs
 
 
 @dataclass
@@ -112,8 +113,6 @@ def open_store(store: str | Path, residual_on_prior: bool = False) -> EpisodeDat
         obs, action, layout = reader.column("obs"), reader.column("action"), s.observation_layout
         attrs = dict(reader.attrs)
         if residual_on_prior:
-            from sim_training.imitation.residual import augment_layout, augment_obs
-
             prior = reader.column("prior_action")
             obs, action = augment_obs(obs, prior), (action - prior).astype(np.float32)
             layout = augment_layout(layout, action.shape[1])

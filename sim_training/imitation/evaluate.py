@@ -12,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from omnipianist.cliutil import progress
 from sim_training.env.piano_env import EnvConfig, PianoEnv
 from sim_training.env.rollout import rollout
+from sim_training.fingering.piece import note_fingering
 from sim_training.imitation.checkpoint import embodiment_from_meta
 from sim_training.imitation.policy import ActingPolicy
+from sim_training.imitation.residual import base_layout
 from sim_training.models.embodiment import Embodiment
 from sim_training.music import PianoRoll, Score
 
@@ -53,10 +56,6 @@ def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment
     key when it had to go down — read off the simulated fingertips, so it works for any policy) and
     ``frames`` (RGB, when ``video``).
     """
-    from omnipianist.cliutil import progress
-    from sim_training.fingering.piece import note_fingering
-    from sim_training.imitation.residual import base_layout
-
     emb = policy.embodiment if embodiment is None else embodiment_from_meta(embodiment)
     env = PianoEnv(piece, emb, EnvConfig(clip_steps=None, random_start=False, stretch=stretch),
                    render_mode="rgb_array" if video else None)

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sim_training.imitation.knobhead import KnobHeadConfig, KnobTrainConfig
+from omnipianist.errors import ConfigError
+from sim_training.imitation.knobhead import (
+    KnobHeadConfig,
+    KnobSamples,
+    KnobTrainConfig,
+    plan_samples,
+    relabel_rounds,
+    train_knob_head,
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +46,6 @@ class TrainKnobHeadResult:
 
 def run_train_knob_head(cfg: TrainKnobHeadConfig) -> TrainKnobHeadResult:
     """Samples from the finished plans (or the cache), then training or ``relabel_rounds`` rounds."""
-    from omnipianist.errors import ConfigError
-    from sim_training.imitation.knobhead import KnobSamples, plan_samples, relabel_rounds, train_knob_head
-
     plans = Path(cfg.plans)
     dirs = sorted(p.parent for p in plans.glob("*/expert.json") if (p.parent / "plan.json").is_file())
     if not dirs:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from sim_training.imitation.checkpoint import embodiment_from_meta, load_checkpoint
+from sim_training.imitation.residual import PriorResidual, base_layout, compose
 from sim_training.models.embodiment import Embodiment
 from sim_training.noise import fixed_noise, noise_generator
 
@@ -70,8 +71,6 @@ class GeneralistPolicy:
         self.obs_dim, self.action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
         self.residual = None
         if meta.get("residual_on_prior"):
-            from sim_training.imitation.residual import PriorResidual, base_layout
-
             lookahead = int(base_layout(meta["observation_layout"])["lookahead"])
             self.residual = PriorResidual(self.embodiment, meta.get("prior_config") or {}, lookahead)
         chunk = (1, self.pred_horizon, self.action_dim)
@@ -127,8 +126,6 @@ class GeneralistPolicy:
 
         Residual policies: ``obs`` is the environment observation; the chunk is prior (this step) + residual rows."""
         if self.residual is not None:
-            from sim_training.imitation.residual import compose
-
             x, prior_action = self.residual.step(obs)
             self._push(x)
             chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0].numpy()
@@ -141,8 +138,6 @@ class GeneralistPolicy:
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Observation (D,) -> action (A,) in [-1, 1], float64 (a new chunk every ``execute`` calls)."""
         if self.residual is not None:
-            from sim_training.imitation.residual import compose
-
             x, prior_action = self.residual.step(obs)
             if self._queue:
                 self._push(x)
@@ -165,7 +160,7 @@ def load_policy(path: str | Path, **kwargs: Any) -> ActingPolicy:
     """
     path = Path(path)
     if path.suffix == ".onnx":
-        try:
+        try:  # lazy: optional, its ImportError is reported below
             from policy_export.runtime import Policy  # type: ignore[import-not-found]
         except ImportError as exc:
             raise NotImplementedError(f"{path}: ONNX policies need policy_export.runtime.Policy, which is not "

@@ -41,6 +41,7 @@ from typing import Any
 from omnipianist.dds import use_loopback
 from omnipianist.errors import ConfigError
 from omnipianist_ros.config import BringupConfig, NodeSpec
+from omnipianist_ros.launching import node_list
 from omnipianist_ros.registry import NODES
 from omnipianist_ros.spinning import Spinner
 
@@ -212,8 +213,6 @@ class ProcessGraph:
         return env
 
     def __enter__(self) -> ProcessGraph:
-        from omnipianist_ros.launching import node_list
-
         self._tmp = tempfile.TemporaryDirectory(prefix="omnipianist-processes-")
         self.directory = Path(self._tmp.name)
         env = self.environment()

@@ -20,6 +20,10 @@ from typing import Any
 
 from omnipianist.command import Command, build_parser
 from omnipianist.errors import ConfigError, OmnipianistError
+from omnipianist_ros.bringup import Graph, ProcessGraph, spin_forever
+from omnipianist_ros.config import NodeSpec, config_path, load_bringup_config
+from omnipianist_ros.params import RecorderParams, hil_port
+from omnipianist_ros.spinning import Spinner
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,9 @@ class BringupResult:
 
 def run_bringup(cfg: BringupConfig) -> BringupResult:
     """``--check``: the validated config; else run the graph until Ctrl-C / SIGTERM."""
-    from omnipianist_ros.config import load_bringup_config
-
     graph = load_bringup_config(cfg.config)
     if cfg.check:
         return BringupResult(graph.path, {n.name: n.ros_parameters() for n in graph.nodes})
-    from omnipianist_ros.bringup import spin_forever
 
     return BringupResult(graph.path, exit_status=spin_forever(
         graph, processes=one_process_per_node(graph, cfg.processes, cfg.one_process)))
@@ -123,9 +124,6 @@ def _need(cfg: Any, names: tuple[str, ...]) -> None:
 
 def with_recorder(cfg: Any, output: str) -> Any:
     """``cfg`` with the recorder node writing ``output`` (added if the config has none)."""
-    from omnipianist_ros.config import NodeSpec
-    from omnipianist_ros.params import RecorderParams
-
     if any(n.name == "recorder" for n in cfg.nodes):
         return cfg.replace("recorder", output=output)
     use_sim_time = cfg.node("mujoco_mock").use_sim_time if any(n.name == "mujoco_mock" for n in cfg.nodes) else False
@@ -135,8 +133,6 @@ def with_recorder(cfg: Any, output: str) -> Any:
 
 def _hil_config(cfg: Any, port_dir: str, realtime: bool) -> Any:
     """The HIL graph pointed at a fresh port folder; lock-step (drivers cycle per command) or real time."""
-    from omnipianist_ros.params import hil_port
-
     _need(cfg, HIL_DRIVERS)
     cfg = cfg.replace("mujoco_mock", hil=True, hil_port_dir=port_dir, mode="realtime" if realtime else "lockstep")
     for name in HIL_DRIVERS:
@@ -186,9 +182,6 @@ def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, te
     ``processes``: one process per node (:func:`play_in_processes`).
     Raises ConfigError for a bad config, TimeoutError when the piece does not finish in ``timeout_s``.
     """
-    from omnipianist_ros.bringup import Graph
-    from omnipianist_ros.config import config_path, load_bringup_config
-
     if realtime and not hil:
         raise ConfigError("play: realtime is a HIL option (play --sim is lock-step)")
     cfg = load_bringup_config(config or config_path("hil.yaml" if hil else "sim.yaml"))
@@ -247,9 +240,6 @@ def play_hardware(piece: str, hardware_config: str, *, policy: str = "prior", em
     (:func:`play_in_processes`), else all in this process. Raises ConfigError for a bad config or a missing
     node (e.g. "hand driver node not available: ..."), TimeoutError when the piece does not finish.
     """
-    from omnipianist_ros.bringup import Graph
-    from omnipianist_ros.config import config_path, load_bringup_config
-
     if not Path(hardware_config).is_dir():
         raise ConfigError(f"play --hardware: {hardware_config} is not a hardware_config folder")
     cfg = load_bringup_config(config or config_path("hardware.yaml"))
@@ -303,8 +293,6 @@ def play_in_processes(cfg: Any, piece: str, mode: str, *, policy: str = "prior",
     from rclpy.executors import SingleThreadedExecutor
 
     from omnipianist_ros import topics
-    from omnipianist_ros.bringup import ProcessGraph
-    from omnipianist_ros.spinning import Spinner
 
     last: dict[str, dict[str, str]] = {}
     levels: dict[str, str] = {}

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from omnipianist.errors import ConfigError
+from omnipianist.resources import candidates
 from omnipianist_ros.params import HandDriverParams, coerce, field_types
 from omnipianist_ros.registry import NODES
 
@@ -158,8 +159,6 @@ def load_bringup_config(path: str | Path) -> BringupConfig:
 def config_path(name: str) -> Path:
     """A shipped config (``sim.yaml``): the repository's ``ros2_ws/config`` or the installed share dir
     (colcon's ament share directory, or pip's ``<prefix>/share``): :mod:`omnipianist.resources`."""
-    from omnipianist.resources import candidates
-
     tried = candidates("config", name)
     for c in tried:
         if c.is_file():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from omnipianist.errors import ConfigError
 from omnipianist.safety.filter import EstopConfig, FilterResult, SafetyFilter, WatchdogConfig
 from omnipianist_ros.observation import ObservationAssembler
 from omnipianist_ros.params import SIM_MAX_RATE, SIM_MAX_RATE_RAIL
@@ -65,7 +66,6 @@ def hardware_safety_filters(scene: Scene, hardware_dir: str, dt: float = CONTROL
     Raises ConfigError (HardwareConfigError) naming the file and key, or when the hardware's actuator
     order differs from the embodiment's.
     """
-    from omnipianist.errors import ConfigError
     from omnipianist.hardware.config import load_hardware, safety_filter_for
 
     emb = scene.embodiment

@@ -50,7 +50,12 @@ from typing import Any, Literal
 import numpy as np
 
 from omnipianist.command import Command, command_main, ok_or_1
+from omnipianist.dds import use_loopback
 from omnipianist.errors import ConfigError, OmnipianistError
+from omnipianist_ros.bringup import Graph, ProcessGraph
+from omnipianist_ros.config import config_path, load_bringup_config
+from omnipianist_ros.nodes.main import CPUS_ENV, RT_PRIORITY_ENV, apply_cpu_affinity, apply_rt_priority
+from omnipianist_ros.spinning import Spinner
 
 ISOLATED_ENV = "OMNIPIANIST_NETNS"
 TARGETS_20HZ = {"period_jitter_ms_p99": 2.0, "latency_ms_p99": 10.0, "missed_deadlines": 0}
@@ -108,8 +113,6 @@ probe come first, then the policy, then the physics (the mock stands in for the 
 
 def bench_config(args: BenchLoopConfig) -> Any:
     """The real-time sim graph of the benchmark (sim.yaml without the evaluator, on the wall clock)."""
-    from omnipianist_ros.config import config_path, load_bringup_config
-
     period = 1.0 / args.rate
     cfg = load_bringup_config(config_path("sim.yaml"))
     cfg = dataclasses.replace(cfg, nodes=tuple(dataclasses.replace(n, use_sim_time=False) for n in cfg.nodes
@@ -130,7 +133,6 @@ def measure(args: BenchLoopConfig) -> dict[str, Any]:
     from std_msgs.msg import Float64MultiArray
 
     from omnipianist_ros import topics
-    from omnipianist_ros.bringup import Graph
 
     period = 1.0 / args.rate
     cfg = bench_config(args)
@@ -209,8 +211,6 @@ def measure_processes(args: BenchLoopConfig) -> dict[str, Any]:
     from std_msgs.msg import Float64, Float64MultiArray
 
     from omnipianist_ros import topics
-    from omnipianist_ros.bringup import ProcessGraph
-    from omnipianist_ros.spinning import Spinner
 
     period = 1.0 / args.rate
     total = args.warmup + args.cycles
@@ -225,8 +225,6 @@ def measure_processes(args: BenchLoopConfig) -> dict[str, Any]:
         for st in msg.status:
             if st.name == "omnipianist/policy":
                 diags.append((len(arrivals), {kv.key: kv.value for kv in st.values}))
-
-    from omnipianist_ros.nodes.main import CPUS_ENV, RT_PRIORITY_ENV, apply_cpu_affinity, apply_rt_priority
 
     cpus = sorted(os.sched_getaffinity(0))
     pins: dict[str, str] = {}
@@ -332,8 +330,6 @@ def run_bench_loop(cfg: BenchLoopConfig) -> dict[str, Any]:
 
     Re-runs itself in a private network namespace (its JSON read back) unless ``no_netns`` or already in one;
     ConfigError when none can be made (``--no-netns`` runs on the loopback profile alone)."""
-    from omnipianist.dds import use_loopback
-
     if not cfg.no_netns and os.environ.get(ISOLATED_ENV) != "1":
         argv = _isolated_argv([sys.executable, "-m", "omnipianist_ros.loopbench", *_forward(cfg), "--json"])
         if argv is None:

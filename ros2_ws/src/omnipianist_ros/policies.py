@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from omnipianist.errors import ConfigError, ContractError
-from sim_training.env.observation import ObservationLayout
+from omnipianist.resources import candidates
+from sim_training.env.observation import ObservationLayout, build_observation
+from sim_training.models.piano import KEY_GEOMETRY
 from sim_training.models.scene import Scene
 
 
@@ -42,9 +44,6 @@ class PriorPolicy:
     def _warm_up(self, scene: Scene) -> None:
         """One act on the home-posture observation, then reset: the first call pays one-off costs
         (imports, allocations; measured ~0.5 s) that would otherwise trip the command watchdog."""
-        from sim_training.env.observation import build_observation
-        from sim_training.models.piano import KEY_GEOMETRY
-
         lay = self.layout
         goal = np.zeros(lay.field("goal").shape, dtype=np.float32)
         tips = np.zeros(lay.field("fingertip_xyz").shape)
@@ -66,7 +65,6 @@ def shipped_model(path: Path) -> Path:
     from any working directory."""
     if path.is_absolute() or path.is_file():
         return path
-    from omnipianist.resources import candidates
 
     rel = Path(*path.parts[1:]) if path.parts and path.parts[0] == "models" else path
     for c in candidates("models", str(rel)):
@@ -85,7 +83,7 @@ def load_policy(spec: str, scene: Scene, lookahead: int) -> PolicyProvider:
     path = shipped_model(path)
     if not path.is_file():
         raise ConfigError(f"policy: {path} does not exist")
-    try:
+    try:  # lazy: optional, its ImportError is reported below
         from policy_export.runtime import Policy  # type: ignore[import-not-found]
     except ImportError as exc:
         raise ConfigError(f"policy: cannot load {path}: policy_export.runtime is not available ({exc})") from exc

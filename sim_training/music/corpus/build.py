@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnipianist.cliutil import progress as progress_bar
 from omnipianist.errors import OmnipianistError
 from sim_training.constants import HIGHEST_MIDI_PITCH, LOWEST_MIDI_PITCH
 from sim_training.music.corpus.constants import (
@@ -281,7 +282,6 @@ def build_corpus(
     failures: list[dict[str, str]] = []
     modes: Counter[str] = Counter()
     n_source = n_dropped = n_works = n_empty = 0
-    from omnipianist.cliutil import progress as progress_bar
 
     bar = progress_bar(total=len(jobs), desc="corpus", disable=not progress)
     results = _iter_results(jobs, workers)

@@ -51,6 +51,7 @@ from omnipianist.hardware.driver import DriverState, HandDriver
 from omnipianist.hardware.hil import load_channels
 from omnipianist_ros import topics
 from omnipianist_ros.params import HandDriverParams, declare_and_read
+from sim_training.models.embodiment import get_embodiment
 
 
 class HandDriverNode(LifecycleNode):
@@ -143,8 +144,6 @@ class HandDriverNode(LifecycleNode):
                 raise OmnipianistError(f"{self.get_name()}: rate_hz must be > 0, got {p.rate_hz}")
             driver = HandDriver(channels, buses[bus_name], safety, period_s=1.0 / p.rate_hz,
                                 port=p.port or None, name=side)
-            from sim_training.models.embodiment import get_embodiment
-
             names = list(get_embodiment(embodiment).actuator_names(side))
             pick = np.array([names.index(c.name) for c in channels])
             driver.configure()

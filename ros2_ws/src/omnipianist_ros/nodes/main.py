@@ -27,6 +27,9 @@ from typing import Any
 
 from omnipianist.dds import use_loopback
 from omnipianist.errors import OmnipianistError
+from omnipianist_ros.bringup import _node_class
+from omnipianist_ros.registry import NODES
+from omnipianist_ros.spinning import Spinner
 
 SHUTDOWN_DEADLINE_S = 1.8
 """Seconds from the first SIGINT / SIGTERM to the end of the process, at most."""
@@ -105,9 +108,6 @@ def run_node(kind: str, argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
-
-    from omnipianist_ros.bringup import _node_class
-    from omnipianist_ros.spinning import Spinner
 
     node: Any = None
     executor: Any = None
@@ -210,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m omnipianist_ros.nodes.main KIND [--ros-args ...]``."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0].startswith("-"):
-        from omnipianist_ros.registry import NODES
-
         sys.stderr.write(f"usage: python -m omnipianist_ros.nodes.main KIND [--ros-args ...]; KIND: "
                          f"{', '.join(NODES)}\n")
         return 2
