@@ -85,7 +85,9 @@ GOAL_QOS = _reliable(1)
 GOAL_CHECK_QOS = _reliable(10)
 GOAL_STAMP_QOS = _reliable(100)
 """The evaluator keeps every goal (it pairs them with /piano/progress); compatible with GOAL_QOS."""
-KEYS_QOS = _reliable(10)
+KEYS_QOS = _reliable(100)
+"""The evaluator must see every step's keys: a deep history on both ends, so an evaluator a few periods
+behind (a loaded machine, a lock-step graph running faster than real time) loses none (5 s at 20 Hz)."""
 SUSTAIN_QOS = _reliable(1)
 PROGRESS_QOS = _reliable(10)
 ESTOP_QOS = _reliable(1, transient_local=True)
