@@ -284,8 +284,9 @@ def calibrate(cfg: CalibrateConfig) -> CalibrateResult:
     out = Path(cfg.out or hand_path)
     if out.exists() and out.resolve() == hand_path.resolve():
         shutil.copyfile(hand_path, hand_path.with_suffix(hand_path.suffix + ".bak"))
-    bus = DynamixelBus(cfg.port or bus_cfg.port, bus_cfg.baudrate, timeout_s=bus_cfg.timeout_s,
-                       retries=bus_cfg.retries, raise_on_alert=False)
+    # calibration keeps no control period: the bus waits as long as it does while configuring
+    bus = DynamixelBus(cfg.port or bus_cfg.port, bus_cfg.baudrate, timeout_s=bus_cfg.setup_timeout_s,
+                       retries=bus_cfg.setup_retries, raise_on_alert=False)
     bus.connect()
     try:
         result = run_calibration(bus, hand, out, prompt=cfg.prompt, min_motion_rad=math.radians(cfg.min_motion_deg))

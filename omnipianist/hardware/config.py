@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -230,8 +231,11 @@ class BusConfig:
         baudrate: [bit/s] (4000000).
         latency_timer_ms: FTDI latency timer the udev rule sets [ms] (1); checked by the driver.
         return_delay_us: Return Delay Time to write [us] (0; multiple of 2).
-        timeout_s: reply timeout per transaction [s].
-        retries: extra attempts after a timeout or CRC error.
+        timeout_s: reply timeout per transaction [s] while playing.
+        retries: extra attempts after a timeout or CRC error while playing.
+        setup_timeout_s: reply timeout per transaction [s] while configuring and calibrating (no
+            control period to keep; a host that is briefly busy must not fail start-up).
+        setup_retries: extra attempts per transaction while configuring and calibrating.
         operating_mode: Operating Mode (5 = current-based position).
         bus_watchdog_units: Bus Watchdog [units of 20 ms] (1..127); the servos stop if the host is
             silent that long.
@@ -246,6 +250,8 @@ class BusConfig:
     retries: int
     operating_mode: int
     bus_watchdog_units: int
+    setup_timeout_s: float = 0.1
+    setup_retries: int = 5
 
     @property
     def return_delay_units(self) -> int:
@@ -491,7 +497,20 @@ _BUS_KEYS = (
     "retries",
     "operating_mode",
     "bus_watchdog_units",
+    "setup_timeout_s",
+    "setup_retries",
 )
+_BUS_OPTIONAL_KEYS = ("setup_timeout_s", "setup_retries")
+
+
+def _bus_setup(r: Reader, key: str, m: dict[str, Any]) -> dict[str, Any]:
+    """The optional start-up timing keys of one bus (absent: the BusConfig defaults)."""
+    out: dict[str, Any] = {}
+    if "setup_timeout_s" in m:
+        out["setup_timeout_s"] = r.number(f"{key}.setup_timeout_s", m["setup_timeout_s"], hi=5.0, positive=True)
+    if "setup_retries" in m:
+        out["setup_retries"] = r.integer(f"{key}.setup_retries", m["setup_retries"], 0, 20)
+    return out
 
 
 def load_bus_config(path: str | Path) -> dict[str, BusConfig]:
@@ -511,7 +530,7 @@ def load_bus_config(path: str | Path) -> dict[str, BusConfig]:
         if not isinstance(name, str):
             raise r.error(f"buses.{name}", "bus name must be a string")
         key = f"buses.{name}"
-        m = r.mapping(key, raw[name], _BUS_KEYS)
+        m = r.mapping(key, raw[name], _BUS_KEYS, optional=_BUS_OPTIONAL_KEYS)
         port = r.string(f"{key}.port", m["port"])
         if port in port_owner:
             raise r.error(f"{key}.port", f"port {port} is already used by buses.{port_owner[port]}")
@@ -540,6 +559,7 @@ def load_bus_config(path: str | Path) -> dict[str, BusConfig]:
             retries=r.integer(f"{key}.retries", m["retries"], 0, 10),
             operating_mode=mode,
             bus_watchdog_units=r.integer(f"{key}.bus_watchdog_units", m["bus_watchdog_units"], 1, BUS_WATCHDOG_UNITS_MAX),
+            **_bus_setup(r, key, m),
         )
     return buses
 

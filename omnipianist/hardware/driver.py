@@ -283,12 +283,14 @@ class HandDriver:
             self.bus.disconnect(disable_torque=False)
             raise HandDriverError(f"expected {self.servo_model} (model {self.model_number}): {detail}",
                                   port=self.port, servo_id=wrong[0][0])
-        self.bus.disable_torque(self.ids)
-        self._torque_on = False
-        for ch in self.channels:
-            self._write_eeprom(ch)
-            self._write_ram(ch)
-        self.home()
+        cfg = self.bus_config
+        with self.bus.patient(cfg.setup_timeout_s, cfg.setup_retries):
+            self.bus.disable_torque(self.ids)
+            self._torque_on = False
+            for ch in self.channels:
+                self._write_eeprom(ch)
+                self._write_ram(ch)
+            self.home()
         self.state = DriverState.INACTIVE
         log.info("%s configured %d servos", self._where(), len(self.ids))
 

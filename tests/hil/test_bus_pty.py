@@ -155,6 +155,22 @@ def test_late_reply_does_not_poison_the_next_call(bus: DynamixelBus, emulator: S
     assert bus.read(8, "goal_current") == 123
 
 
+def test_patient_block_waits_longer_then_restores_the_play_timing(bus: DynamixelBus, emulator: ServoBusEmulator) -> None:
+    late = BUDGET_S + TIMEOUT_S  # later than every retry of the play timing allows
+    emulator.delay_next_reply(late)
+    with pytest.raises(BusTimeout):
+        bus.read(8, "present_position")
+    time.sleep(late + TIMEOUT_S)  # the late replies land and are dropped by the next call
+    emulator.delay_next_reply(late)
+    with bus.patient(timeout_s=2 * late, retries=4) as patient:
+        assert patient.timeout_s == 2 * late and patient.retries == 4
+        assert bus.read(8, "present_position") == 2048  # the first attempt's reply, late but in time
+    assert bus.stats[8].timeouts == 3  # only the three play-timing attempts timed out
+    assert (bus.timeout_s, bus.retries) == (TIMEOUT_S, RETRIES)
+    with bus.patient(timeout_s=TIMEOUT_S / 10, retries=0):  # never shortens
+        assert (bus.timeout_s, bus.retries) == (TIMEOUT_S, RETRIES)
+
+
 def test_hardware_error_alert(bus: DynamixelBus, emulator: ServoBusEmulator) -> None:
     emulator.set_hardware_error(10, 0x20)  # overload
     with pytest.raises(ServoError, match="hardware alert") as info:

@@ -310,7 +310,20 @@ BUS_MUTATIONS: list[tuple[str, Mutation, str, str]] = [
     ("negative timeout", _set("buses.left.timeout_s", -0.1), "buses.left.timeout_s", "must be > 0"),
     ("shared port", _set("buses.right.port", "/dev/omnipianist_left"), "buses.right.port", "already used by buses.left"),
     ("no buses", _set("buses", {}), "buses", "non-empty mapping"),
+    ("setup timeout 0", _set("buses.left.setup_timeout_s", 0), "buses.left.setup_timeout_s", "must be > 0"),
+    ("setup retries 99", _set("buses.left.setup_retries", 99), "buses.left.setup_retries", "outside"),
 ]
+
+
+def test_bus_setup_timing_is_optional(tmp_path: Path) -> None:
+    data = copy.deepcopy(_valid("bus.yaml"))
+    data["buses"]["right"].update(setup_timeout_s=0.25, setup_retries=7)
+    path = tmp_path / "bus.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    buses = load_bus_config(path)
+    assert (buses["left"].setup_timeout_s, buses["left"].setup_retries) == (0.1, 5)  # absent: the defaults
+    assert (buses["right"].setup_timeout_s, buses["right"].setup_retries) == (0.25, 7)
+    assert buses["left"].setup_timeout_s > buses["left"].timeout_s
 
 
 @pytest.mark.parametrize(("mutate", "key", "problem"), [m[1:] for m in BUS_MUTATIONS], ids=[m[0] for m in BUS_MUTATIONS])

@@ -9,10 +9,11 @@ retry (at most ``retries`` times) what is still missing. A call therefore blocks
 
 from __future__ import annotations
 
+import contextlib
 import select
 import termios
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import serial
@@ -99,6 +100,27 @@ class DynamixelBus:
         """``time.monotonic()`` right after the last instruction left (for the bus-watchdog bookkeeping)."""
         self._serial: serial.SerialBase | None = None
         self._fileno: int | None = None
+
+    @contextlib.contextmanager
+    def patient(self, timeout_s: float, retries: int) -> Iterator[DynamixelBus]:
+        """Within the block, each transaction waits ``timeout_s`` per attempt (writes too) and retries
+        ``retries`` times: for configuring and calibrating, where no control period is kept and a host
+        that is briefly busy (or a servo that has just booted) must not fail start-up. Never shortens."""
+        saved = (self.timeout_s, self.retries)
+        self.timeout_s, self.retries = max(timeout_s, self.timeout_s), max(retries, self.retries)
+        self._set_write_timeout(self.timeout_s)
+        try:
+            yield self
+        finally:
+            self.timeout_s, self.retries = saved
+            self._set_write_timeout(self.timeout_s)
+
+    def _set_write_timeout(self, timeout_s: float) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.write_timeout = timeout_s
+            except (ValueError, serial.SerialException):
+                pass
 
     # --- connection -------------------------------------------------------------------------------
 
