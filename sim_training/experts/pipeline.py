@@ -35,6 +35,7 @@ import numpy as np
 
 from sim_training.constants import LOOKAHEAD_STEPS
 from sim_training.models.embodiment import get_embodiment
+from sim_training.music.corpus.manifest import portable_piece
 
 if TYPE_CHECKING:
     from sim_training.experts.planner import PlanExpert
@@ -172,17 +173,18 @@ def plan_expert(piece: str, out_dir: str | Path, embodiment: str = "shadow",
 
     out = Path(out_dir)
     name = name or Path(piece).stem
+    recorded = portable_piece(piece)
     cfg = dataclasses.replace(PlannerConfig(seed=seed), **dict(planner_overrides or {}))
     if (out / EXPERT_JSON).is_file() and not force:
         done = json.loads((out / EXPERT_JSON).read_text())
         if done.get("kind") == "plan" and done.get("planner") == json.loads(json.dumps(dataclasses.asdict(cfg))) \
-                and done.get("piece") == piece:
+                and done.get("piece") in (piece, recorded):
             return {**done, "skipped": True}
     r = plan_piece(piece, out, embodiment, cfg, action_set=action_set, stretch=stretch, plot=True,
                    show_progress=show_progress)
     summary: dict[str, Any] = {
         **{k: v for k, v in r.items() if k not in ("actions", "plot", "out")},
-        "piece": piece, "name": name, "embodiment": embodiment, "action_set": action_set, "forearm_z": False,
+        "piece": recorded, "name": name, "embodiment": embodiment, "action_set": action_set, "forearm_z": False,
         "stretch": stretch, "kind": "plan", "plan": PLAN_JSON,
         "searched_f1": None, "residual_f1": None, "expert_f1": r["f1"],
         "env_steps": int(r["plays"] * cfg.horizon), "updates": 0,

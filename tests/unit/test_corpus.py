@@ -112,6 +112,17 @@ def test_pieces_filters_and_paths(manifest: Manifest) -> None:
         manifest.pieces("dev")
 
 
+def test_portable_piece_names_a_shipped_clip_by_its_id(tmp_path: Path) -> None:
+    from sim_training.music.corpus.manifest import portable_piece
+
+    first = load_manifest().entries[0]
+    assert portable_piece(str(corpus_path(first.id).resolve())) == first.id
+    copy = tmp_path / f"{first.id}.mid"  # same name, not the shipped file: a path it stays
+    copy.write_bytes(corpus_path(first.id).read_bytes())
+    assert portable_piece(str(copy)) == str(copy)
+    assert portable_piece("c_major_scale") == "c_major_scale"
+
+
 def test_every_clip_is_playable_and_matches_manifest(manifest: Manifest, scores: dict[str, Score]) -> None:
     for p in manifest.entries:
         score = scores[p.id]

@@ -143,6 +143,20 @@ def corpus_path(piece_id: str) -> Path:
     return load_manifest().corpus_path(piece_id)
 
 
+def portable_piece(piece: str) -> str:
+    """``piece`` as a summary should record it: the clip id when it is the shipped corpus's MIDI file of
+    that id (no checkout's absolute path in a committed file), else unchanged."""
+    p = Path(piece)
+    if p.suffix.lower() not in (".mid", ".midi") or not p.is_file():
+        return piece
+    try:
+        if corpus_path(p.stem).resolve() == p.resolve():
+            return p.stem
+    except Exception:  # noqa: BLE001 - not a shipped clip: keep what the caller gave
+        pass
+    return piece
+
+
 def split_of(source: str) -> str:
     """The split of every clip of work ``source``: a fixed hash of the path -> 80/10/10."""
     bucket = int(hashlib.sha256(source.encode("utf-8")).hexdigest(), 16) % 10
