@@ -1,101 +1,25 @@
-"""Per-joint servo calibration of a hand, as dataclasses, and the joint-angle <-> tick conversions.
+"""Guided calibration of a hand (``omnipianist calibrate``): every joint's ``offset_rad`` and ``direction``
+measured with the hand limp, written to its hand YAML.
 
-Calibration convention (one formula, used by the driver, the emulator tests and the config checks)::
-
-    servo_rad(ticks) = (ticks - 2048) * 2*pi / 4096          # tables.ticks_to_rad: 2048 ticks = 0 rad
-    joint_rad        = direction * servo_rad(ticks) - offset_rad
-    ticks            = round(2048 + 4096 / (2*pi) * direction * (joint_rad + offset_rad))
-
-``joint_rad`` is the simulation's joint angle (the MuJoCo model's convention, 0 = flat open hand).
-The LEAP Hand software reads the raw servo angle as ``ticks * 2*pi / 4096`` and defines
-``sim = raw - pi``; since ``raw - pi = servo_rad`` the LEAP "+pi" is exactly the 2048-tick centre, so a
-stock-assembled LEAP Hand has ``direction = +1`` and ``offset_rad = 0`` on every joint. A non-zero
-``offset_rad`` is the residual measured at calibration: the servo_rad read when the joint sits at
-sim angle 0 is ``offset_rad`` (for ``direction = +1``). ``direction = -1`` flips a servo mounted the
-other way round.
+The calibration convention (the formula ``offset_rad`` and ``direction`` enter) and the per-joint data
+model live in :mod:`omnipianist.hardware.joints`; the hand files in :mod:`omnipianist.hardware.config`.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import shutil
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from omnipianist.command import Command
+from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, HandConfig, load_bus_config, load_hand_config
 from omnipianist.hardware.dynamixel.bus import DynamixelBus
-from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK, TICKS_PER_REV, rad_to_ticks, ticks_to_rad
-
-POSITION_TICKS_MIN = 0
-POSITION_TICKS_MAX = TICKS_PER_REV - 1
-"""Single-turn position range [ticks] that joint limits must map into."""
-
-
-@dataclass(frozen=True)
-class PositionGains:
-    """Position PID gains as written to the servo's control table (Dynamixel units, 0..16383).
-
-    Attributes:
-        p: Position P Gain (address 84).
-        i: Position I Gain (address 82).
-        d: Position D Gain (address 80).
-    """
-
-    p: int
-    i: int
-    d: int
-
-
-@dataclass(frozen=True)
-class JointCalibration:
-    """One joint's servo: id, calibration, limits, gains, current limit.
-
-    Attributes:
-        name: unprefixed joint name as in the hand model (e.g. ``if_mcp``).
-        servo_id: Dynamixel id on the hand's bus (0..252).
-        offset_rad: calibration offset [rad] (see the module docstring for the formula).
-        direction: +1 or -1, sign between servo angle and joint angle.
-        limits_rad: (lower, upper) joint-angle limits [rad], inside the model's joint range.
-        gains: position PID gains (Dynamixel units).
-        current_limit_ma: current limit [mA] (Current Limit 38 and Goal Current 102 in mode 5).
-    """
-
-    name: str
-    servo_id: int
-    offset_rad: float
-    direction: int
-    limits_rad: tuple[float, float]
-    gains: PositionGains
-    current_limit_ma: float
-
-    def limit_ticks(self) -> tuple[int, int]:
-        """(min, max) position [ticks] of the joint limits, sorted (for Min/Max Position Limit)."""
-        a = joint_rad_to_ticks(self, self.limits_rad[0])
-        b = joint_rad_to_ticks(self, self.limits_rad[1])
-        return (min(a, b), max(a, b))
-
-
-def ticks_to_joint_rad(cal: JointCalibration, ticks: int | float) -> float:
-    """Servo position [ticks] -> joint angle [rad] (sim convention): ``direction*servo_rad - offset``."""
-    return cal.direction * ticks_to_rad(ticks) - cal.offset_rad
-
-
-def joint_rad_to_ticks(cal: JointCalibration, rad: float) -> int:
-    """Joint angle [rad] (sim convention) -> nearest servo position [ticks].
-
-    Inverse of :func:`ticks_to_joint_rad` (exact for integer ticks; within half a tick,
-    ``pi / 4096`` rad, for angles). No clamping: limits are the safety filter's job.
-
-    Raises:
-        ValueError: ``rad`` is NaN or infinite (names the joint and servo id).
-    """
-    if not math.isfinite(rad):
-        raise ValueError(f"joint {cal.name} (servo id {cal.servo_id}): non-finite angle {rad!r}")
-    return rad_to_ticks(cal.direction * (rad + cal.offset_rad))
-
-
-# --- guided calibration (``omnipianist calibrate``) -------------------------------------------------
+from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, RAD_PER_TICK
 
 ZERO_POSE_PROMPT = (
     "Torque is off: the hand is limp. Put every joint at its zero pose (fingers flat and straight, "
@@ -120,19 +44,19 @@ class CalibrationResult:
         unchanged_direction: joints that moved less than ``min_motion_rad`` (direction kept from before).
     """
 
-    hand: object
-    path: object
+    hand: HandConfig
+    path: Path
     zero_ticks: dict[str, int]
     flexed_ticks: dict[str, int]
     unchanged_direction: tuple[str, ...]
 
 
 def run_calibration(
-    bus: object,
-    hand: object,
-    out_path: object,
+    bus: DynamixelBus,
+    hand: HandConfig,
+    out_path: str | Path,
     *,
-    prompt: object = None,
+    prompt: Callable[[str], object] | None = None,
     min_motion_rad: float = MIN_MOTION_RAD,
 ) -> CalibrationResult:
     """Record every joint's ``offset_rad`` and ``direction`` with the hand limp, and write a hand YAML.
@@ -156,19 +80,11 @@ def run_calibration(
         HardwareConfigError: the measured offsets make the limits leave the single-turn range (names
             the joint).
     """
-    from dataclasses import replace
-    from pathlib import Path
-
-    from omnipianist.hardware.config import HandConfig, load_hand_config  # lazy: cycle (config imports this module)
-
-    assert isinstance(bus, DynamixelBus) and isinstance(hand, HandConfig)
     def _ask_on_stderr(message: str) -> str:  # stdout stays clean for --json
-        import sys
-
         print(message, end=" ", file=sys.stderr, flush=True)
         return input()
 
-    ask = prompt if callable(prompt) else _ask_on_stderr
+    ask = prompt if prompt is not None else _ask_on_stderr
     ids = {name: cal.servo_id for name, cal in hand.joints.items()}
     bus.disable_torque(ids.values())
     ask(ZERO_POSE_PROMPT)
@@ -178,7 +94,7 @@ def run_calibration(
     joints = {}
     unchanged = []
     for name, cal in hand.joints.items():
-        z, f = int(zero[cal.servo_id]), int(flexed[cal.servo_id])  # type: ignore[arg-type]
+        z, f = zero[cal.servo_id], flexed[cal.servo_id]
         moved = (f - z) * RAD_PER_TICK
         if abs(moved) >= min_motion_rad:
             direction = 1 if moved > 0 else -1
@@ -188,20 +104,17 @@ def run_calibration(
         offset = direction * (z - CENTER_TICKS) * RAD_PER_TICK
         joints[name] = replace(cal, offset_rad=round(offset, 6), direction=direction)
     new = replace(hand, joints=joints)
-    path = Path(str(out_path))
+    path = Path(out_path)
     path.write_text(dump_hand_yaml(new), encoding="utf-8")
     loaded = load_hand_config(path)
     return CalibrationResult(
-        loaded, path, {n: int(zero[c.servo_id]) for n, c in hand.joints.items()},  # type: ignore[arg-type]
-        {n: int(flexed[c.servo_id]) for n, c in hand.joints.items()}, tuple(unchanged),  # type: ignore[arg-type]
+        loaded, path, {n: zero[c.servo_id] for n, c in hand.joints.items()},
+        {n: flexed[c.servo_id] for n, c in hand.joints.items()}, tuple(unchanged),
     )
 
 
-def dump_hand_yaml(hand: object) -> str:
+def dump_hand_yaml(hand: HandConfig) -> str:
     """A hand configuration as YAML in the layout of ``hardware_config/leap_left.yaml`` (one line per joint)."""
-    from omnipianist.hardware.config import HandConfig  # lazy: cycle (config imports this module)
-
-    assert isinstance(hand, HandConfig)
     out = [
         f"# {hand.embodiment.upper()} hand, {hand.side}. Every field and the calibration convention: "
         "hardware_config/README.md.",
@@ -267,16 +180,6 @@ class CalibrateResult:
 def calibrate(cfg: CalibrateConfig) -> CalibrateResult:
     """``omnipianist calibrate``: open the hand's bus, run :func:`run_calibration` (``.bak`` of an overwritten
     hand YAML kept), close the bus with the torque off."""
-    import shutil
-    from pathlib import Path
-
-    from omnipianist.hardware.config import (  # lazy: cycle (config imports this module)
-        HARDWARE_CONFIG_DIR,
-        HandConfig,
-        load_bus_config,
-        load_hand_config,
-    )
-
     hand_path = Path(cfg.hand_config or HARDWARE_CONFIG_DIR / f"leap_{cfg.side}.yaml")
     hand = load_hand_config(hand_path)
     buses = load_bus_config(cfg.bus_config or HARDWARE_CONFIG_DIR / "bus.yaml")
@@ -292,7 +195,6 @@ def calibrate(cfg: CalibrateConfig) -> CalibrateResult:
         result = run_calibration(bus, hand, out, prompt=cfg.prompt, min_motion_rad=math.radians(cfg.min_motion_deg))
     finally:
         bus.disconnect(disable_torque=True)
-    assert isinstance(result.hand, HandConfig)
     return CalibrateResult(path=str(result.path), side=cfg.side, unchanged_direction=result.unchanged_direction,
                            joints={name: {"servo_id": cal.servo_id, "offset_rad": cal.offset_rad,
                                           "direction": cal.direction} for name, cal in result.hand.joints.items()},

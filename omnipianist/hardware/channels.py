@@ -3,7 +3,7 @@
 The hand driver works on channels only, so a LEAP Hand (16 joint servos, rad) and a simulation-only
 virtual hand (one emulated servo per actuator, forearm slides in metres included) drive the same way.
 
-Mapping (the calibration convention of :mod:`omnipianist.hardware.calibration`, generalised to any unit)::
+Mapping (the calibration convention of :mod:`omnipianist.hardware.joints`, generalised to any unit)::
 
     value = direction * (ticks - 2048) * unit_per_tick - offset
     ticks = round(2048 + direction * (value + offset) / unit_per_tick)
@@ -21,14 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnipianist.errors import ConfigError
-from omnipianist.hardware.calibration import RAD_PER_TICK, PositionGains
 from omnipianist.hardware.config import HandConfig, SafetyConfig, servo_order
 from omnipianist.hardware.dynamixel.tables import (
     CENTER_TICKS,
     EXTENDED_POSITION_LIMIT,
+    RAD_PER_TICK,
     TICKS_PER_REV,
     VELOCITY_RPM_PER_UNIT,
 )
+from omnipianist.hardware.joints import PositionGains
 
 TICKS_PER_S_PER_VELOCITY_UNIT = VELOCITY_RPM_PER_UNIT * TICKS_PER_REV / 60.0
 """Present Velocity unit (0.229 rpm) in ticks per second."""

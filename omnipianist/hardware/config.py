@@ -3,7 +3,7 @@
 Files (see ``hardware_config/README.md`` for every field):
 
 * ``<embodiment>_<side>.yaml`` (``leap_left.yaml``, ``leap_right.yaml``): one hand -> :class:`HandConfig`
-  (per-joint :class:`~omnipianist.hardware.calibration.JointCalibration` and the forearm :class:`RailConfig`,
+  (per-joint :class:`~omnipianist.hardware.joints.JointCalibration` and the forearm :class:`RailConfig`,
   whose slides may each have a :class:`RailServo`);
 * ``bus.yaml``: the serial buses -> ``dict[name, BusConfig]``;
 * ``safety.yaml``: the safety filter's parameters -> :class:`SafetyConfig`.
@@ -30,14 +30,6 @@ from typing import Any
 import numpy as np
 
 from omnipianist.errors import ConfigError, OmnipianistError
-from omnipianist.hardware.calibration import (
-    POSITION_TICKS_MAX,
-    POSITION_TICKS_MIN,
-    JointCalibration,
-    PositionGains,
-    joint_rad_to_ticks,
-    ticks_to_joint_rad,
-)
 from omnipianist.hardware.dynamixel.protocol import MAX_ID
 from omnipianist.hardware.dynamixel.tables import (
     BAUD_RATES,
@@ -46,16 +38,19 @@ from omnipianist.hardware.dynamixel.tables import (
     MODELS,
     MODELS_BY_NAME,
     OPERATING_MODE_CURRENT_BASED_POSITION,
+    POSITION_TICKS_MAX,
+    POSITION_TICKS_MIN,
     RETURN_DELAY_US_PER_UNIT,
     TICKS_PER_REV,
     X_SERIES,
     ServoModel,
 )
+from omnipianist.hardware.joints import JointCalibration, PositionGains, joint_rad_to_ticks, ticks_to_joint_rad
 from omnipianist.hardware.yaml_check import HardwareConfigError, Reader, join_key, read_yaml, type_name
 from omnipianist.resources import candidates
 from omnipianist.safety.filter import EstopConfig, SafetyFilter, WatchdogConfig
 from sim_training.constants import HAND_SIDES
-from sim_training.models.embodiment import SIDE_PREFIX, Embodiment, get_embodiment
+from sim_training.models.embodiment import SIDE_PREFIX, ActionSet, Embodiment, get_embodiment
 
 __all__ = [
     "HARDWARE_CONFIG_DIR",
@@ -336,10 +331,10 @@ class HardwareConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _model_ranges(name: str, action_set: str, forearm_z: bool, side: str) -> dict[str, tuple[float, float]]:
+def _model_ranges(name: str, action_set: ActionSet, forearm_z: bool, side: str) -> dict[str, tuple[float, float]]:
     from sim_training.models.scene import build_spec  # heavy (MuJoCo); only needed for validation
 
-    emb = get_embodiment(name, action_set=action_set, forearm_z=forearm_z)  # type: ignore[arg-type]
+    emb = get_embodiment(name, action_set=action_set, forearm_z=forearm_z)
     spec = build_spec(emb)
     prefix = SIDE_PREFIX[side]
     out: dict[str, tuple[float, float]] = {}

@@ -50,7 +50,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -309,9 +309,9 @@ class HandDriver:
         for servo_id, raw_ticks in ticks.items():
             k = self._index[servo_id]
             ch = self.channels[k]
-            offset = self.homing[servo_id].offset(ch.raw_from_ticks(int(raw_ticks)))  # type: ignore[arg-type]
+            offset = self.homing[servo_id].offset(ch.raw_from_ticks(raw_ticks))
             self.channels[k] = replace(ch, offset=offset)
-            self._last_ticks[servo_id] = int(raw_ticks)  # type: ignore[arg-type]
+            self._last_ticks[servo_id] = raw_ticks
             self.homed[servo_id] = True
             out[servo_id] = offset
             log.info("%s homed at %.4f m (offset %.4f m)", self._where(servo_id), self.homing[servo_id].home, offset)
@@ -374,7 +374,7 @@ class HandDriver:
         """Read present, re-arm the filter there, clear the watchdog, write goal, arm the watchdog, torque on."""
         ids = list(ids) if ids is not None else list(self.ids)
         data = self.bus.fast_sync_read(READ_SPAN, self.ids, deadline=deadline)
-        self._store(data, now_s)  # type: ignore[arg-type]
+        self._store(data, now_s)
         for servo_id, homing in self.homing.items():
             if not self.homed[servo_id]:
                 raise SafetyError(f"{self._where(servo_id)} rail is not homed (configure homes it)")
@@ -522,7 +522,7 @@ class HandDriver:
         if present:
             try:
                 data = self.bus.fast_sync_read(READ_SPAN, present, deadline=deadline)
-                self._store(data, now_s)  # type: ignore[arg-type]
+                self._store(data, now_s)
             except BusTimeout as exc:
                 self.counters.read_failures += 1
                 self._mark_stale(present)
@@ -558,9 +558,10 @@ class HandDriver:
             self.health[servo_id].missing = False
             self._note(servo_id, "answers again; back in the fast read", logging.INFO)
         if data:
-            self._store(data, now_s)  # type: ignore[arg-type]
+            self._store(data, now_s)
 
-    def _store(self, data: dict[int, tuple[int, int, int]], now_s: float) -> None:
+    def _store(self, data: Mapping[int, tuple[int, ...]], now_s: float) -> None:
+        """Keep one READ_SPAN reading (current, velocity, position) per servo."""
         for servo_id, (current, velocity, position) in data.items():
             k = self._index[servo_id]
             ch = self.channels[k]

@@ -50,7 +50,7 @@ from sim_training.constants import CONTROL_DT_S, HAND_SIDES
 from sim_training.env.piano_env import EnvConfig, PianoEnv
 from sim_training.env.rollout import rollout
 from sim_training.fingering.prior import OTIKPrior
-from sim_training.models.scene import build_scene
+from sim_training.models.scene import Scene, build_scene
 from sim_training.music import PianoRoll, Score
 
 
@@ -360,8 +360,8 @@ def pure_sim_f1(piece: str | Score | PianoRoll, policy: Policy, embodiment: str 
 class PriorPolicy:
     """The OT/IK prior behind the rig's policy interface (``reset``, ``act``)."""
 
-    def __init__(self, scene: object, lookahead: int | None = None) -> None:
-        self._prior = OTIKPrior(scene, lookahead=lookahead)  # type: ignore[arg-type]
+    def __init__(self, scene: Scene, lookahead: int | None = None) -> None:
+        self._prior = OTIKPrior(scene, lookahead=lookahead)
 
     def reset(self) -> None:
         self._prior.reset()

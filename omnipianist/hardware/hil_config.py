@@ -28,14 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from omnipianist.hardware.calibration import PositionGains
 from omnipianist.hardware.channels import ServoChannel, check_channels
 from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, SafetyConfig
 from omnipianist.hardware.dynamixel.protocol import MAX_ID
 from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, MODELS_BY_NAME, RAD_PER_TICK, X_SERIES
+from omnipianist.hardware.joints import PositionGains
 from omnipianist.hardware.yaml_check import HardwareConfigError, Reader, read_yaml
 from sim_training.constants import HAND_SIDES
-from sim_training.models.embodiment import SIDE_PREFIX, Embodiment, get_embodiment
+from sim_training.models.embodiment import SIDE_PREFIX, ActionSet, Embodiment, get_embodiment
+
+ACTION_SETS: tuple[ActionSet, ...] = ("reduced", "full")
+"""The ``action_set`` values of a virtual hand file."""
 
 HIL_CONFIG_DIR = HARDWARE_CONFIG_DIR / "hil"
 """``hardware_config/hil/``: virtual hands, the emulated buses and the HIL safety parameters."""
@@ -74,11 +77,11 @@ class VirtualHandConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def actuator_ctrl_ranges(name: str, action_set: str, side: str) -> dict[str, tuple[float, float]]:
+def actuator_ctrl_ranges(name: str, action_set: ActionSet, side: str) -> dict[str, tuple[float, float]]:
     """Ctrl range of every unprefixed actuator of one side, from the scene spec (the single source)."""
     from sim_training.models.scene import build_spec
 
-    emb = get_embodiment(name, action_set=action_set)  # type: ignore[arg-type]
+    emb = get_embodiment(name, action_set=action_set)
     spec = build_spec(emb)
     prefix = SIDE_PREFIX[side]
     out = {}
@@ -105,9 +108,9 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
-def generate_virtual_hand_yaml(embodiment: str, side: str, action_set: str = "reduced") -> str:
+def generate_virtual_hand_yaml(embodiment: str, side: str, action_set: ActionSet = "reduced") -> str:
     """The YAML text of the virtual hand for ``embodiment`` / ``side`` (deterministic)."""
-    emb = get_embodiment(embodiment, action_set=action_set)  # type: ignore[arg-type]
+    emb = get_embodiment(embodiment, action_set=action_set)
     ranges = actuator_ctrl_ranges(emb.name, emb.action_set, side)
     lines = [
         f"# SIMULATION ONLY: virtual {emb.name} {side} hand for hardware-in-the-loop tests, one emulated",
@@ -150,10 +153,10 @@ def load_virtual_hand(path: str | Path) -> VirtualHandConfig:
     r = Reader(path)
     top = r.mapping("", read_yaml(path), _TOP_KEYS)
     side = r.string("side", top["side"], HAND_SIDES)
-    action_set = r.string("action_set", top["action_set"], ("reduced", "full"))
+    action_set = r.choice("action_set", top["action_set"], ACTION_SETS)
     name = r.string("embodiment", top["embodiment"])
     try:
-        emb = get_embodiment(name, action_set=action_set)  # type: ignore[arg-type]
+        emb = get_embodiment(name, action_set=action_set)
     except Exception as exc:  # ModelError: unknown embodiment
         raise r.error("embodiment", str(exc)) from exc
     if top["simulation_only"] is not True:

@@ -11,11 +11,13 @@ import difflib
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from omnipianist.errors import ConfigError
+
+S = TypeVar("S", bound=str)
 
 __all__ = ["HardwareConfigError", "Reader", "join_key", "read_yaml", "type_name"]
 
@@ -144,6 +146,11 @@ class Reader:
         if choices is not None and value not in choices:
             raise self.error(key, f"{value!r} is not one of {', '.join(map(repr, choices))}")
         return value
+
+    def choice(self, key: str, value: object, choices: Sequence[S]) -> S:
+        """A string that is one of ``choices``, typed as they are (e.g. a ``Literal``); errors as :meth:`string`."""
+        s = self.string(key, value, choices)
+        return next(c for c in choices if c == s)
 
     def boolean(self, key: str, value: object) -> bool:
         if not isinstance(value, bool):

@@ -61,6 +61,9 @@ def test_fast_and_plain_sync_read_of_a_span(bus: DynamixelBus) -> None:
     fast = bus.fast_sync_read(span, IDS)
     plain = bus.sync_read(span, IDS)
     assert fast == plain == {i: (0, 0, 2000 + i) for i in IDS}
+    # a list of items is a span even of one item (a tuple per servo); an item name gives the value
+    assert bus.sync_read(["present_position"], IDS) == {i: (2000 + i,) for i in IDS}
+    assert bus.sync_read("present_position", IDS) == {i: 2000 + i for i in IDS}
 
 
 def test_read_write_single_item(bus: DynamixelBus, emulator: ServoBusEmulator) -> None:

@@ -10,18 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnipianist.hardware.calibration import (
-    RAD_PER_TICK,
-    add_calibrate_args,
-    dump_hand_yaml,
-    run_calibrate,
-    run_calibration,
-)
+from omnipianist.hardware.calibration import add_calibrate_args, dump_hand_yaml, run_calibrate, run_calibration
 from omnipianist.hardware.channels import channels_from_hand
 from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, load_bus_config, load_hand_config, load_safety_config
 from omnipianist.hardware.driver import DriverState, HandDriver, HandDriverError
 from omnipianist.hardware.dynamixel import protocol as p
 from omnipianist.hardware.dynamixel.bus import DynamixelBus
+from omnipianist.hardware.dynamixel.tables import RAD_PER_TICK
 from omnipianist.hardware.emulator import ServoBusEmulator
 from omnipianist.hardware.hil import wait_until
 

@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omnipianist.errors import ConfigError
-from omnipianist.hardware.calibration import JointCalibration, PositionGains
 from omnipianist.hardware.config import (
     HARDWARE_CONFIG_DIR,
     HardwareConfigError,
@@ -31,6 +30,7 @@ from omnipianist.hardware.config import (
     servo_order,
     ticks_to_joint_rad,
 )
+from omnipianist.hardware.joints import JointCalibration, PositionGains
 from sim_training.constants import HAND_SIDES
 from sim_training.models.embodiment import get_embodiment
 

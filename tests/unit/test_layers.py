@@ -71,6 +71,7 @@ def test_planner_runs_without_torch() -> None:
 def test_hardware_driver_and_safety_import_without_mujoco() -> None:
     r = _run("mujoco", """
         import omnipianist.hardware.calibration, omnipianist.hardware.channels, omnipianist.hardware.config
+        import omnipianist.hardware.joints
         import omnipianist.hardware.driver, omnipianist.hardware.dynamixel.bus, omnipianist.safety.filter
         import omnipianist.safety.rail
         from sim_training.models.embodiment import get_embodiment

@@ -15,6 +15,7 @@ import termios
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import serial
 
@@ -31,6 +32,9 @@ from omnipianist.hardware.errors import (
 )
 
 ItemLike = str | t.ControlItem
+ItemsLike = t.Span | list[str | t.ControlItem] | tuple[str | t.ControlItem, ...]
+"""Several items read together (a span, or a list or tuple of items in address order): one tuple per servo.
+(A list or tuple rather than any Sequence: a ``str`` is a sequence too, and names one item.)"""
 SpanLike = str | t.ControlItem | t.Span | Sequence[str | t.ControlItem]
 
 
@@ -208,11 +212,19 @@ class DynamixelBus:
             self._stat(servo_id).tx += 1
         self._write(packet, servo_id=None)
 
+    @overload
+    def sync_read(
+        self, item_or_span: ItemLike, ids: Sequence[int], *, deadline: float | None = None
+    ) -> dict[int, int]: ...
+    @overload
+    def sync_read(
+        self, item_or_span: ItemsLike, ids: Sequence[int], *, deadline: float | None = None
+    ) -> dict[int, tuple[int, ...]]: ...
     def sync_read(
         self, item_or_span: SpanLike, ids: Sequence[int], *, deadline: float | None = None
     ) -> dict[int, int] | dict[int, tuple[int, ...]]:
-        """Sync Read (0x82): one status packet per servo. Returns ``{id: value}`` (or ``{id: tuple}`` for a
-        span of several items). Retries only the servos that have not answered.
+        """Sync Read (0x82): one status packet per servo. Returns ``{id: value}`` for one item, ``{id: tuple}``
+        for a span (or a sequence of items). Retries only the servos that have not answered.
 
         The replies that did arrive before a failure are kept in :attr:`partial` (``{id: raw bytes}``)."""
         sp = t.as_span(item_or_span)
@@ -239,15 +251,24 @@ class DynamixelBus:
         if missing:
             assert last is not None
             raise last
-        return self._decode_span(sp, {i: raw[i] for i in ids})
+        return self._decode_span(item_or_span, sp, {i: raw[i] for i in ids})
 
+    @overload
+    def fast_sync_read(
+        self, item_or_span: ItemLike, ids: Sequence[int], *, deadline: float | None = None
+    ) -> dict[int, int]: ...
+    @overload
+    def fast_sync_read(
+        self, item_or_span: ItemsLike, ids: Sequence[int], *, deadline: float | None = None
+    ) -> dict[int, tuple[int, ...]]: ...
     def fast_sync_read(
         self, item_or_span: SpanLike, ids: Sequence[int], *, deadline: float | None = None
     ) -> dict[int, int] | dict[int, tuple[int, ...]]:
         """Fast Sync Read (0x8A): one combined reply for all servos (X330 firmware >= 46).
 
-        Returns ``{id: value}`` (or ``{id: tuple}`` for a span). The reply is all-or-nothing, so a retry
-        asks every servo again; a timeout names every requested id since the silent one is unknown.
+        Returns ``{id: value}`` for one item, ``{id: tuple}`` for a span (as :meth:`sync_read`). The reply is
+        all-or-nothing, so a retry asks every servo again; a timeout names every requested id since the silent
+        one is unknown.
         """
         sp = t.as_span(item_or_span)
         ids = list(ids)
@@ -266,7 +287,7 @@ class DynamixelBus:
                 deadline_total=deadline_total,
             )
             if len(got) == len(ids):
-                return self._decode_span(sp, {i: got[i] for i in ids})
+                return self._decode_span(item_or_span, sp, {i: got[i] for i in ids})
         assert last is not None
         raise last
 
@@ -379,8 +400,9 @@ class DynamixelBus:
         return stats
 
     @staticmethod
-    def _decode_span(sp: t.Span, raw: dict[int, bytes]) -> dict[int, int] | dict[int, tuple[int, ...]]:
-        if len(sp.items) == 1:
+    def _decode_span(asked: SpanLike, sp: t.Span, raw: dict[int, bytes]) -> dict[int, int] | dict[int, tuple[int, ...]]:
+        """One item asked (a name or a :class:`~tables.ControlItem`): its value per servo; else a tuple."""
+        if isinstance(asked, str | t.ControlItem):
             only = sp.items[0]
             return {i: only.decode(data) for i, data in raw.items()}
         return {i: sp.decode(data) for i, data in raw.items()}

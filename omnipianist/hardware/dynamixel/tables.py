@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from omnipianist.hardware.errors import ControlTableError
 
@@ -220,12 +221,20 @@ def goal_position_range(operating_mode: int, min_limit: int, max_limit: int) -> 
     return (-EXTENDED_POSITION_LIMIT, EXTENDED_POSITION_LIMIT)
 
 
-def _with(table: dict[str, ControlItem], **changes: dict[str, int]) -> dict[str, ControlItem]:
+class _ItemChanges(TypedDict, total=False):
+    """The fields of a :class:`ControlItem` in which the X330 models' tables differ."""
+
+    lo: int
+    hi: int
+    initial: int
+
+
+def _with(table: dict[str, ControlItem], **changes: _ItemChanges) -> dict[str, ControlItem]:
     from dataclasses import replace
 
     out = dict(table)
     for name, fields in changes.items():
-        out[name] = replace(table[name], **fields)  # type: ignore[arg-type]
+        out[name] = replace(table[name], **fields)
     return out
 
 
@@ -371,6 +380,11 @@ TICKS_PER_REV = 4096
 
 CENTER_TICKS = 2048
 """Position reading that maps to 0 rad (the horn's middle)."""
+
+POSITION_TICKS_MIN = 0
+POSITION_TICKS_MAX = TICKS_PER_REV - 1
+"""Single-turn position range [ticks] (Position mode; Min/Max Position Limit 0..4095) that joint limits
+must map into."""
 
 RAD_PER_TICK = 2.0 * math.pi / TICKS_PER_REV
 """Servo angle per position tick [rad]: the one tick <-> radian scale (``ticks_to_rad``, calibration)."""
