@@ -1,16 +1,14 @@
-"""CLI helpers: flags generated from dataclass configs, JSON output, progress bars."""
+"""CLI helpers: field docstrings and types of dataclass configs (for :mod:`omnipianist.command`), JSON output,
+progress bars."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 import types
 import typing
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 def _base_type(tp: Any) -> Any:
@@ -43,37 +41,6 @@ def field_docs(cls: type) -> dict[str, str]:
                     and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
                 docs[a.target.id] = " ".join(b.value.value.split())
     return docs
-
-
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add one ``--flag`` per scalar field of dataclass ``cls`` (default = the field's default; help =
-    the field's docstring)."""
-    hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        base = _base_type(tp)
-        if f.default is dataclasses.MISSING or base not in (int, float, str, bool):
-            continue
-        flag = "--" + (prefix + f.name).replace("_", "-")
-        doc = f.metadata.get("help", "") or docs.get(f.name, "").replace("%", "%%")
-        if base is bool:
-            parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction,
-                                default=f.default, help=f"{doc} (default: %(default)s)")
-        else:
-            choices = typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
-            parser.add_argument(flag, dest=prefix + f.name, type=base, default=f.default, choices=choices,
-                                help=f"{doc} (default: %(default)s)")
-
-
-def dataclass_from_args(cls: type[T], args: argparse.Namespace, prefix: str = "", **overrides: Any) -> T:
-    """Build ``cls`` from the flags :func:`add_dataclass_args` added (plus explicit overrides)."""
-    values = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if hasattr(args, prefix + f.name):
-            values[f.name] = getattr(args, prefix + f.name)
-    values.update(overrides)
-    return cls(**values)
 
 
 def emit(result: dict[str, Any], as_json: bool, human: str | None = None) -> None:

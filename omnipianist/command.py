@@ -5,8 +5,7 @@ A :class:`Command` names a config dataclass (its fields become the flags, their 
 :func:`to_json`), the formatter that turns the result into text for humans and the exit status a
 result means (benchmarks: 1 when a target is missed). Every command gets ``--json`` (one JSON
 object on stdout). :class:`Group` nests commands (``bench sim``, ``corpus list``);
-:class:`LazyCommand` names a command declared in a module imported only when it is parsed;
-:class:`ArgparseCommand` registers a command that still builds its own flags.
+:class:`LazyCommand` names a command declared in a module imported only when it is parsed.
 
 :func:`build_parser` turns a list of these into an argparse parser, :func:`command_main` runs one
 command standalone (a module's ``main()``).
@@ -38,11 +37,15 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from omnipianist.cliutil import _base_type, emit, field_docs
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
+"""A command's config: a dataclass."""
 R = TypeVar("R")
 
 JSON_HELP = "print one JSON object (for scripts)"
@@ -112,30 +115,13 @@ class Command(Generic[C, R]):
         """Config from the parsed flags (and ``overrides``, e.g. what no flag can give), run, print (JSON or
         the formatter's text), the exit status."""
         cls = self.config_type()
-        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        fields = {f.name for f in dataclasses.fields(cls)}
         values = {self.progress: not args.json} if self.progress in fields else {}
         result = self.execute(config_from_args(cls, args, overrides={**values, **(overrides or {})}))
         text = None if args.json else self.text(result)
         if text != "":
             emit(to_json(result), args.json, text)
         return self.exit_code(result)
-
-
-@dataclasses.dataclass(frozen=True)
-class ArgparseCommand:
-    """A command that adds its own flags and handles the parsed namespace (the older convention)."""
-
-    name: str
-    help: str
-    add_args: Callable[[argparse.ArgumentParser], None]
-    handler: Callable[[argparse.Namespace], int]
-    description: str | None = None
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        self.add_args(parser)
-
-    def invoke(self, args: argparse.Namespace) -> int:
-        return int(self.handler(args))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,10 +140,10 @@ class LazyCommand:
     def description(self) -> str | None:
         return None
 
-    def command(self) -> Command[Any, Any] | ArgparseCommand:
+    def command(self) -> Command[Any, Any]:
         """The command ``target`` names (its module imported now)."""
         cmd = resolve(self.target)
-        if not isinstance(cmd, Command | ArgparseCommand):
+        if not isinstance(cmd, Command):
             raise TypeError(f"{self.target} is not a command")
         return cmd
 
@@ -178,7 +164,7 @@ class Group:
     metavar: str = "COMMAND"
 
 
-Entry = Command[Any, Any] | ArgparseCommand | LazyCommand | Group
+Entry = Command[Any, Any] | LazyCommand | Group
 
 
 # ------------------------------------------------------------------------------------ parsers
@@ -224,7 +210,7 @@ def _first_word(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def command_main(command: Command[Any, Any] | ArgparseCommand, argv: Sequence[str] | None = None,
+def command_main(command: Command[Any, Any], argv: Sequence[str] | None = None,
                  prog: str | None = None) -> int:
     """Run one command standalone (a module's ``main()``): parse ``argv``, run, print; the exit status."""
     parser = argparse.ArgumentParser(prog=prog or f"omnipianist {command.name}", description=_description(command),
@@ -355,7 +341,7 @@ def config_from_args(cls: type[C], args: argparse.Namespace, prefix: str = "",
     """Build ``cls`` (and its nested dataclasses) from the arguments :func:`add_config_args` added."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         nested = _nested(hints[f.name])
         if nested is not None and "type" not in f.metadata:
             if "prefix" in f.metadata and f.metadata.get("cli", True):

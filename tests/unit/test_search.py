@@ -76,10 +76,10 @@ def test_in_process_search_two_seeds_improves_or_ties(tmp_path: Path) -> None:
 
 
 def test_cli_flags_build_the_search_config() -> None:
-    from omnipianist.cliutil import dataclass_from_args
+    from omnipianist.command import config_from_args
 
     parser = argparse.ArgumentParser()
     add_search_prior_args(parser)
     args = parser.parse_args(["arpeggios", "--minutes", "2", "--out", "x", "--seeds", "3", "--workers", "0"])
-    cfg = dataclass_from_args(SearchConfig, args, piece=args.piece)
+    cfg = config_from_args(SearchConfig, args)
     assert (cfg.piece, cfg.minutes, cfg.out, cfg.seeds, cfg.workers) == ("arpeggios", 2.0, "x", 3, 0)
