@@ -282,9 +282,10 @@ def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
         tmp = Path(tmp_dir)
         note = None
         if cfg.policy is None:
-            ckpt: str | None = str(default_checkpoint(tmp / "default"))
+            default = str(default_checkpoint(tmp / "default"))
+            ckpt: str | None = default
             onnx_path = tmp / "default.onnx"
-            export_policy(ckpt, onnx_path, cfg.euler_steps)
+            export_policy(default, onnx_path, cfg.euler_steps)
             what = "untrained FMT, default FMTConfig, shadow layout"
         elif not str(cfg.policy).endswith(".onnx"):
             ckpt = cfg.policy

@@ -22,9 +22,9 @@ Sources (told apart by what the path holds):
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -102,12 +102,13 @@ def _trace(module: nn.Module, args: tuple[Tensor, ...], input_names: list[str], 
     """Legacy (TorchScript) exporter, static shapes, constants folded; returns the parsed model."""
     import onnx
 
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), args, buf, input_names=input_names, output_names=output_names,
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
-    return onnx.load_model_from_string(buf.getvalue())
+    with tempfile.TemporaryDirectory(prefix="omnipianist_export_") as tmp:  # torch.onnx.export takes a path
+        path = str(Path(tmp) / "traced.onnx")
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), args, path, input_names=input_names, output_names=output_names,
+                              opset_version=opset, do_constant_folding=True, dynamo=False)
+        return onnx.load_model(path)
 
 
 def _clip_graph(action_dim: int, opset: int) -> onnx.ModelProto:

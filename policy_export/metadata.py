@@ -176,7 +176,7 @@ def metadata_from_model(model: onnx.ModelProto, where: str = "policy") -> dict[s
     except json.JSONDecodeError as exc:
         raise PolicyFileError(f"{where}: {METADATA_KEY!r} metadata is not valid JSON ({exc})") from exc
     validate_metadata(meta, where)
-    return meta  # type: ignore[no-any-return]
+    return meta
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

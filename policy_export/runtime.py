@@ -261,7 +261,7 @@ class Policy:
     @property
     def observation_layout(self) -> dict[str, Any]:
         """The observation layout the policy was trained on (``ObservationLayout.to_dict()`` form)."""
-        return self.meta["observation_layout"]  # type: ignore[no-any-return]
+        return self.meta["observation_layout"]
 
     def reset(self) -> None:
         """Call at the start of every episode: clears the history and the queue, reseeds noise, resets the prior."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,10 @@ from omnipianist.command import Command, command_main, ok_or_1
 from policy_export.metadata import state_dict_sha256
 from policy_export.runtime import Policy
 from sim_training.experts.pipeline import ActingExpert, load_expert
+
+if TYPE_CHECKING:
+    from sim_training.imitation.policy import ActingPolicy
+    from sim_training.models.embodiment import Embodiment
 
 ACTION_TOLERANCE = 1e-4
 F1_TOLERANCE = 0.01
@@ -79,23 +83,23 @@ def _pick(n_total: int, n: int) -> np.ndarray:
 class _Recorder:
     """Wraps a policy for :func:`evaluate_policy` and records every observation it is given."""
 
-    def __init__(self, policy: Any) -> None:
+    def __init__(self, policy: ActingPolicy) -> None:
         self.policy = policy
         self.meta = policy.meta
         self.source = policy.source
         self.obs: list[np.ndarray] = []
 
     @property
-    def embodiment(self) -> Any:
+    def embodiment(self) -> Embodiment:
         return self.policy.embodiment
 
     def reset(self) -> None:
         self.obs.clear()
         self.policy.reset()
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray) -> np.ndarray | None:
         self.obs.append(np.array(obs, copy=True))
-        return self.policy.act(obs)  # type: ignore[no-any-return]
+        return self.policy.act(obs)
 
 
 class _Jitter(_Recorder):
@@ -162,9 +166,9 @@ def _torch_outputs(torch_policy: Any, kind: str, inputs: dict[str, np.ndarray]) 
         if kind == "prior":
             return np.clip(inputs["prior_action"], -1.0, 1.0)
         if kind == "knobs":
-            return torch_policy.net(torch.from_numpy(inputs["observation"].astype(np.float32))).numpy()  # type: ignore[no-any-return]
+            return torch_policy.net(torch.from_numpy(inputs["observation"].astype(np.float32))).numpy()
         x = torch_policy.obs_norm.normalize(inputs["policy_input"])
-        return torch_policy.actor.act_deterministic(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
+        return torch_policy.actor.act_deterministic(torch.from_numpy(x)).numpy()
 
 
 def _ort_outputs(policy: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -139,7 +139,7 @@ def plot_f1_histogram(reader: DatasetReader, path: str | Path) -> str:
             data.append(np.clip(reader.meta["f1"][idx], 0.0, 1.0))
             labels.append(f"{s} ({idx.size})")
     if data:
-        ax.hist(data, bins=F1_BINS, stacked=True, label=labels)
+        ax.hist(data, bins=F1_BINS.tolist(), stacked=True, label=labels)
         ax.legend(loc="upper left")
     dn = _mean(reader.meta["do_nothing_f1"])
     if dn is not None:

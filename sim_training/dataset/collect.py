@@ -47,6 +47,7 @@ from sim_training.dataset.labellers import (
 from sim_training.dataset.schema import Episode, EpisodeMeta, Mode, StoreSchema
 from sim_training.dataset.store import DatasetReader, DatasetWriter, episode_key
 from sim_training.env.piano_env import EnvConfig, PianoEnv
+from sim_training.experts.planner import PlannerLabeller
 from sim_training.fingering.prior import OTIKPrior
 from sim_training.models.embodiment import Embodiment
 from sim_training.models.scene import Scene
@@ -166,7 +167,7 @@ class EpisodeJob:
     """One episode to collect."""
 
     task: CollectTask
-    mode: str
+    mode: Mode
     noise_std: float
     seed: int
     round: int = 0
@@ -215,8 +216,7 @@ def collect_episode(
                          f"episode is for {embodiment.key!r}")
     is_prior = isinstance(labeller, OTIKPrior)
     if prior is None:
-        prior = labeller if is_prior else OTIKPrior(sc)  # type: ignore[assignment]
-    assert prior is not None
+        prior = labeller if isinstance(labeller, OTIKPrior) else OTIKPrior(sc)
     separate_prior = prior is not labeller
     if label_source is None:
         label_source = "prior" if is_prior else ("expert-relabel" if mode == "relabel" else "expert")
@@ -274,33 +274,35 @@ class EpisodeRunner:
         self._labellers: dict[LabellerSpec, Policy] = {}
         self._priors: dict[EmbodimentRef, OTIKPrior] = {}
         self._student: tuple[int, Policy] | None = None
-        self._planner: tuple[tuple[LabellerSpec, PieceRef], Policy] | None = None
+        self._planner: tuple[tuple[LabellerSpec, PieceRef], PlannerLabeller] | None = None
 
     def run(self, job: EpisodeJob, student: Policy | StudentBuilder | None = None) -> Episode:
         spec = job.task.labeller
         emb = spec.embodiment
+        labeller: Policy
         if spec.kind == "planner":  # one planner per piece: keep the last one only
             if self._planner is None or self._planner[0] != (spec, job.task.piece):
                 if self._planner is not None:
-                    self._planner[1].planner.close()  # type: ignore[attr-defined]
-                self._planner = ((spec, job.task.piece), spec.build_for(job.task.piece, cached_scene(emb)))
+                    self._planner[1].planner.close()
+                self._planner = ((spec, job.task.piece), spec.build_planner(job.task.piece, cached_scene(emb)))
             labeller = self._planner[1]
         else:
             if spec not in self._labellers:
                 self._labellers[spec] = spec.build()
             labeller = self._labellers[spec]
-        if spec.kind == "prior" and spec.prior_config == self.prior_config:
-            prior: OTIKPrior | None = labeller  # type: ignore[assignment]
+        prior: OTIKPrior
+        if spec.kind == "prior" and spec.prior_config == self.prior_config and isinstance(labeller, OTIKPrior):
+            prior = labeller
         else:
             if emb not in self._priors:
                 cfg = prior_config_from_dict(json.loads(self.prior_config or "{}"))
                 self._priors[emb] = OTIKPrior(cached_scene(emb), cfg)
             prior = self._priors[emb]
-        pol = None
+        pol: Policy | None = None
         if job.mode == "relabel":
             pol = self._student_for(job.round, student)
         return collect_episode(
-            job.task.piece, labeller, emb.get(), job.mode, job.noise_std, job.seed, pol,  # type: ignore[arg-type]
+            job.task.piece, labeller, emb.get(), job.mode, job.noise_std, job.seed, pol,
             scene=cached_scene(emb), prior=prior, label_source=spec.label_source(job.mode), labeller_name=spec.name,
             labeller_f1=spec.f1, round_=job.round, max_steps=self.max_steps)
 

@@ -19,7 +19,7 @@ import numpy as np
 from sim_training.experts.pipeline import load_expert
 from sim_training.experts.planner import Planner, PlannerConfig, PlannerLabeller
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
-from sim_training.models.embodiment import Embodiment, get_embodiment
+from sim_training.models.embodiment import ActionSet, Embodiment, action_set_of, get_embodiment
 from sim_training.models.scene import Scene, build_scene
 from sim_training.music.builtin import BUILTIN_PIECES, MIDI_SUFFIXES
 from sim_training.music.corpus import load_manifest
@@ -45,11 +45,11 @@ class EmbodimentRef:
     """Picklable name of an embodiment (what :func:`get_embodiment` takes)."""
 
     name: str = "shadow"
-    action_set: str = "reduced"
+    action_set: ActionSet = "reduced"
     forearm_z: bool = False
 
     def get(self) -> Embodiment:
-        return get_embodiment(self.name, self.action_set, self.forearm_z)  # type: ignore[arg-type]
+        return get_embodiment(self.name, self.action_set, self.forearm_z)
 
     @property
     def key(self) -> str:
@@ -139,7 +139,12 @@ class LabellerSpec:
         planner labeller must be ``attach``-ed to the episode's env (``collect_episode`` does)."""
         if self.kind != "planner":
             return self.build(scene)
+        return self.build_planner(piece, scene)
 
+    def build_planner(self, piece: PieceRef, scene: Scene | None = None) -> PlannerLabeller:
+        """:meth:`build_for` of a ``planner`` spec (its labeller: the caller closes ``.planner``)."""
+        if self.kind != "planner":
+            raise ValueError(f"a {self.kind!r} labeller is no planner")
         sc = scene if scene is not None else cached_scene(self.embodiment)
         cfg = PlannerConfig(**json.loads(self.planner_config or "{}"))
         base = prior_config_from_dict(json.loads(self.prior_config or "{}"))
@@ -225,7 +230,7 @@ def describe_expert(path: str | Path, manifest: Any = None) -> ExpertInfo:
     if not info.get("piece"):
         raise ValueError(f"{d}: expert names no piece (expert.json / config.json 'piece')")
     name = str(emb or "shadow").split("-")[0]
-    ref = EmbodimentRef(name, str(info.get("action_set") or "reduced"), bool(info.get("forearm_z") or False))
+    ref = EmbodimentRef(name, action_set_of(info.get("action_set") or "reduced"), bool(info.get("forearm_z") or False))
     f1 = math.nan
     for k in ("expert_f1", "best_f1", "f1"):  # expert.json, then a train_expert result.json
         if isinstance(info.get(k), int | float) and info[k] >= 0:

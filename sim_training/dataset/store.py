@@ -112,10 +112,18 @@ class _Layout(NamedTuple):
     ends: zarr.Array
 
 
+def _array(root: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of ``root`` (KeyError when missing, ValueError when it is a group)."""
+    node = root[name]
+    if not isinstance(node, zarr.Array):
+        raise ValueError(f"store node {name!r} is a group, not an array")
+    return node
+
+
 def _open_layout(root: zarr.Group) -> _Layout:
-    step = {c: root[f"data/{c}"] for c in STEP_COLUMN_NAMES}
-    meta = {name: root[f"meta/{name}"] for name, _ in EPISODE_META_COLUMNS}
-    return _Layout(root, step, meta, root[f"meta/{EPISODE_ENDS}"])  # type: ignore[arg-type]
+    step = {c: _array(root, f"data/{c}") for c in STEP_COLUMN_NAMES}
+    meta = {name: _array(root, f"meta/{name}") for name, _ in EPISODE_META_COLUMNS}
+    return _Layout(root, step, meta, _array(root, f"meta/{EPISODE_ENDS}"))
 
 
 def _counts(lay: _Layout) -> tuple[int, int]:
@@ -150,7 +158,8 @@ class DatasetWriter:
         if stored is None:  # new store, or one whose creation was killed before its attrs were written
             if schema is None:
                 raise ValueError(f"{self.url}: no dataset here yet; a StoreSchema is needed to create one")
-            if f"meta/{EPISODE_ENDS}" in root and root[f"meta/{EPISODE_ENDS}"].shape[0] > 0:  # type: ignore[union-attr]
+            ends = root.get(f"meta/{EPISODE_ENDS}")
+            if isinstance(ends, zarr.Array) and ends.shape[0] > 0:
                 raise ValueError(f"{self.url}: has episodes but no schema attrs; not a dataset store")
             self._create(root, schema, chunk_steps)
             stored = schema
@@ -237,9 +246,9 @@ class DatasetWriter:
         lay = self._lay
         for name in STEP_COLUMN_NAMES:
             self._append_column(lay.step[name], out[name])
-        values = m.to_dict()
+        meta_values = m.to_dict()
         for name, dtype in EPISODE_META_COLUMNS:
-            v = values[name]
+            v = meta_values[name]
             self._append_column(lay.meta[name], np.array([v], dtype=str if dtype == "str" else dtype))
         self._append_column(lay.ends, np.array([self.n_steps + t], dtype=np.int64))  # commit
         self.n_episodes += 1
@@ -266,7 +275,8 @@ class DatasetWriter:
 
     def record_run(self, run: dict[str, Any]) -> None:
         """Append one entry to the ``collect_runs`` history (command, times, counts)."""
-        runs = list(self._lay.root.attrs.get("collect_runs") or [])
+        before = self._lay.root.attrs.get("collect_runs")
+        runs = list(before) if isinstance(before, list) else []
         runs.append(run)
         self._lay.root.attrs.update({"collect_runs": runs})
 

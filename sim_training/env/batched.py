@@ -61,7 +61,8 @@ class BatchedPianoEnv:
         else:
             for fut in [self._pool.submit(run, g) for g in self._groups]:
                 fut.result()
-        obs, rew, term, trunc, infos = zip(*results, strict=True)  # type: ignore[misc]
+        stepped = [r for r in results if r is not None]  # all of them: the groups cover every env
+        obs, rew, term, trunc, infos = zip(*stepped, strict=True)
         return (np.stack(obs), np.asarray(rew), np.asarray(term), np.asarray(trunc), list(infos))
 
     def close(self) -> None:

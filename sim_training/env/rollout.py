@@ -12,7 +12,7 @@ writer's noise and relabelling, the HIL rig's bus) keep their own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +57,7 @@ def rollout(
     max_steps: int | None = None,
     frames: bool = False,
     on_step: Callable[[int, np.ndarray, PianoEnv], None] | None = None,
-    steps_iter: Callable[[range], object] | None = None,
+    steps_iter: Callable[[range], Iterable[int]] | None = None,
 ) -> Episode:
     """Play ``act`` from a reset of ``env`` until the episode ends (or ``max_steps``).
 
@@ -67,13 +67,13 @@ def rollout(
     options = {"start_step": start_step} if start_step is not None else None
     obs, _ = env.reset(seed=seed, options=options)
     n = env.n_piece_steps if max_steps is None else max_steps
-    steps: object = range(n) if steps_iter is None else steps_iter(range(n))
+    steps: Iterable[int] = range(n) if steps_iter is None else steps_iter(range(n))
     act_s: list[float] = []
     shots: list[np.ndarray] = []
     ret = 0.0
     zero = np.zeros(env.embodiment.action_dim, dtype=np.float64)
     t_start = time.perf_counter()
-    for t in steps:  # type: ignore[attr-defined]
+    for t in steps:
         t0 = time.perf_counter()
         proposed = act(obs)
         act_s.append(time.perf_counter() - t0)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnipianist import command
 from omnipianist.command import Command, command_main
+
+if TYPE_CHECKING:
+    from sim_training.experts.train import ExpertTrainConfig
 
 
 def format_train_expert(r: dict[str, Any]) -> str:
@@ -22,9 +25,10 @@ def format_train_expert(r: dict[str, Any]) -> str:
             f"{r['updates_per_s']:.1f} updates/s); best policy {r['checkpoint']}")
 
 
-TRAIN_EXPERT = Command("train-expert", "train one residual DroQ expert on a piece (resumable)",
-                       "sim_training.experts.train:ExpertTrainConfig", "sim_training.experts.train:train_expert",
-                       format_train_expert, positionals=("piece",), progress=None)
+TRAIN_EXPERT: Command[ExpertTrainConfig, dict[str, Any]] = Command(
+    "train-expert", "train one residual DroQ expert on a piece (resumable)",
+    "sim_training.experts.train:ExpertTrainConfig", "sim_training.experts.train:train_expert",
+    format_train_expert, positionals=("piece",), progress=None)
 
 
 def add_train_expert_args(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +36,7 @@ def add_train_expert_args(parser: argparse.ArgumentParser) -> None:
     TRAIN_EXPERT.add_arguments(parser)
 
 
-def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - returns ExpertTrainConfig (lazy import)
+def config_from_args(args: argparse.Namespace) -> ExpertTrainConfig:
     """The ExpertTrainConfig of parsed :func:`add_train_expert_args` flags."""
     return command.config_from_args(TRAIN_EXPERT.config_type(), args)
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from sim_training.constants import LOOKAHEAD_STEPS
-from sim_training.models.embodiment import get_embodiment
+from sim_training.models.embodiment import ActionSet, get_embodiment
 from sim_training.music.corpus.manifest import portable_piece
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class PriorExpert:
 
     kind = "prior"
 
-    def __init__(self, config: PriorConfig, embodiment: str = "shadow", action_set: str = "reduced",
+    def __init__(self, config: PriorConfig, embodiment: str = "shadow", action_set: ActionSet = "reduced",
                  forearm_z: bool = False, lookahead: int | None = None, scene: Scene | None = None,
                  source: str = "") -> None:
         from sim_training.env.observation import ObservationLayout
@@ -163,7 +163,7 @@ def _write_json(obj: Any, path: Path) -> None:
 
 
 def plan_expert(piece: str, out_dir: str | Path, embodiment: str = "shadow",
-                planner_overrides: Mapping[str, Any] | None = None, *, action_set: str = "reduced",
+                planner_overrides: Mapping[str, Any] | None = None, *, action_set: ActionSet = "reduced",
                 stretch: float = 1.0, seed: int = 0, name: str | None = None, show_progress: bool = False,
                 force: bool = False) -> dict[str, Any]:
     """The planner as the expert: plan ``piece`` into ``out_dir`` (``plan.json``, ``actions.npy``,
@@ -201,7 +201,7 @@ def train_piece_expert(
     minutes: float = 10.0,
     search_frac: float = 0.5,
     *,
-    action_set: str = "reduced",
+    action_set: ActionSet = "reduced",
     forearm_z: bool = False,
     stretch: float = 1.0,
     seed: int = 0,
@@ -267,7 +267,7 @@ def train_piece_expert(
     else:
         scfg = SearchConfig(piece=piece, embodiment=embodiment, minutes=search_minutes, population=population,
                             seeds=search_seeds, workers=search_workers, seed=seed, out=str(out),
-                            action_set=action_set, forearm_z=forearm_z, stretch=stretch,  # type: ignore[arg-type]
+                            action_set=action_set, forearm_z=forearm_z, stretch=stretch,
                             show_progress=show_progress, log=log)
         if search_frac <= 0.0:  # no search: play the default once, for the record
             scfg = dataclasses.replace(scfg, population=1, max_generations=1, seeds=1)
@@ -284,7 +284,7 @@ def train_piece_expert(
     t1 = time.perf_counter()
     if train_minutes > 0.0 or overrides.get("max_env_steps"):
         tcfg = ExpertTrainConfig(piece=piece, out=str(out / RESIDUAL_DIR), embodiment=embodiment,
-                                 action_set=action_set, forearm_z=forearm_z,  # type: ignore[arg-type]
+                                 action_set=action_set, forearm_z=forearm_z,
                                  minutes=train_minutes, stretch=stretch, seed=seed, use_prior=True,
                                  prior=searched_cfg, n_threads=n_threads, show_progress=show_progress, log=log)
         r = train_expert(config_replace(tcfg, **overrides))

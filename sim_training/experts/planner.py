@@ -70,7 +70,7 @@ from sim_training.fingering.knobs import (
 from sim_training.fingering.prior import OTIKPrior, PriorConfig, PriorState
 from sim_training.metrics import onset_prf
 from sim_training.metrics.f1 import step_prf
-from sim_training.models.embodiment import Embodiment, embodiment_from_meta, get_embodiment
+from sim_training.models.embodiment import ActionSet, Embodiment, embodiment_from_meta, get_embodiment
 from sim_training.models.scene import Scene, build_scene
 from sim_training.workers import single_threaded_children
 
@@ -279,9 +279,9 @@ class RolloutEngine:
 _ENGINE: RolloutEngine | None = None
 
 
-def _init_worker(piece: str, emb: tuple[str, str, bool], stretch: float, base: dict[str, Any]) -> None:
+def _init_worker(piece: str, emb: tuple[str, ActionSet, bool], stretch: float, base: dict[str, Any]) -> None:
     global _ENGINE
-    _ENGINE = RolloutEngine(piece, get_embodiment(*emb), stretch=stretch,  # type: ignore[arg-type]
+    _ENGINE = RolloutEngine(piece, get_embodiment(*emb), stretch=stretch,
                             base=prior_config_from_dict(base))
 
 
@@ -768,12 +768,12 @@ class PlannerLabeller:
 
 # ----------------------------------------------------------------------------------- helpers
 def plan_piece(piece: str, out: str | Path | None = None, embodiment: str = "shadow",
-               config: PlannerConfig | None = None, *, action_set: str = "reduced", forearm_z: bool = False,
+               config: PlannerConfig | None = None, *, action_set: ActionSet = "reduced", forearm_z: bool = False,
                stretch: float = 1.0, start_step: int = 0, plot: bool = False, video: str | None = None,
                show_progress: bool = False) -> dict[str, Any]:
     """Plan ``piece`` and (with ``out``) write the plan folder; returns the plan's summary (+ paths).
     ``video``: also write an MP4 of the hands playing the plan there."""
-    emb = get_embodiment(embodiment, action_set, forearm_z)  # type: ignore[arg-type]
+    emb = get_embodiment(embodiment, action_set, forearm_z)
     with Planner(piece, emb, config, stretch=stretch) as planner:
         bar = progress(total=planner.n_steps - start_step, desc=f"plan {Path(piece).stem}", disable=not show_progress)
         gains: list[float] = []

@@ -38,18 +38,15 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from omnipianist.cliutil import progress
 from omnipianist.command import Command, command_main
 from sim_training.fingering.prior import OTIKPrior, PriorConfig
-from sim_training.models.embodiment import get_embodiment
+from sim_training.models.embodiment import ActionSet, get_embodiment
 from sim_training.models.scene import build_scene
-
-if TYPE_CHECKING:
-    from sim_training.fingering.prior import PriorConfig
 
 BEST_PRIOR, SEARCH_JSON, SEARCH_PNG = "best_prior.json", "search.json", "search.png"
 METRIC_KEYS = ("f1", "note_step_f1", "precision", "recall", "do_nothing_f1", "sustain_f1")
@@ -117,7 +114,7 @@ class SearchConfig:
 class PiecePlayer:
     """Builds the scene and the whole-piece env once; :meth:`play` scores one PriorConfig."""
 
-    def __init__(self, piece: str, embodiment: str = "shadow", action_set: str = "reduced",
+    def __init__(self, piece: str, embodiment: str = "shadow", action_set: ActionSet = "reduced",
                  forearm_z: bool = False, stretch: float = 1.0) -> None:
         from sim_training.env.piano_env import EnvConfig, PianoEnv
 
@@ -142,7 +139,7 @@ class PiecePlayer:
 _PLAYER: PiecePlayer | None = None
 
 
-def _init_worker(piece: str, embodiment: str, action_set: str, forearm_z: bool, stretch: float) -> None:
+def _init_worker(piece: str, embodiment: str, action_set: ActionSet, forearm_z: bool, stretch: float) -> None:
     global _PLAYER
     _PLAYER = PiecePlayer(piece, embodiment, action_set, forearm_z, stretch)
 

@@ -164,7 +164,7 @@ _save_json = save_json
 def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     def write(p: Path) -> None:
         with p.open("wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, allow_pickle=True, **arrays)  # numpy's default, named: ``arrays`` are all **kwds
     _atomic(path, write)
 
 
@@ -340,7 +340,7 @@ def _train(cfg: ExpertTrainConfig) -> dict[str, Any]:
 
     first = [reset_env(i) for i in range(cfg.n_envs)]
     obs = np.stack([o for o, _ in first])
-    prior_a = np.stack([p for _, p in first]) if priors is not None else None  # type: ignore[misc]
+    prior_a = np.stack([p for _, p in first if p is not None]) if priors is not None else None  # all, with priors
 
     budget_s = cfg.minutes * 60.0
     last_ckpt = time.perf_counter()

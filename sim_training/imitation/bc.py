@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sim_training.imitation.base import GeneralistModel
 from sim_training.imitation.normalization import Normalizer
 
 
@@ -32,10 +33,11 @@ class BCConfig:
     obs_clip: float = 10.0
 
 
-class BCPolicyMLP(nn.Module):
+class BCPolicyMLP(GeneralistModel):
     """MLP (To * D) -> (H * A) with LayerNorm + GELU hidden layers; inputs/outputs of ``predict`` are raw."""
 
     kind = "bc"
+    config: BCConfig
 
     def __init__(self, config: BCConfig, layout: dict[str, Any], action_dim: int) -> None:
         super().__init__()

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from sim_training.imitation.base import GeneralistModel
 from sim_training.imitation.bc import BCConfig, BCPolicyMLP
 from sim_training.imitation.model import FlowMatchingTransformer, FMTConfig
 from sim_training.models.embodiment import Embodiment, embodiment_from_meta  # noqa: F401 - re-exported
@@ -28,7 +28,8 @@ from sim_training.models.embodiment import Embodiment, embodiment_from_meta  # n
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_KIND = "omnipianist-generalist"
 POLICY, LAST = "policy.pt", "last.pt"
-MODELS: dict[str, tuple[type, type[nn.Module]]] = {"fmt": (FMTConfig, FlowMatchingTransformer), "bc": (BCConfig, BCPolicyMLP)}
+MODELS: dict[str, tuple[type, type[GeneralistModel]]] = {"fmt": (FMTConfig, FlowMatchingTransformer),
+                                                          "bc": (BCConfig, BCPolicyMLP)}
 
 
 def model_config(kind: str, values: dict[str, Any] | None = None) -> Any:
@@ -38,7 +39,7 @@ def model_config(kind: str, values: dict[str, Any] | None = None) -> Any:
     return MODELS[kind][0](**(values or {}))
 
 
-def build_model(kind: str, config: Any, layout: dict[str, Any], action_dim: int) -> nn.Module:
+def build_model(kind: str, config: Any, layout: dict[str, Any], action_dim: int) -> GeneralistModel:
     """A fresh model of ``kind`` (config: its dataclass or a dict of its fields)."""
     cfg = config if dataclasses.is_dataclass(config) else model_config(kind, config)
     return MODELS[kind][1](cfg, layout, action_dim)
@@ -53,7 +54,7 @@ from omnipianist.fileio import atomic_write, save_json  # noqa: E402,F401 - re-e
 from sim_training.torch_io import save_torch  # noqa: E402,F401 - re-exported here
 
 
-def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any], str]:
+def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[GeneralistModel, dict[str, Any], str]:
     """Model (eval mode) + meta from ``policy.pt``, ``last.pt``, or a run directory (``policy.pt`` preferred).
 
     ``use_ema`` picks the EMA weights of ``last.pt`` (``policy.pt`` only holds those). Returns

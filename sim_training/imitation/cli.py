@@ -10,10 +10,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from omnipianist.command import Command, command_main, config_from_args
 from sim_training.experts.pipeline import ActingExpert, is_expert_folder
+
+if TYPE_CHECKING:
+    from sim_training.imitation.knobhead_command import TrainKnobHeadConfig, TrainKnobHeadResult
+    from sim_training.imitation.train import PolicyTrainConfig
 
 
 def format_train_policy(r: dict[str, Any]) -> str:
@@ -25,9 +29,10 @@ def format_train_policy(r: dict[str, Any]) -> str:
             f"policy {r['checkpoint']}, curve {r['loss_plot']}")
 
 
-TRAIN_POLICY = Command("train-policy", "train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
-                       "sim_training.imitation.train:PolicyTrainConfig", "sim_training.imitation.train:train_policy",
-                       format_train_policy, positionals=("store",), progress=None)
+TRAIN_POLICY: Command[PolicyTrainConfig, dict[str, Any]] = Command(
+    "train-policy", "train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
+    "sim_training.imitation.train:PolicyTrainConfig", "sim_training.imitation.train:train_policy",
+    format_train_policy, positionals=("store",), progress=None)
 """Flags: PolicyTrainConfig's fields, ``--fmt-*`` and ``--bc-*`` for the two models' (``--show-progress`` is its own
 flag here, not tied to ``--json``)."""
 
@@ -37,7 +42,7 @@ def add_train_policy_args(parser: argparse.ArgumentParser) -> None:
     TRAIN_POLICY.add_arguments(parser)
 
 
-def train_config_from_args(args: argparse.Namespace):  # noqa: ANN201 - PolicyTrainConfig (lazy import)
+def train_config_from_args(args: argparse.Namespace) -> PolicyTrainConfig:
     """The PolicyTrainConfig of parsed :func:`add_train_policy_args` flags."""
     return config_from_args(TRAIN_POLICY.config_type(), args)
 
@@ -83,10 +88,11 @@ EVALUATE = Command("evaluate", "play a piece with a trained policy; same JSON ke
                    run_evaluate, "sim_training.imitation.evaluate:format_evaluation", positionals=("piece",))
 
 
-TRAIN_KNOB_HEAD = Command("train-knob-head", "train the knob-head generalist on planner experts (+ relabel rounds)",
-                          "sim_training.imitation.knobhead_command:TrainKnobHeadConfig",
-                          "sim_training.imitation.knobhead_command:run_train_knob_head",
-                          "sim_training.imitation.knobhead_command:format_train_knob_head", positionals=("plans",))
+TRAIN_KNOB_HEAD: Command[TrainKnobHeadConfig, TrainKnobHeadResult] = Command(
+    "train-knob-head", "train the knob-head generalist on planner experts (+ relabel rounds)",
+    "sim_training.imitation.knobhead_command:TrainKnobHeadConfig",
+    "sim_training.imitation.knobhead_command:run_train_knob_head",
+    "sim_training.imitation.knobhead_command:format_train_knob_head", positionals=("plans",))
 
 
 def main_train(argv: Sequence[str] | None = None) -> int:

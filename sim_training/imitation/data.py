@@ -124,19 +124,27 @@ def open_store(store: str | Path, residual_on_prior: bool = False) -> EpisodeDat
     if residual_on_prior:
         raise KeyError(f"{path}: a bare store has no prior_action column; residual_on_prior needs a dataset store")
     root = zarr.open_group(str(path), mode="r")
+    arrays = {}
     for name in ("data/obs", "data/action", "meta/episode_ends", "meta/piece_id"):
-        if name not in root:
+        node = root.get(name)
+        if not isinstance(node, zarr.Array):
             raise KeyError(f"{path}: store has no array {name!r}")
+        arrays[name] = node[:]
     for name in ("observation_layout", "embodiment", "action_names"):
         if name not in attrs:
             raise KeyError(f"{path}: store has no root attribute {name!r}")
+    bare_layout, names, control_dt = (attrs["observation_layout"], attrs["action_names"],
+                                      attrs.get("control_dt", CONTROL_DT_S))
+    if not isinstance(bare_layout, dict) or not isinstance(names, list) or not isinstance(control_dt, int | float):
+        raise ValueError(f"{path}: root attributes observation_layout (an object), action_names (a list) and "
+                         f"control_dt (a number) have the wrong types")
     return EpisodeData(
-        obs=np.asarray(root["data/obs"][:], dtype=np.float32),
-        action=np.asarray(root["data/action"][:], dtype=np.float32),
-        episode_ends=np.asarray(root["meta/episode_ends"][:], dtype=np.int64),
-        piece_id=np.asarray(root["meta/piece_id"][:]),
-        observation_layout=attrs["observation_layout"], embodiment=attrs["embodiment"],
-        action_names=list(attrs["action_names"]), control_dt=float(attrs.get("control_dt", CONTROL_DT_S)),
+        obs=np.asarray(arrays["data/obs"], dtype=np.float32),
+        action=np.asarray(arrays["data/action"], dtype=np.float32),
+        episode_ends=np.asarray(arrays["meta/episode_ends"], dtype=np.int64),
+        piece_id=np.asarray(arrays["meta/piece_id"]),
+        observation_layout=bare_layout, embodiment=attrs["embodiment"],
+        action_names=[str(n) for n in names], control_dt=float(control_dt),
         source=str(path), attrs=attrs,
     )
 

@@ -33,14 +33,16 @@ so an untrained model predicts velocity 0 and each block starts as the identity.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sim_training.imitation.base import GeneralistModel
 from sim_training.imitation.flow import flow_matching_loss, sample_flow_time
 from sim_training.imitation.normalization import Normalizer
 
@@ -290,7 +292,18 @@ class Memory(NamedTuple):
     final_context: Tensor
 
 
-class FlowMatchingTransformer(nn.Module):
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _each(modules: nn.ModuleList, cls: type[_M]) -> Iterator[_M]:
+    """The modules of ``modules`` as the ``cls`` they are (a ModuleList's items are typed ``Module``)."""
+    for m in modules:
+        if not isinstance(m, cls):
+            raise TypeError(f"expected {cls.__name__} modules, got {type(m).__name__}")
+        yield m
+
+
+class FlowMatchingTransformer(GeneralistModel):
     """Observation encoder + flow-time-conditioned action decoder; see the module docstring.
 
     ``layout`` is ``ObservationLayout.to_dict()`` (only ``fields`` is read). Inputs and outputs of
@@ -300,6 +313,7 @@ class FlowMatchingTransformer(nn.Module):
     """
 
     kind = "fmt"
+    config: FMTConfig
 
     def __init__(self, config: FMTConfig, layout: dict[str, Any], action_dim: int) -> None:
         super().__init__()
@@ -333,15 +347,16 @@ class FlowMatchingTransformer(nn.Module):
             x = block(x)
         x = self.encoder_ln(x)
         c_obs = self.context_proj(x.mean(dim=1))
-        kv = [blk.cross_attn.key_value(x) for blk in self.decoder]
+        blocks = list(_each(self.decoder, DecoderBlock))
+        kv = [blk.cross_attn.key_value(x) for blk in blocks]
         return Memory(x, tuple(k for k, _ in kv), tuple(v for _, v in kv),
-                      tuple(blk.ada.context(c_obs) for blk in self.decoder), self.final_ada.context(c_obs))
+                      tuple(blk.ada.context(c_obs) for blk in blocks), self.final_ada.context(c_obs))
 
     def time_conditioning(self, t: Tensor) -> tuple[Tensor, ...]:
         """Flow times ``t`` (T,) -> the time halves of the modulations: per decoder layer (T, 1, 6d), then the
         output layer's (T, 1, 2d). Independent of the observation: :meth:`sample` computes all K at once."""
         c_time = self.time_mlp(timestep_embedding(t, self.config.d_model))
-        return tuple(blk.ada.time(c_time) for blk in self.decoder) + (self.final_ada.time(c_time),)
+        return tuple(blk.ada.time(c_time) for blk in _each(self.decoder, DecoderBlock)) + (self.final_ada.time(c_time),)
 
     def decode(self, a_t: Tensor, time_cond: tuple[Tensor, ...], memory: Memory) -> Tensor:
         """Velocity (B, H, A) at ``a_t`` (B, H, A) given :meth:`time_conditioning` rows (B or 1, ...) and the memory."""
@@ -387,8 +402,11 @@ class FlowMatchingTransformer(nn.Module):
         memory = self.encode(self.normalizer.normalize_obs(obs_hist))
         if n > 1:
             a1 = a1.repeat_interleave(n, dim=0)
-            memory = Memory(*(tuple(x.repeat_interleave(n, dim=0) for x in f) if isinstance(f, tuple)
-                              else f.repeat_interleave(n, dim=0) for f in memory))
+            def rep(x: Tensor) -> Tensor:
+                return x.repeat_interleave(n, dim=0)
+
+            memory = Memory(rep(memory.tokens), tuple(map(rep, memory.keys)), tuple(map(rep, memory.values)),
+                            tuple(map(rep, memory.contexts)), rep(memory.final_context))
         if noise is None:
             noise = torch.randn(a1.shape, generator=generator)
         if t is None:
@@ -406,19 +424,19 @@ class FlowMatchingTransformer(nn.Module):
             return sum(p.numel() for m in mods for p in m.parameters())
         enc = count([self.tokenizer, self.encoder, self.encoder_ln, self.context_proj])
         enc += sum(blk.cross_attn.kv.weight.numel() + blk.cross_attn.kv.bias.numel()
-                   + blk.ada.from_context.weight.numel() for blk in self.decoder)
+                   + blk.ada.from_context.weight.numel() for blk in _each(self.decoder, DecoderBlock))
         enc += self.final_ada.from_context.weight.numel()
         total = sum(p.numel() for p in self.parameters())
         return {"total": total, "encoder": enc, "decoder": total - enc}
 
 
-def sampler_module(model: nn.Module, k_steps: int | None = None) -> nn.Module:
+def sampler_module(model: GeneralistModel, k_steps: int | None = None) -> nn.Module:
     """``forward(obs_hist (B, To, D), noise (B, H, A)) -> action chunk (B, H, A)``: the graph an exporter traces."""
     return _Sampler(model, k_steps)
 
 
 class _Sampler(nn.Module):
-    def __init__(self, model: nn.Module, k_steps: int | None) -> None:
+    def __init__(self, model: GeneralistModel, k_steps: int | None) -> None:
         super().__init__()
         self.model, self.k_steps = model, k_steps
 

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from sim_training.imitation.base import GeneralistModel
 from sim_training.imitation.checkpoint import embodiment_from_meta, load_checkpoint
 from sim_training.imitation.residual import PriorResidual, base_layout, compose
 from sim_training.models.embodiment import Embodiment
@@ -47,13 +48,16 @@ class ActingPolicy(Protocol):
 
     def reset(self) -> None: ...
 
-    def act(self, obs: np.ndarray) -> np.ndarray: ...
+    def act(self, obs: np.ndarray) -> np.ndarray | None:
+        """The action (A,), or None when the policy refuses the observation (the ONNX runtime's NaN / Inf
+        check; :func:`~sim_training.env.rollout.rollout` then holds still)."""
+        ...
 
 
 class GeneralistPolicy:
     """Torch runtime of a generalist checkpoint (FMT or BC); see the module docstring."""
 
-    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], source: str = "", noise: NoiseMode = "fixed",
+    def __init__(self, model: GeneralistModel, meta: dict[str, Any], source: str = "", noise: NoiseMode = "fixed",
                  seed: int = 0, execute: int | None = None, k_steps: int | None = None) -> None:
         if noise not in ("fixed", "random", "zero"):
             raise ValueError(f"noise must be 'fixed', 'random' or 'zero', got {noise!r}")
@@ -131,8 +135,8 @@ class GeneralistPolicy:
             chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0].numpy()
             return compose(prior_action[None], np.clip(chunk.astype(np.float64), -1.0, 1.0))
         self._push(obs)
-        chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0]
-        return np.clip(chunk.numpy().astype(np.float64), -1.0, 1.0)
+        chunk = self.model.sample(self._history, self._noise(), self.k_steps)[0].numpy()
+        return np.clip(chunk.astype(np.float64), -1.0, 1.0)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -161,9 +165,9 @@ def load_policy(path: str | Path, **kwargs: Any) -> ActingPolicy:
     path = Path(path)
     if path.suffix == ".onnx":
         try:  # lazy: optional, its ImportError is reported below
-            from policy_export.runtime import Policy  # type: ignore[import-not-found]
+            from policy_export.runtime import Policy
         except ImportError as exc:
             raise NotImplementedError(f"{path}: ONNX policies need policy_export.runtime.Policy, which is not "
                                       f"available ({exc}); evaluate the torch checkpoint instead") from exc
-        return Policy.load(path, **kwargs)  # type: ignore[no-any-return]
+        return Policy.load(path, **kwargs)
     return GeneralistPolicy.load(path, **kwargs)

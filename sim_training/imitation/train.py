@@ -37,6 +37,7 @@ from torch import nn
 
 from omnipianist.cliutil import progress
 from omnipianist.errors import ModelError
+from sim_training.imitation.base import GeneralistModel
 from sim_training.imitation.bc import BCConfig
 from sim_training.imitation.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -133,7 +134,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, obs: torch.Tensor, act: torch.Tensor, seed: int, batch: int) -> dict[str, float]:
+def validate(model: GeneralistModel, obs: torch.Tensor, act: torch.Tensor, seed: int, batch: int) -> dict[str, float]:
     """Loss (fixed noise and t from ``seed``) and sampled-action MSE (normalised units) on fixed windows."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -180,7 +181,7 @@ def _fixed_windows(sampler: WindowSampler, n: int, seed: int) -> tuple[torch.Ten
     return torch.from_numpy(obs), torch.from_numpy(act)
 
 
-def _meta(cfg: PolicyTrainConfig, data: EpisodeData, split: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+def _meta(cfg: PolicyTrainConfig, data: EpisodeData, split: dict[str, Any], model: GeneralistModel) -> dict[str, Any]:
     try:
         emb_key: str | None = embodiment_from_meta(data.embodiment).key
     except ModelError:
@@ -193,7 +194,7 @@ def _meta(cfg: PolicyTrainConfig, data: EpisodeData, split: dict[str, Any], mode
         "control_dt": data.control_dt, "obs_horizon": mc.obs_horizon, "pred_horizon": mc.pred_horizon,
         "execute_horizon": EXECUTE_HORIZON, "k_steps": mc.k_steps, "data_card_id": data.data_card_id(),
         "store": data.source, "train_pieces": split["train_pieces"], "val_pieces": split["val_pieces"],
-        "split": split["split"], "params": model.n_params(),  # type: ignore[operator]
+        "split": split["split"], "params": model.n_params(),
         "residual_on_prior": bool(cfg.residual_on_prior),
         "prior_config": dict(data.attrs.get("prior_config") or {}) if cfg.residual_on_prior else None,
     }

@@ -19,6 +19,7 @@ from sim_training.constants import HAND_SIDES
 from sim_training.models.hands import HANDS, HandModelSpec, get_hand
 
 ActionSet = Literal["reduced", "full"]
+ACTION_SETS: tuple[ActionSet, ...] = ("reduced", "full")
 SIDE_PREFIX: dict[str, str] = {"left": "lh_", "right": "rh_"}
 FOREARM_SLIDES_XY: tuple[str, ...] = ("forearm_tx", "forearm_ty")
 """Slides along the keyboard (x) and toward the keys (y)."""
@@ -88,11 +89,17 @@ class Embodiment:
         return "-".join(parts)
 
 
+def action_set_of(value: object) -> ActionSet:
+    """``value`` (a name read from a file or a flag) as an :data:`ActionSet`; raises ModelError otherwise."""
+    for a in ACTION_SETS:
+        if value == a:
+            return a
+    raise ModelError(f"unknown action set {value!r}; expected 'reduced' or 'full'")
+
+
 def get_embodiment(name: str, action_set: ActionSet = "reduced", forearm_z: bool = False) -> Embodiment:
     """The embodiment named ``name`` (``shadow`` | ``leap``); raises ModelError for unknown names."""
-    if action_set not in ("reduced", "full"):
-        raise ModelError(f"unknown action set {action_set!r}; expected 'reduced' or 'full'")
-    return Embodiment(hand=get_hand(name), action_set=action_set, forearm_z=forearm_z)
+    return Embodiment(hand=get_hand(name), action_set=action_set_of(action_set), forearm_z=forearm_z)
 
 
 def embodiment_names() -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from omnipianist.errors import ModelError
 from sim_training.constants import HAND_SIDES, N_SUBSTEPS, NUM_KEYS, PHYSICS_DT_S
-from sim_training.models.embodiment import FOREARM_SLIDE_Z, SIDE_PREFIX, Embodiment, get_embodiment
+from sim_training.models.embodiment import FOREARM_SLIDE_Z, SIDE_PREFIX, ActionSet, Embodiment, get_embodiment
 from sim_training.models.piano import KEY_GEOMETRY, add_piano
 from sim_training.models.piano import builder as piano_builder
 from sim_training.models.piano import geometry as pg
@@ -151,9 +151,11 @@ def _ids(model: mujoco.MjModel, kind: mujoco.mjtObj, names: tuple[str, ...] | li
     return out
 
 
-def build_scene(embodiment: Embodiment | str = "shadow", **kwargs: object) -> Scene:
-    """Build and compile the scene; ``embodiment`` is an Embodiment or a name (kwargs → get_embodiment)."""
-    emb = get_embodiment(embodiment, **kwargs) if isinstance(embodiment, str) else embodiment  # type: ignore[arg-type]
+def build_scene(embodiment: Embodiment | str = "shadow", action_set: ActionSet = "reduced",
+                forearm_z: bool = False) -> Scene:
+    """Build and compile the scene; ``embodiment`` is an Embodiment or a name (with ``action_set`` and
+    ``forearm_z``: :func:`get_embodiment`'s; ignored for an Embodiment)."""
+    emb = get_embodiment(embodiment, action_set, forearm_z) if isinstance(embodiment, str) else embodiment
     spec = build_spec(emb)
     try:
         model = spec.compile()
