@@ -68,7 +68,7 @@ def _node_class(name: str) -> type:
     if cls is None:
         what = "hand driver node not available" if name in HAND_DRIVERS else "node class missing"
         raise ConfigError(f"{what}: {module_name} has no class {cls_name}")
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def overrides(spec: NodeSpec) -> list[Any]:

@@ -130,7 +130,7 @@ def parse_bringup_config(raw: Any, path: str = "<config>") -> BringupConfig:
         if cls is HandDriverParams:
             values.setdefault("side", name.rsplit("_", 1)[1])
         try:
-            params = coerce(cls, values, f"{path}: {name}.ros__parameters")
+            params: object = coerce(cls, values, f"{path}: {name}.ros__parameters")
         except ConfigError as exc:
             msg = str(exc)
             raise ConfigError(msg if msg.startswith(path) else f"{path}: {msg}") from exc

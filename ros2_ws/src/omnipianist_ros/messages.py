@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from builtin_interfaces.msg import Duration as DurationMsg
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import JointState, Joy
@@ -86,7 +87,7 @@ def joint_state_msg(names: Sequence[str], position: np.ndarray, velocity: np.nda
     return msg
 
 
-def float64_array(values: np.ndarray, label: str = "") -> Float64MultiArray:
+def float64_array(values: npt.ArrayLike, label: str = "") -> Float64MultiArray:
     v = np.asarray(values, dtype=np.float64)
     layout = MultiArrayLayout(dim=[MultiArrayDimension(label=label, size=v.size, stride=v.size)] if label else [])
     msg = Float64MultiArray(layout=layout)

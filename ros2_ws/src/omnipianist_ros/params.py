@@ -11,10 +11,15 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from omnipianist.errors import ConfigError
 from sim_training.constants import LOOKAHEAD_STEPS
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from sim_training.models.embodiment import ActionSet
 
 SIM_MAX_RATE: float = 25.0
 """Simulation safety filter: rate limit of the hand commands [ctrl units/s], above the prior's largest
@@ -23,7 +28,19 @@ simulation the filter passes the prior through unchanged."""
 SIM_MAX_RATE_RAIL: float = 2.0
 """Simulation safety filter: rate limit of the forearm slides [m/s]."""
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
+
+ACTION_SETS: tuple[ActionSet, ...] = ("reduced", "full")
+"""The ``action_set`` parameter's choices (:data:`sim_training.models.embodiment.ActionSet`)."""
+
+
+def action_set(value: str) -> ActionSet:
+    """An ``action_set`` parameter (a ``str``, as ROS parameters are) as the embodiment's ``ActionSet``;
+    ConfigError when it is none (the params' ``__post_init__`` checks the choices first)."""
+    for choice in ACTION_SETS:
+        if choice == value:
+            return choice
+    raise ConfigError(f"action_set is {value!r}; expected one of {list(ACTION_SETS)}")
 
 
 def _p(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
@@ -76,7 +93,7 @@ class PolicyParams:
     """policy node: observation -> policy -> safety filter -> per-hand commands."""
 
     embodiment: str = _p("shadow", "embodiment name (shadow | leap)")
-    action_set: str = _p("reduced", "embodiment action set", ("reduced", "full"))
+    action_set: str = _p("reduced", "embodiment action set", ACTION_SETS)
     forearm_z: bool = _p(False, "embodiment has the vertical forearm slide")
     policy: str = _p("prior", "'prior' (the OT/IK prior) or the path of an exported .onnx policy")
     lookahead: int = _p(LOOKAHEAD_STEPS, "goal rows the policy expects minus one (must match /piano/goal)")
@@ -189,7 +206,7 @@ class MockParams:
     """mujoco_mock node: the simulated piano and hands behind the hardware interface."""
 
     embodiment: str = _p("shadow", "embodiment name (shadow | leap)")
-    action_set: str = _p("reduced", "embodiment action set", ("reduced", "full"))
+    action_set: str = _p("reduced", "embodiment action set", ACTION_SETS)
     forearm_z: bool = _p(False, "embodiment has the vertical forearm slide")
     mode: str = _p("realtime", "'realtime': one control step per wall-clock period; 'lockstep': one step when "
                                "both hands' commands for the current step arrived (or after lockstep_timeout_s)",
@@ -282,7 +299,7 @@ def declare_and_read(node: Any, cls: type[T]) -> T:
     from rcl_interfaces.msg import ParameterDescriptor
 
     values = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         desc = ParameterDescriptor(description=f.metadata.get("help", ""), read_only=True)
         param = node.declare_parameter(f.name, f.default, desc)
         values[f.name] = param.value

@@ -84,7 +84,7 @@ def load_policy(spec: str, scene: Scene, lookahead: int) -> PolicyProvider:
     if not path.is_file():
         raise ConfigError(f"policy: {path} does not exist")
     try:  # lazy: optional, its ImportError is reported below
-        from policy_export.runtime import Policy  # type: ignore[import-not-found]
+        from policy_export.runtime import Policy
     except ImportError as exc:
         raise ConfigError(f"policy: cannot load {path}: policy_export.runtime is not available ({exc})") from exc
     policy: Any = Policy.load(str(path), scene.embodiment)
@@ -93,7 +93,7 @@ def load_policy(spec: str, scene: Scene, lookahead: int) -> PolicyProvider:
             policy.name = str(path)
         except AttributeError:
             pass
-    return policy  # type: ignore[no-any-return]
+    return policy
 
 
 def _described_layout(policy: Any) -> dict[str, Any] | None:

@@ -45,11 +45,11 @@ class NodeKind:
         return f"{self.executable} = {NODE_MAIN_MODULE}:{self.entry}"
 
     def params_class(self) -> type:
-        return getattr(importlib.import_module(PARAMS_MODULE), self.params)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(PARAMS_MODULE), self.params)
 
     def node_class(self) -> type:
         """The node class (imports its module: rclpy and the node's dependencies)."""
-        return getattr(importlib.import_module(self.module), self.cls)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(self.module), self.cls)
 
 
 _N = "omnipianist_ros.nodes."

@@ -41,7 +41,9 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.timer import Timer
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 
@@ -61,16 +63,16 @@ class HandDriverNode(LifecycleNode):
         super().__init__(name or "hand_driver", **kwargs)
         self.params = declare_and_read(self, HandDriverParams)
         self.driver: HandDriver | None = None
-        self._timer = None
+        self._timer: Timer | None = None
         self._command: np.ndarray | None = None
         self._pick: np.ndarray = np.zeros(0, dtype=int)
         self._n_actuators = 0
         self._last_diag = 0.0
-        self._js_pub = None
-        self._diag_pub = None
+        self._js_pub: LifecyclePublisher[JointState] | None = None
+        self._diag_pub: Publisher[DiagnosticArray] | None = None
         self._subs: list[Any] = []
-        self._autostart_timer = None
-        self._keepalive_timer = None
+        self._autostart_timer: Timer | None = None
+        self._keepalive_timer: Timer | None = None
         self._last_cycle_s = 0.0
         self.cycles_published = 0
         """Readings published (one per cycle in timer mode, one per command cycle in command mode)."""

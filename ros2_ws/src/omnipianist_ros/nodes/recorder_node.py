@@ -28,7 +28,7 @@ from omnipianist_ros.params import RecorderParams, declare_and_read
 def get_message(type_name: str) -> type:
     """``pkg/msg/Type`` -> the Python message class (rosidl_runtime_py is not installed here)."""
     pkg, kind, name = type_name.split("/")
-    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
 
 
 class RecorderNode(Node):
@@ -36,7 +36,7 @@ class RecorderNode(Node):
         super().__init__(name, parameter_overrides=overrides or [], **kwargs)
         self.params = p = declare_and_read(self, RecorderParams)
         self.path = time.strftime(p.output)
-        self.writer = McapWriter(self.path)
+        self.writer: McapWriter | None = McapWriter(self.path)
         self.wanted = {t.strip() for t in p.topics.split(",") if t.strip()}
         self.recorded: dict[str, str] = {}
         self.skipped: dict[str, str] = {}
@@ -57,6 +57,8 @@ class RecorderNode(Node):
 
     def discover(self) -> None:
         """Subscribe to topics not recorded yet (the ones with a publisher, so the QoS can be chosen)."""
+        if self.writer is None:  # closed
+            return
         for topic, types in self.get_topic_names_and_types():
             if topic in self.recorded or topic in self.skipped or (self.wanted and topic not in self.wanted):
                 continue
@@ -89,7 +91,7 @@ class RecorderNode(Node):
             self.writer.close()
             self.get_logger().info(f"recorder: {self.writer.messages} messages on {len(self.recorded)} topics "
                                    f"in {self.path}")
-            self.writer = None  # type: ignore[assignment]
+            self.writer = None
 
     def destroy_node(self) -> None:
         self.close()
