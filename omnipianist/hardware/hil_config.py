@@ -35,10 +35,7 @@ from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, MODELS_BY_NAME, 
 from omnipianist.hardware.joints import PositionGains
 from omnipianist.hardware.yaml_check import HardwareConfigError, Reader, read_yaml
 from sim_training.constants import HAND_SIDES
-from sim_training.models.embodiment import SIDE_PREFIX, ActionSet, Embodiment, get_embodiment
-
-ACTION_SETS: tuple[ActionSet, ...] = ("reduced", "full")
-"""The ``action_set`` values of a virtual hand file."""
+from sim_training.models.embodiment import ACTION_SETS, SIDE_PREFIX, ActionSet, Embodiment, get_embodiment
 
 HIL_CONFIG_DIR = HARDWARE_CONFIG_DIR / "hil"
 """``hardware_config/hil/``: virtual hands, the emulated buses and the HIL safety parameters."""

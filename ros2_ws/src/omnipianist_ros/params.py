@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from omnipianist.errors import ConfigError
 from sim_training.constants import LOOKAHEAD_STEPS
+from sim_training.models.embodiment import ACTION_SETS
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
-
-    from sim_training.models.embodiment import ActionSet
 
 SIM_MAX_RATE: float = 25.0
 """Simulation safety filter: rate limit of the hand commands [ctrl units/s], above the prior's largest
@@ -29,18 +28,6 @@ SIM_MAX_RATE_RAIL: float = 2.0
 """Simulation safety filter: rate limit of the forearm slides [m/s]."""
 
 T = TypeVar("T", bound="DataclassInstance")
-
-ACTION_SETS: tuple[ActionSet, ...] = ("reduced", "full")
-"""The ``action_set`` parameter's choices (:data:`sim_training.models.embodiment.ActionSet`)."""
-
-
-def action_set(value: str) -> ActionSet:
-    """An ``action_set`` parameter (a ``str``, as ROS parameters are) as the embodiment's ``ActionSet``;
-    ConfigError when it is none (the params' ``__post_init__`` checks the choices first)."""
-    for choice in ACTION_SETS:
-        if choice == value:
-            return choice
-    raise ConfigError(f"action_set is {value!r}; expected one of {list(ACTION_SETS)}")
 
 
 def _p(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:

@@ -45,9 +45,9 @@ from std_msgs.msg import Float32, Float64MultiArray
 from omnipianist_ros import topics
 from omnipianist_ros.messages import joint_state_msg, keys_to_joy, time_from_ns, time_s
 from omnipianist_ros.mock import MockPiano
-from omnipianist_ros.params import MockParams, action_set, declare_and_read, hil_port
+from omnipianist_ros.params import MockParams, declare_and_read, hil_port
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES
-from sim_training.models.embodiment import get_embodiment
+from sim_training.models.embodiment import action_set_of, get_embodiment
 from sim_training.models.scene import build_scene
 
 POLL_S = 0.005
@@ -58,7 +58,7 @@ class MockNode(Node):
                  **kwargs: Any) -> None:
         super().__init__(name, parameter_overrides=overrides or [], **kwargs)
         self.params = p = declare_and_read(self, MockParams)
-        self.scene = build_scene(get_embodiment(p.embodiment, action_set(p.action_set), p.forearm_z))
+        self.scene = build_scene(get_embodiment(p.embodiment, action_set_of(p.action_set), p.forearm_z))
         self.piano = MockPiano(self.scene)
         group = MutuallyExclusiveCallbackGroup()
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, topics.CLOCK_QOS)

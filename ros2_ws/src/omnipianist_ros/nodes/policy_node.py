@@ -32,10 +32,10 @@ from omnipianist.safety.filter import SafetyError
 from omnipianist_ros import topics
 from omnipianist_ros.control import Action, Decision, PolicyController, SafetySettings, StepScheduler, hardware_safety_filters
 from omnipianist_ros.messages import JointOrder, chunk_trajectory, float64_array, joy_to_keys, msg_to_goal, time_ns
-from omnipianist_ros.params import PolicyParams, action_set, declare_and_read
+from omnipianist_ros.params import PolicyParams, declare_and_read
 from omnipianist_ros.policies import load_policy
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES
-from sim_training.models.embodiment import get_embodiment
+from sim_training.models.embodiment import action_set_of, get_embodiment
 from sim_training.models.scene import build_scene
 
 
@@ -43,7 +43,7 @@ class PolicyNode(Node):
     def __init__(self, name: str = "policy", overrides: list[Parameter[Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(name, parameter_overrides=overrides or [], **kwargs)
         self.params = p = declare_and_read(self, PolicyParams)
-        scene = build_scene(get_embodiment(p.embodiment, action_set(p.action_set), p.forearm_z))
+        scene = build_scene(get_embodiment(p.embodiment, action_set_of(p.action_set), p.forearm_z))
         policy = load_policy(p.policy, scene, p.lookahead)
         safety = SafetySettings(p.safety_margin, p.max_rate, p.max_rate_rail, p.estop_heartbeat_timeout_s)
         filters = None
