@@ -270,7 +270,63 @@ def _variant(src: Path, dst: Path, which: str) -> None:
 
 
 # ----------------------------------------------------------------------------------- the bench
-def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class InferenceTarget:
+    measured: float | None
+    target: float | None
+    """None: reported against no target (an expert's speed-up)."""
+    ok: bool | None
+    """None: not checked (no torch side, or no target)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceBenchResult:
+    """``bench inference``'s result (``--json``). Latencies: :func:`percentiles_ms` dicts (p50_ms, p99_ms, mean_ms,
+    max_ms, n); the torch ones None when no torch source was timed."""
+
+    benchmark: str = "inference"
+    policy: str
+    """What was timed (the .onnx or checkpoint path, or the default untrained FMT)."""
+    kind: str
+    embodiment: str
+    model: str
+    params: dict[str, int]
+    euler_steps: int
+    opset: int
+    threads: int = 1
+    pinned_core: int | None
+    load_avg_before: list[float]
+    load_avg_after: list[float]
+    cpus: int | None
+    ort_per_step: dict[str, float]
+    torch_eager_per_step: dict[str, float] | None
+    ort_per_step_cpu_time: dict[str, float]
+    torch_eager_per_step_cpu_time: dict[str, float] | None
+    speedup_p50: float | None
+    speedup_p99: float | None
+    flops_per_call: int
+    flops_per_call_torch_counter: int | None
+    gemm_ceiling: dict[str, float]
+    achieved_flops_per_s_ort: float
+    fraction_of_ceiling_ort: float
+    fraction_of_ceiling_torch: float | None
+    versions: dict[str, str]
+    note: str | None
+    ort_graph_only: dict[str, float]
+    torch_network: dict[str, dict[str, float] | None] = field(default_factory=dict, metadata={"flatten": True})
+    """Experts only: ``{"torch_network_only": the actor alone in torch eager, or None}`` (the key is in the JSON
+    for experts, null or not, and absent for generalists)."""
+    variants: dict[str, dict[str, Any]] | None = field(default=None, metadata={"omit_none": True})
+    """Per int8 / fp16 variant asked: its latency and F1 change, or its ``error``."""
+    targets: dict[str, InferenceTarget]
+    ok: bool
+
+    @property
+    def torch_network_only(self) -> dict[str, float] | None:
+        return self.torch_network.get("torch_network_only")
+
+
+def run_inference_bench(cfg: InferenceBenchConfig) -> InferenceBenchResult:
     """Run the benchmark; returns the JSON-able result (``ok`` False when a target is missed)."""
     import onnx
     import torch
@@ -339,44 +395,43 @@ def run_inference_bench(cfg: InferenceBenchConfig) -> dict[str, Any]:
 
     ort = percentiles_ms(ort_t)
     torch_r = percentiles_ms(torch_t) if torch_t else None
-    result: dict[str, Any] = {
-        "benchmark": "inference", "policy": what, "kind": kind, "embodiment": meta["embodiment"]["key"],
-        "model": meta["model"]["type"], "params": meta["model"]["params"], "euler_steps": meta["graph"]["euler_steps"],
-        "opset": meta["graph"]["opset"], "threads": 1, "pinned_core": core,
-        "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()), "cpus": os.cpu_count(),
-        "ort_per_step": ort, "torch_eager_per_step": torch_r,
-        "ort_per_step_cpu_time": percentiles_ms(ort_cpu),
-        "torch_eager_per_step_cpu_time": percentiles_ms(torch_cpu) if torch_cpu else None,
-        "speedup_p50": (torch_r["p50_ms"] / ort["p50_ms"]) if torch_r else None,
-        "speedup_p99": (torch_r["p99_ms"] / ort["p99_ms"]) if torch_r else None,
-        "flops_per_call": flops, "flops_per_call_torch_counter": flops_torch,
-        "gemm_ceiling": ceiling,
-        "achieved_flops_per_s_ort": flops / (ort["p50_ms"] * 1e-3),
-        "fraction_of_ceiling_ort": flops / (ort["p50_ms"] * 1e-3) / ceiling["flops_per_s"],
-        "fraction_of_ceiling_torch": (flops / (torch_r["p50_ms"] * 1e-3) / ceiling["flops_per_s"]) if torch_r else None,
-        "versions": {"onnxruntime": _ort_version(), "torch": torch.__version__, "onnx": onnx.__version__},
-        "note": note,
-    }
-    result["ort_graph_only"] = percentiles_ms(net_ort)
-    if kind != "generalist":
-        result["torch_network_only"] = percentiles_ms(net_torch) if net_torch else None
-    if variants:
-        result["variants"] = variants
+    speedup_p50 = (torch_r["p50_ms"] / ort["p50_ms"]) if torch_r else None
+    net_o = percentiles_ms(net_ort)
+    net_t = percentiles_ms(net_torch) if net_torch else None
     # targets: per control step for generalists; the network alone for experts (the prior is shared code)
     if kind == "generalist":
-        p99, sp = ort["p99_ms"], result["speedup_p50"]
+        p99, sp = ort["p99_ms"], speedup_p50
     else:
-        net_o, net_t = result["ort_graph_only"], result.get("torch_network_only")
         p99, sp = net_o["p99_ms"], (net_t["p50_ms"] / net_o["p50_ms"]) if net_t else None
     # the 3x target is the generalist's (K Euler steps of a transformer, where eager overhead dominates); an
     # expert's small MLP is reported against no speed-up target
     sp_target = SPEEDUP_TARGET if kind == "generalist" else None
-    targets = {"ort_p99_ms": {"measured": p99, "target": ORT_P99_TARGET_MS, "ok": bool(p99 <= ORT_P99_TARGET_MS)},
-               "speedup_vs_torch_eager": {"measured": sp, "target": sp_target,
-                                          "ok": None if sp is None or sp_target is None else bool(sp >= sp_target)}}
-    result["targets"] = targets
-    result["ok"] = all(t["ok"] is not False for t in targets.values())
-    return result
+    targets = {"ort_p99_ms": InferenceTarget(measured=p99, target=ORT_P99_TARGET_MS, ok=bool(p99 <= ORT_P99_TARGET_MS)),
+               "speedup_vs_torch_eager": InferenceTarget(
+                   measured=sp, target=sp_target, ok=None if sp is None or sp_target is None else bool(sp >= sp_target))}
+    return InferenceBenchResult(
+        policy=what, kind=kind, embodiment=meta["embodiment"]["key"],
+        model=meta["model"]["type"], params=meta["model"]["params"], euler_steps=meta["graph"]["euler_steps"],
+        opset=meta["graph"]["opset"], threads=1, pinned_core=core,
+        load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()), cpus=os.cpu_count(),
+        ort_per_step=ort, torch_eager_per_step=torch_r,
+        ort_per_step_cpu_time=percentiles_ms(ort_cpu),
+        torch_eager_per_step_cpu_time=percentiles_ms(torch_cpu) if torch_cpu else None,
+        speedup_p50=speedup_p50,
+        speedup_p99=(torch_r["p99_ms"] / ort["p99_ms"]) if torch_r else None,
+        flops_per_call=flops, flops_per_call_torch_counter=flops_torch,
+        gemm_ceiling=ceiling,
+        achieved_flops_per_s_ort=flops / (ort["p50_ms"] * 1e-3),
+        fraction_of_ceiling_ort=flops / (ort["p50_ms"] * 1e-3) / ceiling["flops_per_s"],
+        fraction_of_ceiling_torch=(flops / (torch_r["p50_ms"] * 1e-3) / ceiling["flops_per_s"]) if torch_r else None,
+        versions={"onnxruntime": _ort_version(), "torch": torch.__version__, "onnx": onnx.__version__},
+        note=note,
+        ort_graph_only=net_o,
+        torch_network={} if kind == "generalist" else {"torch_network_only": net_t},
+        variants=variants or None,
+        targets=targets,
+        ok=all(t.ok is not False for t in targets.values()),
+    )
 
 
 def _ort_version() -> str:
@@ -438,25 +493,25 @@ def _variants(cfg: InferenceBenchConfig, onnx_path: Path, fp32: Any, observation
     return out
 
 
-def format_bench(r: dict[str, Any]) -> str:
+def format_bench(r: InferenceBenchResult) -> str:
     """A few readable lines."""
-    o, t = r["ort_per_step"], r["torch_eager_per_step"]
-    oc, tc = r["ort_per_step_cpu_time"], r["torch_eager_per_step_cpu_time"]
-    lines = [f"inference bench ({r['policy']}; {r['kind']}, K={r['euler_steps']}, 1 thread, core {r['pinned_core']}, "
-             f"load {r['load_avg_before'][0]:.1f} on {r['cpus']} cpus):",
+    o, t = r.ort_per_step, r.torch_eager_per_step
+    oc, tc = r.ort_per_step_cpu_time, r.torch_eager_per_step_cpu_time
+    lines = [f"inference bench ({r.policy}; {r.kind}, K={r.euler_steps}, 1 thread, core {r.pinned_core}, "
+             f"load {r.load_avg_before[0]:.1f} on {r.cpus} cpus):",
              f"  ORT    p50 {o['p50_ms']:.2f} ms  p99 {o['p99_ms']:.2f} ms  (thread CPU time p50 {oc['p50_ms']:.2f} "
              f"p99 {oc['p99_ms']:.2f})"]
-    if t:
+    if t and tc:
         lines.append(f"  torch  p50 {t['p50_ms']:.2f} ms  p99 {t['p99_ms']:.2f} ms  (thread CPU time p50 {tc['p50_ms']:.2f} "
-                     f"p99 {tc['p99_ms']:.2f})  -> ORT {r['speedup_p50']:.1f}x faster")
-    lines.append(f"  {r['flops_per_call'] / 1e6:.1f} MFLOP/call; GEMM ceiling {r['gemm_ceiling']['flops_per_s'] / 1e9:.1f} "
-                 f"GFLOP/s; ORT at {100 * r['fraction_of_ceiling_ort']:.1f} % of it")
-    for name, v in r.get("variants", {}).items():
+                     f"p99 {tc['p99_ms']:.2f})  -> ORT {r.speedup_p50:.1f}x faster")
+    lines.append(f"  {r.flops_per_call / 1e6:.1f} MFLOP/call; GEMM ceiling {r.gemm_ceiling['flops_per_s'] / 1e9:.1f} "
+                 f"GFLOP/s; ORT at {100 * r.fraction_of_ceiling_ort:.1f} % of it")
+    for name, v in (r.variants or {}).items():
         lines.append(f"  {name}: " + (v["error"] if "error" in v else
                                       f"p50 {v['p50_ms']:.2f} ms p99 {v['p99_ms']:.2f} ms, F1 change {v['f1_change']:+.4f}"))
-    def verdict(v: dict[str, Any]) -> str:
-        shown = v["measured"] if v["measured"] is None else round(v["measured"], 2)
-        return f"{shown} (target {v['target']}) {'ok' if v['ok'] else 'MISSED' if v['ok'] is False else 'n/a'}"
+    def verdict(v: InferenceTarget) -> str:
+        shown = v.measured if v.measured is None else round(v.measured, 2)
+        return f"{shown} (target {v.target}) {'ok' if v.ok else 'MISSED' if v.ok is False else 'n/a'}"
 
-    lines.append("  targets: " + ", ".join(f"{k} {verdict(v)}" for k, v in r["targets"].items()))
+    lines.append("  targets: " + ", ".join(f"{k} {verdict(v)}" for k, v in r.targets.items()))
     return "\n".join(lines)

@@ -29,14 +29,15 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from omnipianist.cliutil import progress
-from omnipianist.command import Command, command_main, ok_or_1
+from omnipianist.command import Command, command_main, ok_or_1, to_json
 from omnipianist.fileio import save_json
 from policy_export.metadata import read_metadata
 from policy_export.runtime import Policy
@@ -70,6 +71,45 @@ class GeneralistBenchConfig:
     show_progress: bool = field(default=True, metadata={"cli": False})
     out: str = ""
     """also write the JSON result here"""
+
+
+@dataclass(frozen=True)
+class Target:
+    measured: float | None
+    target: float | None
+    """The threshold (``fmt_beats_bc_unseen*``: the best BC-MLP's unseen F1, None when it has none)."""
+    ok: bool
+
+
+@dataclass(frozen=True)
+class GeneralistBenchResult:
+    """``bench generalist``'s result (``--json``, ``--out``)."""
+
+    benchmark: str
+    embodiment: str
+    target_policy: str
+    unseen_pieces: list[str]
+    seen_pieces: dict[str, list[str]]
+    """Per policy: the training pieces it played."""
+    policies: dict[str, dict[str, Any]]
+    """Per policy: path, model, formulation, residual_on_prior, train_pieces, step."""
+    table: dict[str, dict[str, Any]]
+    """Per policy (then ``prior``, ``planner``): its ``policies`` entry plus unseen_f1, unseen_onset_f1, seen_f1,
+    seen_onset_f1, prior_unseen_f1, prior_seen_f1_same_pieces, unseen_pieces_played, unseen_above_prior_fraction."""
+    rows: list[dict[str, Any]]
+    """One per play: policy, split, piece, f1, onset_f1, precision, recall, steps, do_nothing_f1."""
+    targets: dict[str, Target]
+    ok: bool
+    wall_s: float = 0.0
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> GeneralistBenchResult:
+        """A result read back from its JSON (an ``--out`` file); results older than ``policies`` get ``{}``."""
+        return cls(benchmark=d["benchmark"], embodiment=d.get("embodiment", "shadow"), target_policy=d["target_policy"],
+                   unseen_pieces=list(d["unseen_pieces"]), seen_pieces=dict(d["seen_pieces"]),
+                   policies=dict(d.get("policies") or {}), table=dict(d["table"]), rows=list(d["rows"]),
+                   targets={k: Target(**v) for k, v in d["targets"].items()}, ok=bool(d["ok"]),
+                   wall_s=float(d.get("wall_s", 0.0)))
 
 
 def _parse(entries: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -161,7 +201,7 @@ def _evaluate(piece_path: str, policy: Any) -> dict[str, Any]:
     return {k: r[k] for k in ("f1", "onset_f1", "precision", "recall", "steps", "do_nothing_f1")}
 
 
-def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
+def run_generalist_bench(cfg: GeneralistBenchConfig) -> GeneralistBenchResult:
     """Play every policy (and the prior) on the seen / unseen pieces; see the module docstring."""
     from sim_training.music.corpus import load_manifest
 
@@ -210,14 +250,14 @@ def run_generalist_bench(cfg: GeneralistBenchConfig) -> dict[str, Any]:
                    "train_pieces": len((metas[name] or {}).get("train_pieces") or []) if metas[name] else None,
                    "step": (metas[name] or {}).get("step")} for name, path in entries}
     out = summarize(rows, info, seen, unseen, cfg.target_policy or entries[0][0], emb_key)
-    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    out = replace(out, wall_s=round(time.perf_counter() - t0, 1))
     if cfg.out:
-        save_json(out, Path(cfg.out))
+        save_json(to_json(out), Path(cfg.out))
     return out
 
 
 def summarize(rows: list[dict[str, Any]], info: dict[str, dict[str, Any]], seen: dict[str, list[str]],
-              unseen: list[str], target: str, embodiment: str = "shadow") -> dict[str, Any]:
+              unseen: list[str], target: str, embodiment: str = "shadow") -> GeneralistBenchResult:
     """The table and the target checks from per-piece ``rows`` (``info``: per policy path, model,
     residual_on_prior, train_pieces, step; ``seen``: per policy its seen pieces)."""
 
@@ -255,7 +295,7 @@ def summarize(rows: list[dict[str, Any]], info: dict[str, dict[str, Any]], seen:
     t = table[target]
     gain_target = (t["prior_unseen_f1"] or 0.0) + UNSEEN_GAIN_TARGET
     frac = t["unseen_above_prior_fraction"]
-    checks = {
+    checks: dict[str, tuple[float | None, float | None, bool]] = {
         "unseen_f1_over_prior": (t["unseen_f1"], round(gain_target, 4), (t["unseen_f1"] or 0.0) >= gain_target),
         "unseen_above_prior_fraction": (frac, BEAT_PRIOR_FRACTION_TARGET, (frac or 0.0) >= BEAT_PRIOR_FRACTION_TARGET),
         "seen_f1": (t["seen_f1"], SEEN_F1_TARGET, (t["seen_f1"] or 0.0) >= SEEN_F1_TARGET),
@@ -275,46 +315,44 @@ def summarize(rows: list[dict[str, Any]], info: dict[str, dict[str, Any]], seen:
             key = "fmt_beats_bc_unseen" + ("_residual" if residual else "")
             checks[key] = (table[best_fmt]["unseen_f1"], table[best_bc]["unseen_f1"],
                            (table[best_fmt]["unseen_f1"] or 0.0) > (table[best_bc]["unseen_f1"] or 0.0))
-    return {
-        "benchmark": "generalist", "embodiment": embodiment, "target_policy": target, "unseen_pieces": unseen,
-        "seen_pieces": seen,
-        "policies": info, "table": table, "rows": rows,
-        "targets": {k: {"measured": None if v[0] is None else round(v[0], 4), "target": v[1], "ok": bool(v[2])}
-                    for k, v in checks.items()},
-        "ok": all(v[2] for v in checks.values()),
-    }
+    return GeneralistBenchResult(
+        benchmark="generalist", embodiment=embodiment, target_policy=target, unseen_pieces=unseen,
+        seen_pieces=seen, policies=info, table=table, rows=rows,
+        targets={k: Target(measured=None if v[0] is None else round(v[0], 4), target=v[1], ok=bool(v[2]))
+                 for k, v in checks.items()},
+        ok=all(v[2] for v in checks.values()),
+    )
 
 
-def merge_results(results: list[dict[str, Any]], target: str) -> dict[str, Any]:
-    """One table from several runs on the same unseen pieces (e.g. models benchmarked at different times)."""
-    unseen = results[0]["unseen_pieces"]
-    if any(r["unseen_pieces"] != unseen for r in results):
+def merge_results(results: Sequence[GeneralistBenchResult], target: str) -> GeneralistBenchResult:
+    """One table from several runs on the same unseen pieces (e.g. models benchmarked at different times;
+    files: :meth:`GeneralistBenchResult.from_json`)."""
+    unseen = results[0].unseen_pieces
+    if any(r.unseen_pieces != unseen for r in results):
         raise ValueError("results were measured on different unseen pieces (use the same --unseen-pieces/--seed)")
     rows: list[dict[str, Any]] = []
     keys: set[tuple[str, str, str]] = set()
     info: dict[str, dict[str, Any]] = {}
     seen: dict[str, list[str]] = {}
     for r in results:
-        info.update(r.get("policies") or {n: {k: t[k] for k in ("path", "model", "residual_on_prior", "train_pieces",
-                                                                   "step")}
-                                          for n, t in r["table"].items() if n != "prior"})
-        seen.update(r["seen_pieces"])
-        for row in r["rows"]:
+        info.update(r.policies or {n: {k: t[k] for k in ("path", "model", "residual_on_prior", "train_pieces", "step")}
+                                   for n, t in r.table.items() if n != "prior"})
+        seen.update(r.seen_pieces)
+        for row in r.rows:
             k = (row["policy"], row["split"], row["piece"])
             if k not in keys:
                 keys.add(k)
                 rows.append(row)
     out = summarize(rows, info, seen, unseen, target)
-    out["wall_s"] = round(sum(r.get("wall_s", 0.0) for r in results), 1)
-    return out
+    return replace(out, wall_s=round(sum(r.wall_s for r in results), 1))
 
 
-def format_table(r: dict[str, Any]) -> str:
+def format_table(r: GeneralistBenchResult) -> str:
     """Markdown table of the result (for cards and the README)."""
     lines = ["| policy | model | predicts | train pieces | steps | seen F1 (prior) | unseen F1 | unseen onset F1 | "
              "prior on the same unseen | unseen above prior |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, t in r["table"].items():
+    for name, t in r.table.items():
         def f(v: Any) -> str:
             return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
         predicts = t.get("formulation") or ("residual" if t["residual_on_prior"] else "action")
@@ -327,15 +365,16 @@ def format_table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_bench(r: dict[str, Any]) -> str:
+def format_bench(r: GeneralistBenchResult) -> str:
     """The table, then each target measured."""
-    targets = "; ".join(f"{k} {v['measured']} (target {v['target']}) {'ok' if v['ok'] else 'MISSED'}"
-                        for k, v in r["targets"].items())
-    return f"{format_table(r)}\n\n{targets}; {r['wall_s']:.0f} s"
+    targets = "; ".join(f"{k} {v.measured} (target {v.target}) {'ok' if v.ok else 'MISSED'}"
+                        for k, v in r.targets.items())
+    return f"{format_table(r)}\n\n{targets}; {r.wall_s:.0f} s"
 
 
-BENCH_GENERALIST = Command("generalist", "generalists (FMT, BC-MLP) vs the prior: F1 on seen and unseen corpus pieces",
-                           GeneralistBenchConfig, run_generalist_bench, format_bench, exit_code=ok_or_1)
+BENCH_GENERALIST: Command[GeneralistBenchConfig, GeneralistBenchResult] = Command(
+    "generalist", "generalists (FMT, BC-MLP) vs the prior: F1 on seen and unseen corpus pieces",
+    GeneralistBenchConfig, run_generalist_bench, format_bench, exit_code=ok_or_1)
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper

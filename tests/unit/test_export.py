@@ -19,6 +19,7 @@ import onnx
 import pytest
 import torch
 
+from omnipianist.command import to_json
 from omnipianist.errors import ContractError
 from policy_export import __version__
 from policy_export.bench import InferenceBenchConfig, default_checkpoint, run_inference_bench
@@ -427,11 +428,16 @@ def test_cli_export_verify_and_bench(tiny: dict[str, Path], tmp_path: Path) -> N
 
     b = run_inference_bench(InferenceBenchConfig(policy=str(out), ort_calls=30, torch_calls=6, rounds=2, warmup=2,
                                                  pin=False, int8=True, piece="single_note"))
-    assert b["kind"] == "generalist" and b["ort_per_step"]["n"] == 30 and b["torch_eager_per_step"]["n"] == 6
-    assert b["flops_per_call"] > 0 and 0.3 < b["flops_per_call"] / b["flops_per_call_torch_counter"] < 1.5
-    assert 0.0 < b["fraction_of_ceiling_ort"] < 1.0 and b["gemm_ceiling"]["flops_per_s"] > 1e9
-    assert set(b["targets"]) == {"ort_p99_ms", "speedup_vs_torch_eager"} and isinstance(b["ok"], bool)
-    assert "f1_change" in b["variants"]["int8"]
+    assert b.kind == "generalist" and b.ort_per_step["n"] == 30 and b.torch_eager_per_step is not None
+    assert b.torch_eager_per_step["n"] == 6 and b.flops_per_call_torch_counter is not None
+    assert b.flops_per_call > 0 and 0.3 < b.flops_per_call / b.flops_per_call_torch_counter < 1.5
+    assert 0.0 < b.fraction_of_ceiling_ort < 1.0 and b.gemm_ceiling["flops_per_s"] > 1e9
+    assert set(b.targets) == {"ort_p99_ms", "speedup_vs_torch_eager"} and isinstance(b.ok, bool)
+    assert b.variants is not None and "f1_change" in b.variants["int8"]
+    j = to_json(b)  # the keys of the dict this result replaced (a generalist: no torch_network_only)
+    assert list(j)[:3] == ["benchmark", "policy", "kind"] and list(j)[-4:] == ["ort_graph_only", "variants", "targets",
+                                                                                "ok"]
+    assert "torch_network_only" not in j and j["targets"]["ort_p99_ms"]["target"] == 5.0
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = main_bench_inference(["--ort-calls", "20", "--torch-calls", "4", "--rounds", "2", "--json"])

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
-from sim_training.imitation.benchmark import GeneralistBenchConfig, _parse, format_table, merge_results, summarize
+from omnipianist.command import to_json
+from sim_training.imitation.benchmark import (
+    GeneralistBenchConfig,
+    GeneralistBenchResult,
+    Target,
+    _parse,
+    format_table,
+    merge_results,
+    summarize,
+)
 
 
 def rows(policy: str, split: str, f1s: dict[str, float]) -> list[dict]:
@@ -25,19 +37,24 @@ def test_summary_means_targets_and_like_for_like_comparison() -> None:
          + rows("prior", "unseen", {"u1": 0.4, "u2": 0.4}) + rows("prior", "seen", {"s1": 0.3, "s2": 0.5}))
     seen = {"fmt": ["s1", "s2"], "bc": ["s1"], "fmt_res": [], "fmt_small": []}
     out = summarize(r, INFO, seen, ["u1", "u2"], "fmt")
-    t = out["table"]
+    t = out.table
     assert t["fmt"]["unseen_f1"] == pytest.approx(0.6) and t["fmt"]["seen_f1"] == pytest.approx(0.8)
     assert t["fmt"]["prior_seen_f1_same_pieces"] == pytest.approx(0.4) and t["prior"]["unseen_f1"] == pytest.approx(0.4)
     # unseen: prior 0.4 + 0.08 -> 0.48 (met); above the prior on 2 of 2 pieces; Shadow floor 0.80 (missed)
-    assert out["targets"]["unseen_f1_over_prior"] == {"measured": 0.6, "target": 0.48, "ok": True}
-    assert out["targets"]["unseen_above_prior_fraction"] == {"measured": 1.0, "target": 0.85, "ok": True}
-    assert out["targets"]["unseen_f1"] == {"measured": 0.6, "target": 0.8, "ok": False}
-    assert out["targets"]["seen_f1"]["ok"] is False and out["ok"] is False
-    assert "unseen_f1" not in summarize(r, INFO, seen, ["u1", "u2"], "fmt", embodiment="leap")["targets"]
+    assert out.targets["unseen_f1_over_prior"] == Target(measured=0.6, target=0.48, ok=True)
+    assert out.targets["unseen_above_prior_fraction"] == Target(measured=1.0, target=0.85, ok=True)
+    assert to_json(out.targets["unseen_f1"]) == {"measured": 0.6, "target": 0.8, "ok": False}
+    assert out.targets["seen_f1"].ok is False and out.ok is False
+    assert "unseen_f1" not in summarize(r, INFO, seen, ["u1", "u2"], "fmt", embodiment="leap").targets
     # FMT vs BC: same formulation and training-set size only (fmt_res and fmt_small do not count)
-    vs = out["targets"]["fmt_beats_bc_unseen"]
-    assert vs["measured"] == 0.6 and vs["target"] == pytest.approx(0.65) and vs["ok"] is False
-    assert "fmt_beats_bc_unseen_residual" not in out["targets"]
+    vs = out.targets["fmt_beats_bc_unseen"]
+    assert vs.measured == 0.6 and vs.target == pytest.approx(0.65) and vs.ok is False
+    assert "fmt_beats_bc_unseen_residual" not in out.targets
+    # the JSON (--json, --out): the keys of the dict this result replaced, and it reads back
+    j = to_json(out)
+    assert list(j) == ["benchmark", "embodiment", "target_policy", "unseen_pieces", "seen_pieces", "policies", "table",
+                       "rows", "targets", "ok", "wall_s"]
+    assert GeneralistBenchResult.from_json(json.loads(json.dumps(j))) == out
     assert "| fmt_res | fmt | residual | 100 |" in format_table(out)
     with pytest.raises(ValueError, match="target_policy"):
         summarize(r, INFO, seen, ["u1", "u2"], "nope")
@@ -49,11 +66,10 @@ def test_merge_keeps_each_row_once_and_refuses_other_pieces() -> None:
     b = summarize(rows("bc", "unseen", {"u1": 0.7}) + rows("prior", "unseen", {"u1": 0.4}),
                   {"bc": INFO["bc"]}, {"bc": []}, ["u1"], "bc")
     m = merge_results([a, b], "fmt")
-    assert set(m["table"]) == {"fmt", "bc", "prior"} and len(m["rows"]) == 3
-    assert m["targets"]["fmt_beats_bc_unseen"]["ok"] is False
-    b["unseen_pieces"] = ["u2"]
+    assert set(m.table) == {"fmt", "bc", "prior"} and len(m.rows) == 3
+    assert m.targets["fmt_beats_bc_unseen"].ok is False
     with pytest.raises(ValueError, match="different unseen pieces"):
-        merge_results([a, b], "fmt")
+        merge_results([a, dataclasses.replace(b, unseen_pieces=["u2"])], "fmt")
 
 
 def test_policy_arguments_are_checked(tmp_path) -> None:
@@ -73,9 +89,9 @@ def test_fraction_above_prior_counts_pieces_and_planner_rows_stay_apart() -> Non
          + rows("planner", "unseen", {"u1": 0.8}) + rows("planner", "seen", {"s1": 0.9})
          + rows("fmt", "seen", {"s1": 0.86}) + rows("prior", "seen", {"s1": 0.7}))
     out = summarize(r, {"fmt": INFO["fmt"]}, {"fmt": ["s1"]}, ["u1", "u2", "u3", "u4"], "fmt")
-    t = out["table"]
+    t = out.table
     assert t["fmt"]["unseen_above_prior_fraction"] == pytest.approx(0.75)
-    assert out["targets"]["unseen_above_prior_fraction"]["ok"] is False
+    assert out.targets["unseen_above_prior_fraction"].ok is False
     # the planner planned one unseen piece: its row compares with the prior on that piece only
     assert t["planner"]["unseen_f1"] == pytest.approx(0.8) and t["planner"]["prior_unseen_f1"] == pytest.approx(0.4)
     assert t["planner"]["unseen_pieces_played"] == 1 and t["planner"]["seen_f1"] == pytest.approx(0.9)
