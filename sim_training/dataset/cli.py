@@ -21,12 +21,15 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnipianist.command import Command
 from omnipianist.command import build_parser as build_command_parser
 from sim_training.dataset.card import card_markdown, write_card
 from sim_training.dataset.store import DatasetReader, is_local, local_path
+
+if TYPE_CHECKING:
+    from sim_training.dataset.collect import CollectCommandConfig, CollectResult
 
 PRIOR_SOURCE = "prior"
 PLANNER_SOURCE = "planner"
@@ -124,9 +127,18 @@ def _command(sub: str, values: Mapping[str, Any]) -> str:
     return f"omnipianist {sub} " + " ".join(f"{k}={v!r}" for k, v in sorted(values.items()) if k != "func")
 
 
-def run_collect(args: Any) -> dict[str, Any]:
-    """Collect into ``args.out`` (a :class:`~sim_training.dataset.collect.CollectCommandConfig`), write the card;
-    the summary."""
+@dataclass(frozen=True)
+class CollectCommandResult:
+    """``omnipianist collect``'s result: :class:`~sim_training.dataset.collect.CollectResult`'s keys, then
+    ``notes`` and ``card`` (the card's path; left out with ``--no-card``)."""
+
+    result: CollectResult = field(metadata={"flatten": True})
+    notes: list[str]
+    card: str | None = field(default=None, metadata={"omit_none": True})
+
+
+def run_collect(args: CollectCommandConfig) -> CollectCommandResult:
+    """Collect into ``args.out``, write the card; the summary."""
     from sim_training.dataset.collect import CollectConfig, collect
 
     prior_config = ""
@@ -148,32 +160,30 @@ def run_collect(args: Any) -> dict[str, Any]:
     factory = _student_factory(args, tasks, prior_config) if args.mode == "relabel" else None
     command = _command("collect", asdict(args))
     res = collect(args.out, tasks, cfg, student_factory=factory, command=command)
-    res["notes"] = notes
-    if args.card:
-        card = write_card(args.out, generated_by=command)
-        res["card"] = card["card_path"]
-    return res
+    card = write_card(args.out, generated_by=command)["card_path"] if args.card else None
+    return CollectCommandResult(res, notes, card)
 
 
-def format_collect(res: dict[str, Any]) -> str:
-    lines = [f"{res['store']}: +{res['episodes_added']} episodes, +{res['steps_added']} steps "
-             f"({res['episodes_skipped']} already there) in {res['wall_s']:.1f} s ({res['steps_per_s']:.0f} steps/s); "
-             f"store now {res['n_episodes']} episodes, {res['n_steps']} steps"]
-    if res.get("f1_mean") is not None:
-        lines.append(f"  F1 of the added episodes {res['f1_mean']:.3f} (do nothing {res['do_nothing_f1_mean']:.3f}); "
-                     f"by label source {res['episodes_by_label_source']}")
-    for rnd in res.get("rounds", []):
+def format_collect(r: CollectCommandResult) -> str:
+    res = r.result
+    lines = [f"{res.store}: +{res.episodes_added} episodes, +{res.steps_added} steps "
+             f"({res.episodes_skipped} already there) in {res.wall_s:.1f} s ({res.steps_per_s:.0f} steps/s); "
+             f"store now {res.n_episodes} episodes, {res.n_steps} steps"]
+    if res.f1_mean is not None:
+        lines.append(f"  F1 of the added episodes {res.f1_mean:.3f} (do nothing {res.do_nothing_f1_mean:.3f}); "
+                     f"by label source {res.episodes_by_label_source}")
+    for rnd in res.rounds or []:
         lines.append(f"  round {rnd['round']}: student F1 {rnd['student_f1_mean']:.3f} vs labeller "
                      f"{rnd['labeller_f1_mean']:.3f} on {rnd['pieces']} pieces; {rnd['pieces_done']} done")
-    lines += [f"  {n}" for n in res["notes"]]
-    if res.get("card"):
-        lines.append(f"  card: {res['card']}")
+    lines += [f"  {n}" for n in r.notes]
+    if r.card:
+        lines.append(f"  card: {r.card}")
     return "\n".join(lines)
 
 
-COLLECT = Command("collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
-                  "sim_training.dataset.collect:CollectCommandConfig", run_collect, format_collect,
-                  positionals=("sources",))
+COLLECT: Command[CollectCommandConfig, CollectCommandResult] = Command(
+    "collect", "collect expert/prior-labelled episodes into a zarr dataset (RP1M++)",
+    "sim_training.dataset.collect:CollectCommandConfig", run_collect, format_collect, positionals=("sources",))
 
 
 @dataclass(frozen=True)

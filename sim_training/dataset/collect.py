@@ -413,19 +413,47 @@ def _schema_for(tasks: Sequence[CollectTask], config: CollectConfig) -> StoreSch
     return StoreSchema.for_embodiment(tasks[0].labeller.embodiment.get(), prior_config=prior_cfg)
 
 
-def _summary(metas: Sequence[EpisodeMeta]) -> dict[str, Any]:
-    by_source: dict[str, int] = {}
-    for m in metas:
-        by_source[m.label_source] = by_source.get(m.label_source, 0) + 1
-    f1 = [m.f1 for m in metas]
-    return {"episodes": len(metas), "episodes_by_label_source": by_source,
-            "f1_mean": float(np.mean(f1)) if f1 else None,
-            "do_nothing_f1_mean": float(np.mean([m.do_nothing_f1 for m in metas])) if metas else None}
+@dataclass(frozen=True, kw_only=True)
+class CollectResult:
+    """What :func:`collect` did (``omnipianist collect --json``'s keys but ``notes`` and ``card``); ``rounds``,
+    ``pieces_converged`` and ``reference_f1`` in relabel mode only (left out of the JSON otherwise)."""
+
+    store: str
+    mode: Mode
+    pieces: int
+    episodes_added: int
+    steps_added: int
+    episodes_skipped: int
+    n_episodes: int
+    """The store's, after this run."""
+    n_steps: int
+    wall_s: float
+    steps_per_s: float
+    episodes: int
+    """Episodes this run wrote (= ``episodes_added``), then counted by label source."""
+    episodes_by_label_source: dict[str, int]
+    f1_mean: float | None
+    do_nothing_f1_mean: float | None
+    rounds: list[dict[str, Any]] | None = field(default=None, metadata={"omit_none": True})
+    """Per relabel round: round, pieces, student_f1_mean, labeller_f1_mean, pieces_done."""
+    pieces_converged: int | None = field(default=None, metadata={"omit_none": True})
+    reference_f1: dict[str, float] | None = field(default=None, metadata={"omit_none": True})
+
+
+@dataclass(frozen=True)
+class RelabelResult:
+    """What :func:`relabel_rounds` wrote and measured."""
+
+    metas: list[EpisodeMeta]
+    skipped: int
+    rounds: list[dict[str, Any]]
+    pieces_converged: int
+    reference_f1: dict[str, float]
 
 
 def collect(store_url: str | os.PathLike[str], tasks: Sequence[CollectTask], config: CollectConfig, *,
-            student_factory: StudentFactory | None = None, command: str = "") -> dict[str, Any]:
-    """Collect every episode of ``tasks`` that the store does not hold yet; returns a summary dict.
+            student_factory: StudentFactory | None = None, command: str = "") -> CollectResult:
+    """Collect every episode of ``tasks`` that the store does not hold yet; returns what it did.
 
     Rollout mode: :func:`rollout_jobs`. Relabel mode: :func:`relabel_rounds` (``student_factory``
     required). The run (command, config, counts, times) is appended to the store's ``collect_runs``.
@@ -436,7 +464,7 @@ def collect(store_url: str | os.PathLike[str], tasks: Sequence[CollectTask], con
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     with DatasetWriter(store_url, _schema_for(tasks, config)) as writer:
         eps0, steps0 = writer.n_episodes, writer.n_steps
-        extra: dict[str, Any] = {}
+        rel: RelabelResult | None = None
         if config.mode == "rollout":
             all_jobs = rollout_jobs(tasks, config)
             have = DatasetReader(store_url).episode_keys() if writer.n_episodes else set()
@@ -447,19 +475,28 @@ def collect(store_url: str | os.PathLike[str], tasks: Sequence[CollectTask], con
             if student_factory is None:
                 raise ValueError("relabel mode needs a student_factory")
             rel = relabel_rounds(writer, tasks, config, student_factory)
-            metas, skipped, extra = rel.pop("metas"), rel.pop("skipped"), rel
+            metas, skipped = rel.metas, rel.skipped
         wall = time.perf_counter() - t0
         steps = writer.n_steps - steps0
-        result = {
-            "store": os.fspath(store_url), "mode": config.mode, "pieces": len({t.piece.piece_id for t in tasks}),
-            "episodes_added": writer.n_episodes - eps0, "steps_added": steps, "episodes_skipped": skipped,
-            "n_episodes": writer.n_episodes, "n_steps": writer.n_steps, "wall_s": wall,
-            "steps_per_s": steps / wall if wall > 0 else 0.0, **_summary(metas), **extra,
-        }
+        by_source: dict[str, int] = {}
+        for m in metas:
+            by_source[m.label_source] = by_source.get(m.label_source, 0) + 1
+        f1 = [m.f1 for m in metas]
+        result = CollectResult(
+            store=os.fspath(store_url), mode=config.mode, pieces=len({t.piece.piece_id for t in tasks}),
+            episodes_added=writer.n_episodes - eps0, steps_added=steps, episodes_skipped=skipped,
+            n_episodes=writer.n_episodes, n_steps=writer.n_steps, wall_s=wall,
+            steps_per_s=steps / wall if wall > 0 else 0.0,
+            episodes=len(metas), episodes_by_label_source=by_source, f1_mean=float(np.mean(f1)) if f1 else None,
+            do_nothing_f1_mean=float(np.mean([m.do_nothing_f1 for m in metas])) if metas else None,
+            rounds=rel.rounds if rel is not None else None,
+            pieces_converged=rel.pieces_converged if rel is not None else None,
+            reference_f1=rel.reference_f1 if rel is not None else None,
+        )
         writer.record_run({"command": command or " ".join(sys.argv), "started": started,
                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
-                           "episodes_added": result["episodes_added"], "steps_added": steps, "wall_s": round(wall, 2)})
+                           "episodes_added": result.episodes_added, "steps_added": steps, "wall_s": round(wall, 2)})
     return result
 
 
@@ -478,7 +515,7 @@ def _mean_f1(reader: DatasetReader, **where: Any) -> float:
 
 
 def relabel_rounds(writer: DatasetWriter, tasks: Sequence[CollectTask], config: CollectConfig,
-                   student_factory: StudentFactory) -> dict[str, Any]:
+                   student_factory: StudentFactory) -> RelabelResult:
     """RP1M++ / DAgger loop; resumable (the store is the state).
 
     0. Each labeller's reference F1 on its piece: its noise-free rollout (round 0), collected if absent.
@@ -529,6 +566,5 @@ def relabel_rounds(writer: DatasetWriter, tasks: Sequence[CollectTask], config: 
                            "student_f1_mean": float(np.nanmean([s.student_f1[-1] for s in active])),
                            "labeller_f1_mean": float(np.nanmean([s.ref_f1 for s in active])),
                            "pieces_done": sum(s.done for s in states)})
-    return {"metas": metas, "skipped": skipped, "rounds": rounds_log,
-            "pieces_converged": sum(s.done for s in states),
-            "reference_f1": {s.task.piece.piece_id: s.ref_f1 for s in states}}
+    return RelabelResult(metas=metas, skipped=skipped, rounds=rounds_log, pieces_converged=sum(s.done for s in states),
+                         reference_f1={s.task.piece.piece_id: s.ref_f1 for s in states})

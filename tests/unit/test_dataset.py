@@ -219,7 +219,7 @@ def test_collect_prior_on_builtin_pieces_and_resume(tmp_path: Path) -> None:
     tasks = [CollectTask(resolve_piece(p), PRIOR) for p in ("single_note", "c_major_chords")]
     cfg = CollectConfig(noise_std=(0.0, 0.05), show_progress=False)
     res = collect(store, tasks, cfg, command="test")
-    assert res["episodes_added"] == 4 and res["episodes_by_label_source"] == {"prior": 4}
+    assert res.episodes_added == 4 and res.episodes_by_label_source == {"prior": 4}
     r = DatasetReader(store)
     assert sorted(r.pieces()) == ["c_major_chords", "single_note"]
     assert set(r.meta["label_source"]) == {"prior"} and set(r.meta["mode"]) == {"rollout"}
@@ -245,9 +245,9 @@ def test_collect_prior_on_builtin_pieces_and_resume(tmp_path: Path) -> None:
 
     # resume: nothing new; a second episode per noisy level adds exactly those
     res = collect(store, tasks, cfg)
-    assert res["episodes_added"] == 0 and res["episodes_skipped"] == 4
+    assert res.episodes_added == 0 and res.episodes_skipped == 4
     res = collect(store, tasks, CollectConfig(noise_std=(0.0, 0.05), episodes_per_piece=2, show_progress=False))
-    assert res["episodes_added"] == 2 and res["episodes_skipped"] == 4
+    assert res.episodes_added == 2 and res.episodes_skipped == 4
     r = DatasetReader(store)
     assert sorted(r.meta["seed"][r.select(noise_std=0.05)].tolist()) == [0, 0, 1, 1]
 
@@ -274,7 +274,7 @@ def test_relabel_rounds_with_a_noisy_prior_student(tmp_path: Path) -> None:
         return student
 
     res = collect(store, tasks, cfg, student_factory=factory)
-    assert calls == [1] and res["pieces_converged"] == 1  # tolerance 1: done after round 1
+    assert calls == [1] and res.pieces_converged == 1  # tolerance 1: done after round 1
     r = DatasetReader(store)
     assert r.n_episodes == 2
     rel = r.episode(int(r.select(mode="relabel")[0]))
@@ -285,8 +285,8 @@ def test_relabel_rounds_with_a_noisy_prior_student(tmp_path: Path) -> None:
     # strict tolerance: the noisy student never converges, round 2 runs; resuming repeats nothing
     cfg2 = CollectConfig(mode="relabel", rounds=2, tolerance=-1.0, max_steps=40, show_progress=False)
     res = collect(store, tasks, cfg2, student_factory=factory)
-    assert calls == [1, 2] and res["episodes_added"] == 1 and res["pieces_converged"] == 0
-    assert [x["round"] for x in res["rounds"]] == [1, 2]
+    assert calls == [1, 2] and res.episodes_added == 1 and res.pieces_converged == 0
+    assert [x["round"] for x in res.rounds or []] == [1, 2]
 
 
 def test_find_experts_reads_expert_json(tmp_path: Path) -> None:
@@ -411,6 +411,9 @@ def test_cli_collect_then_card(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["collect", "prior", "--out", str(store), "--pieces", "single_note", "--noise-std", "0", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["episodes_added"] == 1 and Path(res["card"]).is_file()
+    assert list(res) == ["store", "mode", "pieces", "episodes_added", "steps_added", "episodes_skipped", "n_episodes",
+                         "n_steps", "wall_s", "steps_per_s", "episodes", "episodes_by_label_source", "f1_mean",
+                         "do_nothing_f1_mean", "notes", "card"]
     assert main(["dataset-card", str(store), "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["episodes"] == 1 and card["generated_by"][0].startswith("omnipianist collect")
@@ -448,7 +451,7 @@ def test_ray_fan_out_matches_in_process(tmp_path: Path) -> None:
     base = dict(noise_std=(0.0, 0.05), max_steps=60, show_progress=False)
     collect(tmp_path / "seq", tasks, CollectConfig(**base))
     res = collect(tmp_path / "ray", tasks, CollectConfig(**base, ray=True, workers=2))
-    assert res["episodes_added"] == 4
+    assert res.episodes_added == 4
     a, b = DatasetReader(tmp_path / "seq"), DatasetReader(tmp_path / "ray")
     key = lambda r, i: (r.meta["piece_id"][i], r.meta["noise_std"][i])  # noqa: E731
     order_b = {key(b, i): i for i in range(b.n_episodes)}
@@ -464,7 +467,7 @@ def test_shipped_expert_labels_its_piece(tmp_path: Path) -> None:
     info = describe_expert(expert)
     res = collect(tmp_path / "e", [CollectTask(info.piece, info.spec())],
                   CollectConfig(noise_std=(0.0,), max_steps=50, show_progress=False))
-    assert res["episodes_by_label_source"] == {"expert": 1}
+    assert res.episodes_by_label_source == {"expert": 1}
     ep = DatasetReader(tmp_path / "e").episode(0)
     assert not np.array_equal(ep.action, ep.prior_action)
 

@@ -230,7 +230,7 @@ def test_dataset_rollouts_and_relabels_with_the_planner_labeller(tmp_path: Path,
     task = CollectTask(PieceRef("c_major_scale", "c_major_scale"), spec)
     store = tmp_path / "store"
     r = collect(store, [task], CollectConfig(noise_std=(0.0,), workers=1, show_progress=False))
-    assert r["episodes_added"] == 1
+    assert r.episodes_added == 1
     reader = DatasetReader(store)
     assert reader.meta["label_source"][0] == "planner"
     # noise-free rollout of the planner labeller = the plan itself
@@ -238,7 +238,7 @@ def test_dataset_rollouts_and_relabels_with_the_planner_labeller(tmp_path: Path,
     np.testing.assert_allclose(reader.episode(0).action, small_plan.actions.astype(np.float32))
     rel = collect(store, [task], CollectConfig(mode="relabel", rounds=1, workers=1, show_progress=False),
                   student_factory=lambda round_, url: NoisyPriorStudent(EmbodimentRef(), 0.1))
-    assert rel["episodes_added"] == 1
+    assert rel.episodes_added == 1
     reader = DatasetReader(store)
     assert sorted(reader.meta["label_source"].tolist()) == ["planner", "planner-relabel"]
 
