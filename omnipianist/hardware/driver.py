@@ -72,6 +72,9 @@ MODEL_NUMBERS = {m.name: n for n, m in t.MODELS.items()}
 RAIL_PROFILE_VELOCITY_HEADROOM = 1.2
 """Profile Velocity of a rail servo = this x the filter's rail rate limit (a backstop, never the limit)."""
 
+IO_BUDGET_FRACTION = 0.4
+"""Default I/O deadline of one driver cycle, as a fraction of the control period."""
+
 log = logging.getLogger("omnipianist.hardware.driver")
 
 
@@ -187,7 +190,7 @@ class HandDriver:
         self.bus_config = bus_config
         self.port = port or bus_config.port
         self.period_s = period_s
-        self.io_budget_s = io_budget_s if io_budget_s is not None else 0.4 * period_s
+        self.io_budget_s = io_budget_s if io_budget_s is not None else IO_BUDGET_FRACTION * period_s
         self.servo_model = servo_model
         self.persistent_failure_s = (
             persistent_failure_s if persistent_failure_s is not None else safety.watchdog.torque_off_after_s

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +40,7 @@ from omnipianist.hardware.config import (
     load_hand_config,
     load_safety_config,
 )
-from omnipianist.hardware.driver import HandDriver, HandReading
+from omnipianist.hardware.driver import IO_BUDGET_FRACTION, HandDriver, HandReading
 from omnipianist.hardware.dynamixel import protocol as p
 from omnipianist.hardware.dynamixel import tables as t
 from omnipianist.hardware.emulator import ServoBusEmulator
@@ -74,6 +74,9 @@ class HilConfig:
         byte_timing: the emulator charges each byte its wire time at the bus baud rate.
         io_budget_s: each driver cycle's I/O deadline (default 40 % of the control period).
         persistent_failure_s: override of the drivers' torque-off-after-failure time.
+        timeout_scale: multiplies the buses' reply timeouts and the drivers' I/O budget (1: the files'
+            real timing). The lock-step rig keeps simulated time, so wider wall-clock margins change
+            no result; tests use them so that a briefly busy host does not fail a transaction.
     """
 
     embodiment: str = "shadow"
@@ -83,6 +86,11 @@ class HilConfig:
     byte_timing: bool = True
     io_budget_s: float | None = None
     persistent_failure_s: float | None = None
+    timeout_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.timeout_scale > 0:
+            raise ConfigError(f"HilConfig.timeout_scale must be > 0, got {self.timeout_scale}")
 
     def resolved_hand_files(self) -> dict[str, Path]:
         if self.hand_files is not None:
@@ -193,7 +201,9 @@ class HilRig:
         for side, path in cfg.resolved_hand_files().items():
             channels, bus_name = load_channels(Path(path), cfg.embodiment, self.safety)
             self.channels[side] = channels
-            self.bus_configs[side] = buses[bus_name]
+            bus = buses[bus_name]
+            self.bus_configs[side] = replace(bus, timeout_s=bus.timeout_s * cfg.timeout_scale) \
+                if cfg.timeout_scale != 1.0 else bus
             self._cmd_index[side] = np.array([action_names.index(c.name) for c in channels])
             served.update(c.name for c in channels)
         self._direct = np.array([i for i, n in enumerate(action_names) if n not in served], dtype=int)
@@ -217,8 +227,10 @@ class HilRig:
                                          byte_timing=cfg.byte_timing)
             self.backends[side] = backend
             self.emulators[side] = emu
+            budget = cfg.io_budget_s if cfg.io_budget_s is not None else IO_BUDGET_FRACTION * self.dt
             self.drivers[side] = HandDriver(
-                channels, bus_cfg, self.safety, period_s=self.dt, io_budget_s=cfg.io_budget_s, port=emu.port,
+                channels, bus_cfg, self.safety, period_s=self.dt, io_budget_s=budget * cfg.timeout_scale,
+                port=emu.port,
                 persistent_failure_s=cfg.persistent_failure_s, name=side,
             )
         self._started = True
