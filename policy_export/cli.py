@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnipianist.command import Command, command_main, ok_or_1
 from policy_export.bench import InferenceBenchConfig, format_bench, run_inference_bench
 from policy_export.verify import format_parity, verify_parity
+
+if TYPE_CHECKING:
+    from policy_export.export import ExportConfig
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class ExportResult:
         return self.verify is None or bool(self.verify["ok"])
 
 
-def run_export(cfg: Any) -> ExportResult:
+def run_export(cfg: ExportConfig) -> ExportResult:
     """Export (and with ``cfg.verify`` check ORT against torch)."""
     from policy_export.export import export_policy
 
@@ -50,8 +53,9 @@ def format_export(res: ExportResult) -> str:
     return human
 
 
-EXPORT = Command("export", "export a policy (generalist or expert) to ONNX with its contract embedded",
-                 "policy_export.export:ExportConfig", run_export, format_export, positionals=("checkpoint",), exit_code=ok_or_1)
+EXPORT: Command[ExportConfig, ExportResult] = Command(
+    "export", "export a policy (generalist or expert) to ONNX with its contract embedded",
+    "policy_export.export:ExportConfig", run_export, format_export, positionals=("checkpoint",), exit_code=ok_or_1)
 
 
 BENCH_INFERENCE = Command("inference", "ORT vs torch latency per control step, FLOPs, fraction of the GEMM ceiling",

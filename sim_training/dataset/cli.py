@@ -29,7 +29,7 @@ from sim_training.dataset.card import card_markdown, write_card
 from sim_training.dataset.store import DatasetReader, is_local, local_path
 
 if TYPE_CHECKING:
-    from sim_training.dataset.collect import CollectCommandConfig, CollectResult
+    from sim_training.dataset.collect import CollectCommandConfig, CollectResult, CollectTask, StudentFactory
 
 PRIOR_SOURCE = "prior"
 PLANNER_SOURCE = "planner"
@@ -49,7 +49,7 @@ def _planner_config(text: str) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
-def _tasks(args: Any, prior_config: str) -> tuple[list[Any], list[str]]:
+def _tasks(args: CollectCommandConfig, prior_config: str) -> tuple[list[CollectTask], list[str]]:
     from sim_training.dataset.collect import CollectTask
     from sim_training.dataset.labellers import EmbodimentRef, LabellerSpec, find_experts, resolve_piece
     from sim_training.music.corpus import load_manifest
@@ -103,7 +103,7 @@ def _tasks(args: Any, prior_config: str) -> tuple[list[Any], list[str]]:
     return tasks, notes
 
 
-def _student_factory(args: Any, tasks: Sequence[Any], prior_config: str) -> Any:
+def _student_factory(args: CollectCommandConfig, tasks: Sequence[CollectTask], prior_config: str) -> StudentFactory:
     from sim_training.dataset.labellers import NoisyPriorStudent
 
     if args.student == "prior":
