@@ -819,21 +819,57 @@ class PlanCommandConfig:
     show_progress: bool = field(default=True, metadata={"cli": False})
 
 
-def run_plan_command(cfg: PlanCommandConfig) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    """``omnipianist plan``'s result: the plan's summary (:meth:`Plan.summary`'s keys), then the files written
+    (``plot`` with ``--plot``, ``video`` with ``--video``; left out of the JSON otherwise)."""
+
+    piece: str
+    embodiment: str
+    start_step: int
+    steps: int
+    f1: float
+    note_step_f1: float
+    onset_f1: float | None
+    precision: float
+    recall: float
+    do_nothing_f1: float
+    prior_f1: float
+    prior_note_step_f1: float
+    prior_onset_f1: float | None
+    gain: float
+    windows: int
+    searched_windows: int
+    plays: int
+    wall_s: float
+    cpu_s: float
+    cpu_s_per_30s: float
+    planner: dict[str, Any]
+    """The PlannerConfig's fields."""
+    actions: str
+    plan: str
+    plot: str | None = field(default=None, metadata={"omit_none": True})
+    out: str
+    video: str | None = field(default=None, metadata={"omit_none": True})
+
+
+def run_plan_command(cfg: PlanCommandConfig) -> PlanResult:
     """:func:`plan_piece` with the command's defaults (the output folder: runs/plan/<piece>)."""
     out = cfg.out if cfg.out is not None else str(Path("runs") / "plan" / Path(cfg.piece).stem)
-    return plan_piece(cfg.piece, out, cfg.embodiment, cfg.planner, action_set=cfg.action_set, stretch=cfg.stretch,
-                      start_step=cfg.start_step, plot=cfg.plot, video=cfg.video, show_progress=cfg.show_progress)
+    return PlanResult(**plan_piece(cfg.piece, out, cfg.embodiment, cfg.planner, action_set=cfg.action_set,
+                                   stretch=cfg.stretch, start_step=cfg.start_step, plot=cfg.plot, video=cfg.video,
+                                   show_progress=cfg.show_progress))
 
 
-def format_plan(r: dict[str, Any]) -> str:
-    return (f"{r['piece']} ({r['embodiment']}): plan F1 {r['f1']:.3f} vs prior {r['prior_f1']:.3f} "
-            f"({r['gain']:+.3f}; note steps {r['note_step_f1']:.3f} vs {r['prior_note_step_f1']:.3f}; do nothing "
-            f"{r['do_nothing_f1']:.3f}); {r['windows']} windows ({r['searched_windows']} searched), {r['plays']} "
-            f"candidate plays, {r['cpu_s']:.1f} CPU-s ({r['cpu_s_per_30s']:.1f} per 30 s of music)\n"
-            f"  wrote {r['plan']}" + (f", {r['plot']}" if "plot" in r else "")
-            + (f", {r['video']}" if "video" in r else ""))
+def format_plan(r: PlanResult) -> str:
+    return (f"{r.piece} ({r.embodiment}): plan F1 {r.f1:.3f} vs prior {r.prior_f1:.3f} "
+            f"({r.gain:+.3f}; note steps {r.note_step_f1:.3f} vs {r.prior_note_step_f1:.3f}; do nothing "
+            f"{r.do_nothing_f1:.3f}); {r.windows} windows ({r.searched_windows} searched), {r.plays} "
+            f"candidate plays, {r.cpu_s:.1f} CPU-s ({r.cpu_s_per_30s:.1f} per 30 s of music)\n"
+            f"  wrote {r.plan}" + (f", {r.plot}" if r.plot is not None else "")
+            + (f", {r.video}" if r.video is not None else ""))
 
 
-PLAN = Command("plan", "the expert: receding-horizon search over the prior's knobs on one piece", PlanCommandConfig,
-               run_plan_command, format_plan, positionals=("piece",))
+PLAN: Command[PlanCommandConfig, PlanResult] = Command(
+    "plan", "the expert: receding-horizon search over the prior's knobs on one piece", PlanCommandConfig,
+    run_plan_command, format_plan, positionals=("piece",))
