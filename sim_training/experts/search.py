@@ -376,23 +376,56 @@ def plot_search(candidates: list[dict[str, Any]], generations: list[dict[str, An
 
 
 # ----------------------------------------------------------------------------------- CLI
-def run_search_prior(cfg: SearchConfig) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class SearchResult:
+    """``omnipianist search-prior``'s result: :func:`run_search`'s summary with its output folder's files."""
+
+    piece: str
+    embodiment: str
+    action_set: str
+    forearm_z: bool
+    stretch: float
+    default_f1: float
+    default_note_step_f1: float
+    best_f1: float
+    best_note_step_f1: float
+    do_nothing_f1: float | None
+    default_metrics: dict[str, float]
+    best_metrics: dict[str, float]
+    """The metrics of :data:`METRIC_KEYS` of the default prior and of the best candidate."""
+    plays: int
+    generations: int
+    best_play: int
+    best_generation: int
+    wall_s: float
+    plays_per_min: float
+    changed: dict[str, list[float]]
+    """Knob -> [default, best], for the knobs the best candidate changed."""
+    best_config: dict[str, Any]
+    """The best PriorConfig's fields (``best_prior.json``)."""
+    best_prior: str
+    search_json: str
+    plot: str
+
+
+def run_search_prior(cfg: SearchConfig) -> SearchResult:
     """:func:`run_search` with the command's output folder default (runs/search/<piece>)."""
     out = cfg.out if cfg.out is not None else str(Path("runs") / "search" / Path(cfg.piece).stem)
-    return run_search(replace(cfg, out=out))
+    return SearchResult(**run_search(replace(cfg, out=out)))
 
 
-def format_search(r: dict[str, Any]) -> str:
-    changed = ", ".join(f"{k} {a:.4g}->{b:.4g}" for k, (a, b) in r["changed"].items()) or "none"
-    return (f"{r['piece']} ({r['embodiment']}): F1 {r['default_f1']:.3f} -> {r['best_f1']:.3f} "
-            f"(note steps {r['default_note_step_f1']:.3f} -> {r['best_note_step_f1']:.3f}; "
-            f"do nothing {r['do_nothing_f1']:.3f}) after {r['plays']} plays, {r['generations']} generations in "
-            f"{r['wall_s'] / 60:.1f} min\n  changed: {changed}\n  wrote {r['best_prior']} (use with "
-            f"train-expert --prior-config), {r['search_json']}, {r['plot']}")
+def format_search(r: SearchResult) -> str:
+    changed = ", ".join(f"{k} {a:.4g}->{b:.4g}" for k, (a, b) in r.changed.items()) or "none"
+    return (f"{r.piece} ({r.embodiment}): F1 {r.default_f1:.3f} -> {r.best_f1:.3f} "
+            f"(note steps {r.default_note_step_f1:.3f} -> {r.best_note_step_f1:.3f}; "
+            f"do nothing {r.do_nothing_f1:.3f}) after {r.plays} plays, {r.generations} generations in "
+            f"{r.wall_s / 60:.1f} min\n  changed: {changed}\n  wrote {r.best_prior} (use with "
+            f"train-expert --prior-config), {r.search_json}, {r.plot}")
 
 
-SEARCH_PRIOR = Command("search-prior", "cross-entropy search of the OT/IK prior's knobs on one piece", SearchConfig,
-                       run_search_prior, format_search, positionals=("piece",))
+SEARCH_PRIOR: Command[SearchConfig, SearchResult] = Command(
+    "search-prior", "cross-entropy search of the OT/IK prior's knobs on one piece", SearchConfig,
+    run_search_prior, format_search, positionals=("piece",))
 
 
 def add_search_prior_args(parser: Any) -> None:
