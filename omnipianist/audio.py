@@ -70,7 +70,10 @@ def synthesize(notes: list[Note], duration_s: float | None = None, sample_rate: 
         t = np.arange(length) / sample_rate
         env = np.minimum(t / ATTACK_S, 1.0) * np.exp(-t * (1.5 + n.hz / 400.0))  # higher notes die faster
         env *= np.clip((held + RELEASE_S - t) / RELEASE_S, 0.0, 1.0)  # release ramp after the key comes up
-        wave_ = sum(a * np.sin(2 * np.pi * m * n.hz * t) for m, a in HARMONICS if m * n.hz < sample_rate / 2)
+        wave_ = np.zeros(length)
+        for m, a in HARMONICS:
+            if m * n.hz < sample_rate / 2:
+                wave_ += a * np.sin(2 * np.pi * m * n.hz * t)
         start = int(n.on_s * sample_rate)
         seg = out[start: start + length]
         seg += (gain / norm) * env[: len(seg)] * wave_[: len(seg)]

@@ -16,7 +16,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = round
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8) as w:
+    w = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8)
+    with w:  # (``with get_writer(...) as w`` would type ``w`` as the reader/writer base class)
         for f in frames:
             w.append_data(np.asarray(f))
     return str(path)
