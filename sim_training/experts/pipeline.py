@@ -1,7 +1,8 @@
 """One expert for one piece: the receding-horizon planner (default), or per-piece search + residual DroQ.
 
 ``method="planner"`` (the default expert, :mod:`sim_training.experts.planner`): plan the whole
-piece, write ``plan.json`` / ``actions.npy`` / ``plan.png`` and ``expert.json`` (``kind: "plan"``).
+piece, write ``plan.json`` / ``actions.npy`` / ``candidates.npz`` / ``plan.png`` and ``expert.json``
+(``kind: "plan"``).
 Measured on two cores the planner beats per-piece CEM and residual DroQ on the same pieces
 (``omnipianist bench expert``); the older method stays available as ``method="search"``:
 
@@ -169,7 +170,7 @@ def plan_expert(piece: str, out_dir: str | Path, embodiment: str = "shadow",
     """The planner as the expert: plan ``piece`` into ``out_dir`` (``plan.json``, ``actions.npy``,
     ``plan.png``) and write ``expert.json`` (``kind: "plan"``). A folder already holding a plan made
     with the same settings is returned as is (``force`` re-plans)."""
-    from sim_training.experts.planner import PLAN_JSON, PlannerConfig, plan_piece
+    from sim_training.experts.planner import PLAN_CANDIDATES, PLAN_JSON, PlannerConfig, plan_piece
 
     out = Path(out_dir)
     name = name or Path(piece).stem
@@ -183,9 +184,10 @@ def plan_expert(piece: str, out_dir: str | Path, embodiment: str = "shadow",
     r = plan_piece(piece, out, embodiment, cfg, action_set=action_set, stretch=stretch, plot=True,
                    show_progress=show_progress)
     summary: dict[str, Any] = {
-        **{k: v for k, v in r.items() if k not in ("actions", "plot", "out")},
+        **{k: v for k, v in r.items() if k not in ("actions", "plot", "out", "candidates")},
         "piece": recorded, "name": name, "embodiment": embodiment, "action_set": action_set, "forearm_z": False,
         "stretch": stretch, "kind": "plan", "plan": PLAN_JSON,
+        **({"candidates": PLAN_CANDIDATES} if "candidates" in r else {}),
         "searched_f1": None, "residual_f1": None, "expert_f1": r["f1"],
         "env_steps": int(r["plays"] * cfg.horizon), "updates": 0,
         "wall_s": {"plan": r["wall_s"], "total": r["wall_s"]},

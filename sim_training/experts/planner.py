@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from sim_training.music import PianoRoll, Score
 
 PLAN_JSON, PLAN_ACTIONS, PLAN_PNG = "plan.json", "actions.npy", "plan.png"
+PLAN_CANDIDATES = "candidates.npz"
 PLAN_FORMAT = 1
 
 PLANNER_SPACE: tuple[Knob, ...] = (
@@ -342,6 +343,16 @@ class WindowChoice:
     plays: int
     searched: bool
     rollout: Rollout
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """(plays, knob dim) every candidate played for this window, in unit coordinates, in play order."""
+    candidate_f1: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(plays,) each candidate's F1 over the horizon (the default knobs' is ``default_f1``)."""
+    candidate_press: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(plays,) each candidate's tie-breaker (:attr:`Rollout.press`)."""
+    default_index: int = 0
+    """Which candidate is the default knobs."""
+    chosen_index: int = 0
+    """Which candidate was committed (``u``)."""
 
 
 class Planner:
@@ -451,7 +462,8 @@ class Planner:
                 sigma = sigma * cfg.std_decay
         self.plays += len(us)
         return WindowChoice(step, us[best], configs[best][0], configs[best][1], scores[best], scores[i_def], len(us),
-                            searched, rolls[best])
+                            searched, rolls[best], candidates=np.stack(us), candidate_f1=np.asarray(scores),
+                            candidate_press=np.asarray(ties), default_index=i_def, chosen_index=best)
 
     def _crossover(self, us: list[np.ndarray], rolls: list[Rollout]) -> np.ndarray:
         k = len(self.space)
@@ -480,12 +492,14 @@ class Planner:
         snap = self.engine.start(start_step)
         windows: list[dict[str, Any]] = []
         actions: list[np.ndarray] = []
+        cands: list[WindowChoice] = []
         warm: np.ndarray | None = None
         while snap.env.step_index < n:
             w = self.plan_window(snap, warm)
             warm = w.u
             r = w.rollout
             actions.append(r.actions)
+            cands.append(w)
             windows.append({"step": w.step, "steps": int(r.actions.shape[0]), "horizon_f1": w.f1,
                             "default_horizon_f1": w.default_f1, "plays": w.plays, "searched": w.searched,
                             "knobs": knob_values(w.config, self.space),
@@ -511,7 +525,32 @@ class Planner:
         return Plan(
             embodiment=self.embodiment.key, start_step=start_step, config=self.cfg, base=self.base,
             space=self.space, windows=windows, actions=np.concatenate(actions), active=active,
-            metrics=metrics, prior_metrics=prior_metrics, plays=self.plays - plays0, wall_s=wall, cpu_s=cpu)
+            metrics=metrics, prior_metrics=prior_metrics, plays=self.plays - plays0, wall_s=wall, cpu_s=cpu,
+            candidates=candidate_table(cands))
+
+
+def candidate_table(windows: Sequence[WindowChoice]) -> dict[str, np.ndarray]:
+    """Every candidate of every window as flat columns (what ``candidates.npz`` holds): ``window``
+    (index), ``step`` (the window's first piece step), ``u`` (unit knob coordinates), ``f1`` (horizon
+    F1), ``press`` (tie-breaker), ``default`` (the default knobs), ``chosen`` (the committed one)."""
+    if not windows:
+        return {}
+    rows = [len(w.candidate_f1) for w in windows]
+    chosen = np.zeros(sum(rows), dtype=bool)
+    default = np.zeros(sum(rows), dtype=bool)
+    at = 0
+    for w, k in zip(windows, rows, strict=True):
+        default[at + w.default_index] = True
+        chosen[at + w.chosen_index] = True
+        at += k
+    return {
+        "window": np.repeat(np.arange(len(windows), dtype=np.int32), rows),
+        "step": np.repeat(np.array([w.step for w in windows], dtype=np.int32), rows),
+        "u": np.concatenate([w.candidates for w in windows]).astype(np.float32),
+        "f1": np.concatenate([w.candidate_f1 for w in windows]).astype(np.float32),
+        "press": np.concatenate([w.candidate_press for w in windows]).astype(np.float32),
+        "default": default, "chosen": chosen,
+    }
 
 
 def play_prior(engine: RolloutEngine, start_step: int = 0) -> tuple[np.ndarray, dict[str, float]]:
@@ -540,6 +579,9 @@ class Plan:
     wall_s: float
     cpu_s: float
     piece: str = ""
+    candidates: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Every candidate each window played and its score (:func:`candidate_table`); saved as
+    ``candidates.npz``: what a student can learn "which knobs matter where" from, beyond the choice."""
 
     @property
     def f1(self) -> float:
@@ -569,6 +611,9 @@ class Plan:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"actions": str(out / PLAN_ACTIONS), "plan": str(out / PLAN_JSON)}
         np.save(out / PLAN_ACTIONS, self.actions.astype(np.float64))
+        if self.candidates:
+            np.savez_compressed(out / PLAN_CANDIDATES, allow_pickle=False, **self.candidates)
+            paths["candidates"] = str(out / PLAN_CANDIDATES)
         if plot:
             if roll is None:
                 raise ValueError("plot needs the piece's roll")
@@ -822,7 +867,8 @@ class PlanCommandConfig:
 @dataclass(frozen=True, kw_only=True)
 class PlanResult:
     """``omnipianist plan``'s result: the plan's summary (:meth:`Plan.summary`'s keys), then the files written
-    (``plot`` with ``--plot``, ``video`` with ``--video``; left out of the JSON otherwise)."""
+    (``candidates`` when any window was played, ``plot`` with ``--plot``, ``video`` with ``--video``; left
+    out of the JSON otherwise)."""
 
     piece: str
     embodiment: str
@@ -848,6 +894,8 @@ class PlanResult:
     """The PlannerConfig's fields."""
     actions: str
     plan: str
+    candidates: str | None = field(default=None, metadata={"omit_none": True})
+    """``candidates.npz``: every candidate of every window and its score."""
     plot: str | None = field(default=None, metadata={"omit_none": True})
     out: str
     video: str | None = field(default=None, metadata={"omit_none": True})

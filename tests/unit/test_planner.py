@@ -15,6 +15,7 @@ import pytest
 from sim_training.env.piano_env import EnvConfig, PianoEnv
 from sim_training.experts.pipeline import ActingExpert, load_expert, plan_expert
 from sim_training.experts.planner import (
+    PLAN_CANDIDATES,
     PLAN_JSON,
     Planner,
     PlannerConfig,
@@ -94,6 +95,23 @@ def test_plan_is_never_worse_than_the_default_prior(small_plan) -> None:
     s = plan.summary()
     assert s["windows"] == 30 and s["plays"] == sum(w["plays"] for w in plan.windows)
     assert 0.0 <= s["f1"] <= 1.0 and s["cpu_s"] > 0
+
+
+def test_every_candidate_and_its_score_is_kept(tmp_path: Path, small_plan) -> None:
+    c = small_plan.candidates
+    n = sum(w["plays"] for w in small_plan.windows)
+    assert {k: len(v) for k, v in c.items()} == dict.fromkeys(c, n)
+    assert c["u"].shape == (n, len(small_plan.space)) and ((c["u"] >= 0) & (c["u"] <= 1)).all()
+    for i, w in enumerate(small_plan.windows):  # one default and one chosen per window, scored as plan.json says
+        rows = c["window"] == i
+        assert (c["step"][rows] == w["step"]).all() and rows.sum() == w["plays"]
+        assert c["default"][rows].sum() == 1 and c["chosen"][rows].sum() == 1
+        assert c["f1"][rows & c["default"]][0] == pytest.approx(w["default_horizon_f1"], abs=1e-6)
+        assert c["f1"][rows & c["chosen"]][0] == pytest.approx(w["horizon_f1"], abs=1e-6)
+        assert c["f1"][rows].max() == pytest.approx(w["horizon_f1"], abs=1e-6)
+    small_plan.save(tmp_path)
+    with np.load(tmp_path / PLAN_CANDIDATES) as saved:
+        assert sorted(saved.files) == sorted(c) and np.array_equal(saved["u"], c["u"])
 
 
 def test_same_seed_same_plan_with_one_and_two_workers(small_plan) -> None:
