@@ -16,6 +16,7 @@ from omnipianist.command import Command, command_main, config_from_args
 from sim_training.experts.pipeline import ActingExpert, is_expert_folder
 
 if TYPE_CHECKING:
+    from sim_training.imitation.evaluate import EvaluationResult
     from sim_training.imitation.knobhead_command import TrainKnobHeadConfig, TrainKnobHeadResult
     from sim_training.imitation.train import PolicyTrainConfig
 
@@ -69,11 +70,11 @@ class EvaluateConfig:
     show_progress: bool = field(default=True, metadata={"cli": False})
 
 
-def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
+def run_evaluate(cfg: EvaluateConfig) -> EvaluationResult:
     """Play the piece with the policy (same keys as ``omnipianist prior --json``)."""
     import torch
 
-    from sim_training.imitation.evaluate import evaluate_policy
+    from sim_training.imitation.evaluate import EvaluationResult, evaluate_policy
     from sim_training.imitation.policy import ActingPolicy, load_policy
 
     torch.set_num_threads(cfg.threads)
@@ -81,11 +82,13 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     if cfg.execute is not None:
         kwargs["execute"] = cfg.execute
     policy: ActingPolicy = ActingExpert(cfg.policy) if is_expert_folder(cfg.policy) else load_policy(cfg.policy, **kwargs)
-    return evaluate_policy(cfg.piece, policy, cfg.embodiment, stretch=cfg.stretch, show_progress=cfg.show_progress)
+    return EvaluationResult.of(evaluate_policy(cfg.piece, policy, cfg.embodiment, stretch=cfg.stretch,
+                                               show_progress=cfg.show_progress))
 
 
-EVALUATE = Command("evaluate", "play a piece with a trained policy; same JSON keys as `prior`", EvaluateConfig,
-                   run_evaluate, "sim_training.imitation.evaluate:format_evaluation", positionals=("piece",))
+EVALUATE: Command[EvaluateConfig, EvaluationResult] = Command(
+    "evaluate", "play a piece with a trained policy; same JSON keys as `prior`", EvaluateConfig,
+    run_evaluate, "sim_training.imitation.evaluate:format_evaluation", positionals=("piece",))
 
 
 TRAIN_KNOB_HEAD: Command[TrainKnobHeadConfig, TrainKnobHeadResult] = Command(

@@ -8,6 +8,7 @@ per control step, the 50 ms budget's share) and ``return``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,12 +40,44 @@ def evaluate_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodi
     return {k: v for k, v in r.items() if k not in ("roll", "active", "notes", "frames")}
 
 
-def format_evaluation(r: dict[str, Any]) -> str:
+@dataclass(frozen=True, kw_only=True)
+class EvaluationResult:
+    """``omnipianist evaluate``'s result: :func:`evaluate_policy`'s dict, its keys in its order
+    (:data:`EVALUATION_KEYS` among them; ``return`` is the field ``return_``)."""
+
+    piece: str
+    embodiment: str
+    policy: str
+    """The policy's source (checkpoint, .onnx or expert folder)."""
+    f1: float
+    precision: float
+    recall: float
+    onset_f1: float
+    steps: int
+    note_step_f1: float
+    sustain_f1: float
+    do_nothing_f1: float
+    return_: float = field(metadata={"json": "return"})
+    """The episode's summed reward."""
+    steps_per_s: float
+    act_ms_p50: float
+    act_ms_p99: float
+    """Policy time per control step (50th / 99th percentile), ms."""
+
+    @classmethod
+    def of(cls, r: dict[str, Any]) -> EvaluationResult:
+        """From :func:`evaluate_policy`'s dict (a key without a field fails loudly)."""
+        values = dict(r)
+        values["return_"] = values.pop("return")
+        return cls(**values)
+
+
+def format_evaluation(r: EvaluationResult) -> str:
     """One human-readable line (the shape of ``omnipianist prior``'s)."""
-    return (f"{r['piece']} ({r['embodiment']}, generalist {r['policy']}): F1 {r['f1']:.3f} (P {r['precision']:.3f} "
-            f"R {r['recall']:.3f}; note steps {r['note_step_f1']:.3f}; onset F1 {r['onset_f1']:.3f}; "
-            f"do-nothing F1 {r['do_nothing_f1']:.3f}); {r['steps']} steps, {r['steps_per_s']:.0f} steps/s, "
-            f"policy p99 {r['act_ms_p99']:.2f} ms")
+    return (f"{r.piece} ({r.embodiment}, generalist {r.policy}): F1 {r.f1:.3f} (P {r.precision:.3f} "
+            f"R {r.recall:.3f}; note steps {r.note_step_f1:.3f}; onset F1 {r.onset_f1:.3f}; "
+            f"do-nothing F1 {r.do_nothing_f1:.3f}); {r.steps} steps, {r.steps_per_s:.0f} steps/s, "
+            f"policy p99 {r.act_ms_p99:.2f} ms")
 
 
 def play_policy(piece: str | Score | PianoRoll, policy: ActingPolicy, embodiment: str | Embodiment | None = None,

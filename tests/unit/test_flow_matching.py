@@ -384,6 +384,7 @@ def test_evaluate_returns_the_prior_json_keys(shadow_run: Path) -> None:
         assert main_evaluate(["single_note", "--policy", str(shadow_run), "--json"]) == 0
     out = json.loads(buf.getvalue())
     assert {"f1", "precision", "recall", "onset_f1", "steps", "note_step_f1", "do_nothing_f1"} <= set(out)
+    assert list(out) == list(r)  # EvaluationResult keeps evaluate_policy's keys, in its order
     assert out["f1"] == r["f1"]  # fixed noise: the same play twice
     with pytest.raises(ModelError, match="embodiment"):
         embodiment_from_meta("test")
