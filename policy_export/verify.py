@@ -17,7 +17,7 @@ Targets: max |delta| <= :data:`ACTION_TOLERANCE`, |F1 torch - F1 ORT| <= :data:`
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,17 +299,61 @@ def _verify(ckpt: str | Path, onnx_path: str | Path, n_random: int, n_rollout: i
     return result
 
 
-def format_parity(r: dict[str, Any]) -> str:
-    """One readable line."""
-    f1 = (f"F1 torch {r['f1_torch']:.4f} vs ORT {r['f1_ort']:.4f} (|delta| {r['f1_diff']:.4f}, tol {r['f1_tolerance']}; "
-          f"do-nothing {r['do_nothing_f1']:.3f})" if r.get("f1_ort") is not None else f"F1 torch {r['f1_torch']:.4f}")
-    if "f1_torch_jitter" in r:
-        j = r["f1_torch_jitter"]
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    """``python -m policy_export.verify``'s result: :func:`verify_parity`'s dict, its keys in its order.
+
+    The fields after ``act_ms_p50_torch`` come from the ORT play of the piece: without it (``f1=False``)
+    ``f1_ort``, ``f1_diff`` and ``f1_ok`` are None and the other ORT fields are left out of the JSON;
+    ``f1_torch_jitter`` is there only when the F1 gap exceeded its tolerance."""
+
+    onnx: str
+    checkpoint: str
+    kind: str
+    piece: str
+    same_weights: bool
+    n_random: int
+    n_rollout: int
+    max_abs_diff: float
+    max_abs_diff_random: float
+    max_abs_diff_rollout: float
+    tolerance: float
+    parity_ok: bool
+    f1_torch: float
+    note_step_f1_torch: float
+    do_nothing_f1: float
+    steps: int
+    act_ms_p50_torch: float
+    f1_ort: float | None
+    note_step_f1_ort: float | None = field(default=None, metadata={"omit_none": True})
+    f1_diff: float | None
+    f1_tolerance: float | None = field(default=None, metadata={"omit_none": True})
+    f1_ok: bool | None
+    act_ms_p50_ort: float | None = field(default=None, metadata={"omit_none": True})
+    refused_ort: int | None = field(default=None, metadata={"omit_none": True})
+    f1_torch_jitter: dict[str, float] | None = field(default=None, metadata={"omit_none": True})
+    """``eps``, ``f1`` and ``f1_diff`` of the torch play with :data:`JITTER` action noise."""
+    ok: bool
+    wall_s: float
+
+    @classmethod
+    def of(cls, r: dict[str, Any]) -> VerifyResult:
+        """From :func:`verify_parity`'s dict (a key without a field fails loudly)."""
+        return cls(**r)
+
+
+def format_parity(r: VerifyResult | dict[str, Any]) -> str:
+    """One readable line (of a :class:`VerifyResult`, or :func:`verify_parity`'s dict as ``export --verify`` has it)."""
+    v = r if isinstance(r, VerifyResult) else VerifyResult.of(r)
+    f1 = (f"F1 torch {v.f1_torch:.4f} vs ORT {v.f1_ort:.4f} (|delta| {v.f1_diff:.4f}, tol {v.f1_tolerance}; "
+          f"do-nothing {v.do_nothing_f1:.3f})" if v.f1_ort is not None else f"F1 torch {v.f1_torch:.4f}")
+    if v.f1_torch_jitter is not None:
+        j = v.f1_torch_jitter
         f1 += (f"; torch alone with {j['eps']:.0e} action noise moves F1 by {j['f1_diff']:.4f} "
                f"(the closed loop amplifies float-level differences)")
-    return (f"parity {r['kind']} on {r['piece']}: max |delta action| {r['max_abs_diff']:.2e} over "
-            f"{r['n_random']} random + {r['n_rollout']} rollout inputs (tol {r['tolerance']:.0e}); {f1} -> "
-            f"{'OK' if r['ok'] else 'FAILED'}")
+    return (f"parity {v.kind} on {v.piece}: max |delta action| {v.max_abs_diff:.2e} over "
+            f"{v.n_random} random + {v.n_rollout} rollout inputs (tol {v.tolerance:.0e}); {f1} -> "
+            f"{'OK' if v.ok else 'FAILED'}")
 
 
 @dataclass(frozen=True)
@@ -328,12 +372,13 @@ class VerifyConfig:
     """rollout inputs"""
 
 
-def run_verify(cfg: VerifyConfig) -> dict[str, Any]:
-    return verify_parity(cfg.checkpoint, cfg.onnx, cfg.n_random, cfg.n_rollout, cfg.piece)
+def run_verify(cfg: VerifyConfig) -> VerifyResult:
+    return VerifyResult.of(verify_parity(cfg.checkpoint, cfg.onnx, cfg.n_random, cfg.n_rollout, cfg.piece))
 
 
-VERIFY = Command("verify", "ORT vs torch parity of an exported policy (exit 1 when it fails)", VerifyConfig, run_verify,
-                 format_parity, positionals=("checkpoint", "onnx"), exit_code=ok_or_1)
+VERIFY: Command[VerifyConfig, VerifyResult] = Command(
+    "verify", "ORT vs torch parity of an exported policy (exit 1 when it fails)", VerifyConfig, run_verify,
+    format_parity, positionals=("checkpoint", "onnx"), exit_code=ok_or_1)
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - thin wrapper

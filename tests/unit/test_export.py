@@ -27,7 +27,8 @@ from policy_export.cli import main_bench_inference, main_export
 from policy_export.export import export_policy
 from policy_export.metadata import METADATA_KEY, SCHEMA, PolicyFileError, read_metadata
 from policy_export.runtime import Policy
-from policy_export.verify import histories, verify_parity
+from policy_export.verify import VerifyResult, format_parity, histories, verify_parity
+from policy_export.verify import main as main_verify
 from sim_training.env.observation import ObservationLayout
 from sim_training.env.piano_env import EnvConfig, PianoEnv
 from sim_training.experts.droq import Actor, DroQConfig, RunningNorm
@@ -196,6 +197,12 @@ def test_parity_on_random_and_rollout_observations_and_f1(tiny: dict[str, Path])
     assert r["max_abs_diff"] <= 1e-4 and r["f1_diff"] <= 0.01
     assert r["n_random"] == 40 and r["n_rollout"] == 11  # single_note: floor(0.5 s / 50 ms) + 1 steps
     assert 0.0 <= r["f1_torch"] <= 1.0 and r["do_nothing_f1"] is not None
+    assert format_parity(VerifyResult.of(r)) == format_parity(r) and "-> OK" in format_parity(r)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main_verify([str(tiny["ckpt"]), str(tiny["onnx"]), "--n-random", "40", "--n-rollout", "20",
+                            "--piece", "single_note", "--json"]) == 0
+    assert list(json.loads(buf.getvalue())) == list(r)  # VerifyResult keeps verify_parity's keys, in its order
     seq = np.arange(3)[:, None] * np.ones((3, 2))
     np.testing.assert_array_equal(histories(seq, 2)[:, :, 0], [[0, 0], [0, 1], [1, 2]])
 
