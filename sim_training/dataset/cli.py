@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omnipianist.command import Command
+from omnipianist.command import Command, to_json
 from omnipianist.command import build_parser as build_command_parser
 from sim_training.dataset.card import card_markdown, write_card
 from sim_training.dataset.store import DatasetReader, is_local, local_path
@@ -196,20 +196,71 @@ class DatasetCardConfig:
                                               "help": "skip the F1 histogram PNG"})
 
 
-def run_dataset_card(cfg: DatasetCardConfig) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class DatasetCardResult:
+    """``omnipianist dataset-card``'s result: :func:`sim_training.dataset.card.dataset_card`'s keys in its order,
+    then the files :func:`~sim_training.dataset.card.write_card` wrote. ``None`` values stay in the JSON."""
+
+    store: str
+    schema_version: int
+    embodiment: str
+    obs_dim: int
+    action_dim: int
+    control_dt: float
+    pieces: int
+    episodes: int
+    steps: int
+    hours_of_motion: float
+    f1_mean: float | None
+    f1_median: float | None
+    note_step_f1_mean: float | None
+    do_nothing_f1_mean: float | None
+    f1_histogram: dict[str, list[Any]]
+    """``edges`` (the bins' edges) and ``counts`` (episodes per bin)."""
+    by_label_source: dict[str, dict[str, Any]]
+    """Label source -> episodes, steps, pieces, hours, f1_mean, note_step_f1_mean, do_nothing_f1_mean."""
+    pieces_by_labeller: dict[str, int]
+    """``expert_only``, ``prior_only``, ``both``: pieces by who labelled them."""
+    by_mode: dict[str, dict[str, Any]]
+    """Collect mode -> the same groups as ``by_label_source``."""
+    by_round: dict[int, int]
+    """Relabel round -> episodes."""
+    by_noise_std: dict[float, int]
+    """Action-noise std -> episodes."""
+    size_bytes: int | None
+    bytes_per_1k_steps: float | None
+    generated_by: list[str]
+    """The commands of the collect runs that made the store."""
+    collect_runs: list[dict[str, Any]]
+    card_generated_by: str
+    card_generated: str
+    card_path: str
+    """The Markdown written."""
+    png_path: str | None
+    """The F1 histogram PNG (None: not written)."""
+
+    def card(self) -> dict[str, Any]:
+        """The card as :func:`~sim_training.dataset.card.dataset_card`'s dict (with the two paths)."""
+        out: dict[str, Any] = to_json(self)
+        return out
+
+
+def run_dataset_card(cfg: DatasetCardConfig) -> DatasetCardResult:
     """Write the card next to the store; returns it (:func:`sim_training.dataset.card.write_card`)."""
     try:
-        return write_card(cfg.store, cfg.out, png=cfg.png, generated_by=_command("dataset-card", asdict(cfg)))
+        card = write_card(cfg.store, cfg.out, png=cfg.png, generated_by=_command("dataset-card", asdict(cfg)))
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"dataset-card: {exc}") from exc
+    return DatasetCardResult(**card)
 
 
-def format_dataset_card(card: dict[str, Any]) -> str:
-    return card_markdown(card) + f"\n(written to {card['card_path']})"
+def format_dataset_card(r: DatasetCardResult) -> str:
+    return card_markdown(r.card()) + f"\n(written to {r.card_path})"
 
 
-DATASET_CARD = Command("dataset-card", "the dataset card (pieces, episodes, steps, hours, F1 histogram)",
-                       DatasetCardConfig, run_dataset_card, format_dataset_card, positionals=("store",))
+DATASET_CARD: Command[DatasetCardConfig, DatasetCardResult] = Command(
+    "dataset-card", "the dataset card (pieces, episodes, steps, hours, F1 histogram)",
+    DatasetCardConfig, run_dataset_card, format_dataset_card, positionals=("store",))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

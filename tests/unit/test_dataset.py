@@ -417,6 +417,10 @@ def test_cli_collect_then_card(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["dataset-card", str(store), "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["episodes"] == 1 and card["generated_by"][0].startswith("omnipianist collect")
+    assert list(card) == [*dataset_card(store), "card_path", "png_path"]  # DatasetCardResult keeps the card's order
+    assert main(["dataset-card", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"# Dataset card: `{card['store']}`") and f"(written to {card['card_path']})" in text
     with pytest.raises(SystemExit, match="no expert directories"):
         main(["collect", str(tmp_path), "--out", str(store)])
 
