@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from omnipianist.command import to_json
 from sim_training.env.piano_env import EnvConfig, PianoEnv
-from sim_training.experts.cli import add_train_expert_args, config_from_args
+from sim_training.experts.cli import TRAIN_EXPERT, add_train_expert_args, config_from_args, format_train_expert
 from sim_training.experts.droq import DroQConfig
 from sim_training.experts.policy import ExpertPolicy
 from sim_training.experts.train import ExpertTrainConfig, config_replace, train_expert
@@ -61,8 +62,11 @@ def test_train_checkpoint_resume_and_load(tmp_path: Path) -> None:
 
 
 def test_no_prior_full_obs_run(tmp_path: Path) -> None:
-    r = train_expert(_cfg(tmp_path / "plain", use_prior=False, obs_mode="full", max_env_steps=120))
-    assert r["env_steps"] == 120 and not r["with_prior"]
+    res = TRAIN_EXPERT.execute(_cfg(tmp_path / "plain", use_prior=False, obs_mode="full", max_env_steps=120))
+    assert res.env_steps == 120 and not res.with_prior
+    written = json.loads((tmp_path / "plain" / "result.json").read_text())
+    assert list(to_json(res)) == list(written)  # --json: result.json's keys, in its order
+    assert format_train_expert(res).startswith("c_major_scale (shadow): best F1 ")
     policy = ExpertPolicy.load(tmp_path / "plain" / "last.pt")
     assert policy.prior is None
     obs = np.zeros(policy.layout.size, dtype=np.float32)
