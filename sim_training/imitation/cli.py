@@ -21,18 +21,64 @@ if TYPE_CHECKING:
     from sim_training.imitation.train import PolicyTrainConfig
 
 
-def format_train_policy(r: dict[str, Any]) -> str:
-    return (f"{r['model']} ({r['params']['total']:,} params): {r['step']} steps in {r['wall_s'] / 60:.1f} min "
-            f"({r['steps_per_s']:.2f} steps/s, {r['samples_per_s']:.0f} samples/s, {r['threads']} threads); "
-            f"train loss {r['train_loss'] if r['train_loss'] is None else round(r['train_loss'], 4)}, "
-            f"val loss {r['val_loss']:.4f} (start {r['first_val_loss']:.4f}), val action MSE {r['val_action_mse']:.4f} "
-            f"on {r['val_pieces']} held-out pieces{' (= training data)' if r['val_is_train'] else ''}; "
-            f"policy {r['checkpoint']}, curve {r['loss_plot']}")
+@dataclass(frozen=True, kw_only=True)
+class PolicyTrainResult:
+    """``omnipianist train-policy``'s result: :func:`sim_training.imitation.train.train_policy`'s dict (the keys of
+    the run's ``result.json``, in its order)."""
+
+    model: str
+    params: dict[str, int]
+    """Trainable parameters: ``total``, ``encoder``, ``decoder``."""
+    step: int
+    samples: int
+    sessions: int
+    resumed: bool
+    wall_s: float
+    train_s: float
+    val_s: float
+    steps_per_s: float
+    samples_per_s: float
+    ms_per_step: float
+    threads: int
+    train_loss: float | None
+    """Mean training loss since the last validation (None: no step since)."""
+    val_loss: float
+    val_action_mse: float
+    first_val_loss: float
+    data_card_id: str
+    split: str
+    """``piece``, ``episode`` or ``none`` (what the validation set was held out by)."""
+    val_is_train: bool
+    train_episodes: int
+    val_episodes: int
+    train_steps_in_data: int
+    train_pieces: int
+    val_pieces: int
+    checkpoint: str
+    last_checkpoint: str
+    loss_curve: str
+    loss_plot: str
 
 
-TRAIN_POLICY: Command[PolicyTrainConfig, dict[str, Any]] = Command(
+def run_train_policy(cfg: PolicyTrainConfig) -> PolicyTrainResult:
+    """Train (or resume) the generalist (:func:`sim_training.imitation.train.train_policy`; it writes result.json)."""
+    from sim_training.imitation.train import train_policy
+
+    return PolicyTrainResult(**train_policy(cfg))
+
+
+def format_train_policy(r: PolicyTrainResult) -> str:
+    return (f"{r.model} ({r.params['total']:,} params): {r.step} steps in {r.wall_s / 60:.1f} min "
+            f"({r.steps_per_s:.2f} steps/s, {r.samples_per_s:.0f} samples/s, {r.threads} threads); "
+            f"train loss {r.train_loss if r.train_loss is None else round(r.train_loss, 4)}, "
+            f"val loss {r.val_loss:.4f} (start {r.first_val_loss:.4f}), val action MSE {r.val_action_mse:.4f} "
+            f"on {r.val_pieces} held-out pieces{' (= training data)' if r.val_is_train else ''}; "
+            f"policy {r.checkpoint}, curve {r.loss_plot}")
+
+
+TRAIN_POLICY: Command[PolicyTrainConfig, PolicyTrainResult] = Command(
     "train-policy", "train the flow-matching generalist (or the BC-MLP baseline) on a dataset",
-    "sim_training.imitation.train:PolicyTrainConfig", "sim_training.imitation.train:train_policy",
+    "sim_training.imitation.train:PolicyTrainConfig", run_train_policy,
     format_train_policy, positionals=("store",), progress=None)
 """Flags: PolicyTrainConfig's fields, ``--fmt-*`` and ``--bc-*`` for the two models' (``--show-progress`` is its own
 flag here, not tied to ``--json``)."""

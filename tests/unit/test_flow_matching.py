@@ -14,11 +14,18 @@ import numpy as np
 import pytest
 import torch
 
+from omnipianist.command import to_json
 from omnipianist.errors import ModelError
 from sim_training.env.observation import ObservationLayout, ObsField
 from sim_training.imitation.bc import BCConfig, BCPolicyMLP
 from sim_training.imitation.checkpoint import embodiment_from_meta, load_checkpoint
-from sim_training.imitation.cli import add_train_policy_args, main_evaluate, train_config_from_args
+from sim_training.imitation.cli import (
+    TRAIN_POLICY,
+    add_train_policy_args,
+    format_train_policy,
+    main_evaluate,
+    train_config_from_args,
+)
 from sim_training.imitation.data import EpisodeData, WindowSampler, open_store, split_episodes, write_store
 from sim_training.imitation.evaluate import EVALUATION_KEYS, evaluate_policy
 from sim_training.imitation.flow import euler_sample, flow_matching_loss, interpolate
@@ -310,16 +317,18 @@ def test_train_checkpoint_resume(tmp_path: Path, kind: str) -> None:
     for name in ("policy.pt", "last.pt", "loss.json", "loss.png", "result.json", "config.json"):
         assert (out / name).exists(), name
     (out / "last.pt.tmp").write_bytes(b"half-written by a killed run")
-    second = train_policy(_train_cfg(tmp_path / "d.zarr", out, model=kind, max_steps=10))
-    assert second["resumed"] and second["step"] == 10 and second["sessions"] == 2
-    assert second["wall_s"] > first["wall_s"]
+    second = TRAIN_POLICY.execute(_train_cfg(tmp_path / "d.zarr", out, model=kind, max_steps=10))  # the command
+    assert second.resumed and second.step == 10 and second.sessions == 2
+    assert second.wall_s > first["wall_s"]
+    assert list(to_json(second)) == list(first) == list(json.loads((out / "result.json").read_text()))
+    assert format_train_policy(second).startswith(f"{kind} ({second.params['total']:,} params): 10 steps in ")
     assert [p["step"] for p in json.loads((out / "loss.json").read_text())] == [0, 3, 6, 9, 10]
     with pytest.raises(ValueError, match="model_config"):
         train_policy(_train_cfg(tmp_path / "d.zarr", out, model=kind, max_steps=12,
                                 fmt=FMTConfig(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=1),
                                 bc=BCConfig(hidden_width=16, hidden_layers=1)))
     model, meta, _ = load_checkpoint(out / "last.pt")  # weights_only load of the full training state
-    assert meta["step"] == 10 and meta["model"] == kind and meta["data_card_id"] == second["data_card_id"]
+    assert meta["step"] == 10 and meta["model"] == kind and meta["data_card_id"] == second.data_card_id
     for key in ("observation_layout", "embodiment", "action_names", "control_dt", "obs_horizon", "pred_horizon",
                 "k_steps"):
         assert key in meta, key
