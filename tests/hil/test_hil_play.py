@@ -19,8 +19,8 @@ from omnipianist.safety.filter import State
 
 PIECE = "c_major_scale"
 FAULT_STEP = 30
-RIG = HilConfig(timeout_scale=3.0)
-"""Reply timeouts and I/O budget x 3 (30 ms x 3 attempts): the rig keeps simulated time, so this changes
+RIG = HilConfig(timeout_scale=5.0)
+"""Reply timeouts and I/O budget x 5 (50 ms x 3 attempts): the rig keeps simulated time, so this changes
 no result, and a test process starved for a few tens of ms by other work on the machine fails nothing."""
 
 

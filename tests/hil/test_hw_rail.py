@@ -146,7 +146,7 @@ def _direct_rail_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_leap_hil_play_drives_the_rails_through_the_bus(tmp_path: Path) -> None:
-    rig = HilRig("c_major_scale", HilConfig(embodiment="leap", timeout_scale=3.0))
+    rig = HilRig("c_major_scale", HilConfig(embodiment="leap", timeout_scale=5.0))
     try:
         rig.start()
         assert rig._direct.size == 0  # noqa: SLF001 - every actuator, rails included, is on a servo
@@ -163,7 +163,7 @@ def test_leap_hil_play_drives_the_rails_through_the_bus(tmp_path: Path) -> None:
     finally:
         rig.close()
     assert result.status_errors == [] and result.out_of_limits == [] and result.emulator_errors == []
-    direct = HilRig("c_major_scale", HilConfig(embodiment="leap", hand_files=_direct_rail_files(tmp_path), timeout_scale=3.0))
+    direct = HilRig("c_major_scale", HilConfig(embodiment="leap", hand_files=_direct_rail_files(tmp_path), timeout_scale=5.0))
     try:
         assert direct._direct.size == 4  # noqa: SLF001 - two slides per hand, commanded straight
         reference = direct.play(PriorPolicy(direct.scene)).metrics["f1"]

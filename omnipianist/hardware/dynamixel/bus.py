@@ -10,6 +10,7 @@ retry (at most ``retries`` times) what is still missing. A call therefore blocks
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import termios
 import time
@@ -416,7 +417,10 @@ class DynamixelBus:
         ser = self._require_serial()
         try:
             ser.reset_input_buffer()
-            ser.write(packet)
+            if self._fileno is not None:
+                self._write_fd(self._fileno, packet, servo_id)
+            else:
+                ser.write(packet)
             self.last_write_s = time.monotonic()
         except serial.SerialTimeoutException as exc:
             raise BusTimeout(f"write of {len(packet)} bytes timed out", port=self.port, servo_id=servo_id) from exc
@@ -424,6 +428,27 @@ class DynamixelBus:
             # termios.error: tcflush on a device that vanished (USB adapter unplugged) -- found by the
             # emulator's unplug fault; it is not an OSError and used to escape the driver.
             raise BusConnectionError(f"write failed: {exc}", port=self.port, servo_id=servo_id) from exc
+
+    def _write_fd(self, fd: int, packet: bytes, servo_id: int | None) -> None:
+        """Write all of ``packet`` to the (non-blocking) port, waiting for room at most ``timeout_s``.
+
+        Not pyserial's ``write``: that raises a write timeout after a complete write whenever the call
+        took longer than the timeout (a host descheduled for a moment), and the caller cannot tell
+        whether the packet left. Here a timeout means bytes are still unsent."""
+        view = memoryview(packet)
+        end = time.monotonic() + self.timeout_s
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                n = 0
+            view = view[n:]
+            if view:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise BusTimeout(f"write of {len(packet)} bytes timed out ({len(packet) - len(view)} sent)",
+                                     port=self.port, servo_id=servo_id)
+                select.select([], [fd], [], left)
 
     def _read_some(self, deadline: float) -> bytes:
         """Bytes available before ``deadline`` (possibly none); never blocks past it."""
