@@ -10,6 +10,10 @@ Lifecycle (``ros2_ws/.../nodes/hand_driver_node.py`` maps ROS LifecycleNode tran
                   the watchdog, torque on
     step(cmd, t)  one control cycle: filter -> Sync Write goals -> Fast Sync Read current/velocity/position,
                   all within an absolute I/O deadline (``io_budget_s``); fault handling below
+    keepalive(t)  between the commands of a command-driven driver (lock-step HIL): the safety timers run
+                  and the last goals go out again (the servos' Bus Watchdog stays fed) but the filter's ramp
+                  does not move: it moves once per command, so how often the host had time for a keep-alive
+                  cannot change the goals
     estop(t)      latch the filter's e-stop and put Torque Enable = 0 on the wire before anything else
     deactivate() / shutdown() / on_error()   torque off (shutdown also closes the port)
 
@@ -495,6 +499,27 @@ class HandDriver:
         if time.monotonic() - start > self.io_budget_s:
             self.counters.cycle_overruns += 1
         return self._reading(now_s, result.command, result)
+
+    def keepalive(self, now_s: float) -> None:
+        """A cycle without a command that does not move the filter's ramp (see the module docstring): the
+        filter's timers run at ``now_s``; while it stays ACTIVE the last goals are written again (no read),
+        else this is a full :meth:`step` without a command (HOLD ramps, torque off goes out)."""
+        last = self.filter.last_output
+        if self.state is not DriverState.ACTIVE or not self.bus.is_connected or last is None \
+                or self.filter.state is not State.ACTIVE or self.filter.check(now_s) is not State.ACTIVE:
+            self.step(None, now_s)
+            return
+        self._last_now = now_s
+        if time.monotonic() - self.bus.last_write_s > 0.8 * self.bus_config.bus_watchdog_ms * 1e-3:
+            self._check_watchdog(now_s, time.monotonic() + self.io_budget_s)
+            last = self.filter.last_output  # a watchdog re-arm re-seeds the filter at the measured position
+            if last is None:
+                return
+        try:
+            self._write_goals(last, self.ids)
+        except BusError as exc:
+            self.counters.write_failures += 1
+            self._handle_connection(exc)
 
     def _send(self, result: FilterResult) -> None:
         if result.command is None:

@@ -44,7 +44,13 @@ byte, 8N1): an instruction is handled only once its last byte would have arrived
 after the Return Delay Time plus its own wire time. The Bus Watchdog (address 98) is emulated: a
 servo with torque on and a non-zero watchdog that hears no instruction for ``units x 20 ms`` stops
 (goal := present), reads 255 in address 98 and refuses goal writes (data range error) until the host
-writes 0 there (e-manual, Bus Watchdog).
+writes 0 there (e-manual, Bus Watchdog). The watchdog's silence is measured on ``watchdog_clock``
+(default ``time.monotonic``; a lock-step simulation passes its simulated time, so a host that is slow
+on the wall clock but sends every step's goals does not trip it).
+
+:meth:`~ServoBusEmulator.wait_idle` waits until every byte the host has written has been handled (a
+lock-step simulation steps only then: the goals of this step are applied even when the host's read of
+the replies timed out).
 
 Not emulated: Indirect Data writes (they land in the data bytes, not at the mapped address; reads are
 mapped), Control Table Backup, the Shutdown conditions (hardware errors are injected), and the motor's
@@ -57,12 +63,14 @@ emulator is reopened under the same name.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import math
 import os
 import select
 import shutil
 import tempfile
+import termios
 import threading
 import time
 import tty
@@ -309,6 +317,7 @@ class ServoBusEmulator:
         baudrate: line rate [bit/s] used for the per-byte timing; the servos' Baud Rate register says it.
         byte_timing: charge every packet its wire time (see the module docstring).
         reboot_silence_s: how long a servo stays silent after REBOOT / FACTORY_RESET [s].
+        watchdog_clock: the clock [s] the Bus Watchdog measures silence on (default ``time.monotonic``).
     """
 
     def __init__(
@@ -323,7 +332,9 @@ class ServoBusEmulator:
         baudrate: int = 4_000_000,
         byte_timing: bool = True,
         reboot_silence_s: float = REBOOT_SILENCE_S,
+        watchdog_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.watchdog_clock = watchdog_clock
         self.baudrate = baudrate
         self.byte_timing = byte_timing
         self.reboot_silence_s = reboot_silence_s
@@ -362,7 +373,9 @@ class ServoBusEmulator:
         self.error: BaseException | None = None
         self.plugged = False
         self._dir: str | None = None
-        self._last_rx_s = time.monotonic()
+        self._last_rx_s = watchdog_clock()
+        self._busy = False
+        """Set from before the thread reads the pty until what it read has been handled (see wait_idle)."""
         self._requests: list[tuple[str, threading.Event]] = []
         self.watchdog_trips = 0
         """Servo watchdog trips so far (one per servo per trip)."""
@@ -540,7 +553,7 @@ class ServoBusEmulator:
             while not self._stop.is_set():
                 fds = [self._wake_r] + ([self._master] if self._master is not None else [])
                 ready, _, _ = select.select(fds, [], [], 0.005)
-                self._check_watchdogs(time.monotonic())
+                self._check_watchdogs(self.watchdog_clock())
                 if self._wake_r in ready:
                     os.read(self._wake_r, 64)
                     with self._lock:
@@ -553,16 +566,48 @@ class ServoBusEmulator:
                         done.set()
                 if self._master is None or self._master not in ready:
                     continue
+                self._busy = True
                 try:
-                    data = os.read(self._master, 4096)
-                except OSError:
-                    continue
-                for packet in self.parser.feed(data):
-                    if self.byte_timing:
-                        self._sleep(self._wire_s(len(packet.raw)))
-                    self._handle(packet)
+                    try:
+                        data = os.read(self._master, 4096)
+                    except OSError:
+                        continue
+                    for packet in self.parser.feed(data):
+                        if self.byte_timing:
+                            self._sleep(self._wire_s(len(packet.raw)))
+                        self._handle(packet)
+                finally:
+                    self._busy = False
         except BaseException as exc:  # surfaced to tests through .error
             self.error = exc
+
+    def _unread(self) -> int:
+        """Bytes the host wrote that the thread has not read yet (0 when unplugged)."""
+        master = self._master
+        if master is None:
+            return 0
+        try:
+            buf = fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int.from_bytes(buf, "little")
+
+    def idle(self) -> bool:
+        """Every byte written to the port so far has been handled (replies sent, goals applied).
+
+        Bytes written in the last moments may still sit in the kernel's pty buffer, not yet readable here:
+        ask after something that followed the write (a reply, a message the writer sent after it).
+        """
+        return not self._busy and self._unread() == 0 and not self._busy
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait (without any lock of the caller's held) until :meth:`idle`; False after ``timeout_s``."""
+        end = time.monotonic() + timeout_s
+        while not self.idle():
+            if self._thread is None or time.monotonic() > end:
+                return False
+            time.sleep(0.0002)
+        return True
 
     def _wire_s(self, n_bytes: int) -> float:
         return n_bytes * 10 / self.baudrate
@@ -804,7 +849,7 @@ class ServoBusEmulator:
         with self._lock:
             now = time.monotonic()
             self.log.append(LoggedInstruction(now, packet.servo_id, packet.instruction, packet.params, packet.raw))
-            self._last_rx_s = now
+            self._last_rx_s = self.watchdog_clock()
             silent = {i for i, s in self.servos.items() if s.silent}
         listening = self._listening(now, silent)
         inst, params = packet.instruction, packet.params

@@ -53,6 +53,9 @@ from sim_training.fingering.prior import OTIKPrior
 from sim_training.models.scene import Scene, build_scene
 from sim_training.music import PianoRoll, Score
 
+IDLE_TIMEOUT_S = 2.0
+"""Longest wait [s] for an emulated bus to handle what its driver sent before a lock-step physics step."""
+
 
 class Policy(Protocol):
     """What the rig plays with (the OT/IK prior, or the exported generalist later)."""
@@ -129,12 +132,15 @@ def load_sim_buses(config: HilConfig) -> tuple[dict[str, list[ServoChannel]], di
 
 
 def start_sim_bus(model: mujoco.MjModel, data: mujoco.MjData, channels: list[ServoChannel], bus_config: BusConfig,
-                  lock: threading.RLock, *, byte_timing: bool = True) -> tuple[SimServoBackend, ServoBusEmulator]:
+                  lock: threading.RLock, *, byte_timing: bool = True,
+                  watchdog_clock: Callable[[], float] = time.monotonic) -> tuple[SimServoBackend, ServoBusEmulator]:
     """One hand's servos as an emulated Dynamixel bus whose physics is ``model`` / ``data``; started.
 
     Goals start at the current ctrl and every servo powers up with torque off (limp until a driver
     activates it). Whoever steps ``data`` must hold ``lock`` and call ``backend.apply(ctrl)`` before each
-    physics step. The pty to open is ``emulator.port`` (a stable symlink); call ``emulator.stop()`` at the end.
+    physics step, after ``emulator.wait_idle`` (the goals the host has sent are applied). The pty to open is
+    ``emulator.port`` (a stable symlink); call ``emulator.stop()`` at the end. ``watchdog_clock``: what the
+    servos' Bus Watchdog measures silence on (a lock-step graph passes its simulated time).
     """
     backend = SimServoBackend(model, data, channels, lock)
     backend.seed_goals_from_ctrl(data.ctrl)
@@ -143,6 +149,7 @@ def start_sim_bus(model: mujoco.MjModel, data: mujoco.MjData, channels: list[Ser
     emu = ServoBusEmulator(
         [c.servo_id for c in channels], t.MODELS[t.XC330_M288].number, on_goal=backend.on_goal,
         present=backend.present, on_torque=backend.on_torque, baudrate=bus_config.baudrate, byte_timing=byte_timing,
+        watchdog_clock=watchdog_clock,
     )
     return backend, emu.start()
 
@@ -209,6 +216,8 @@ class HilRig:
         self._direct = np.array([i for i, n in enumerate(action_names) if n not in served], dtype=int)
         """Action entries with no servo (LEAP rails): commanded straight into the simulation."""
         self.t = 0
+        self.idle_timeouts = 0
+        """Steps whose physics ran before an emulator had handled every byte sent (after IDLE_TIMEOUT_S)."""
         self.obs: np.ndarray | None = None
         self._started = False
         self.ctrl_desired = np.zeros(len(action_names))
@@ -286,6 +295,9 @@ class HilRig:
             readings[side] = driver.step(self.ctrl_desired[self._cmd_index[side]], now)
         if before_physics is not None:
             before_physics(self)
+        for emu in self.emulators.values():  # a timed-out read must not let the physics run ahead of the goals
+            if not emu.wait_idle(IDLE_TIMEOUT_S):
+                self.idle_timeouts += 1
         with self.lock:
             ctrl = self.env.data.ctrl.copy()
             for backend in self.backends.values():

@@ -294,6 +294,12 @@ class SafetyFilter:
             return FilterResult(None, self.state, reasons=(self._why_off(),))
         return self._output(now_s)
 
+    def check(self, now_s: float) -> State:
+        """Run the e-stop heartbeat and command watchdog timers at ``now_s`` without moving the output;
+        returns the state (a driver stepped per command uses it between commands, see HandDriver.keepalive)."""
+        self._advance(now_s)
+        return self.state
+
     def estop(self, now_s: float, reason: str) -> FilterResult:
         """Latch ESTOP now (e.g. ``/estop`` said True). Torque off until :meth:`rearm`."""
         self._advance(now_s)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,3 +185,56 @@ def test_calibrate_command_core(emulator: ServoBusEmulator, tmp_path: Path, caps
     hand = load_hand_config(out)
     assert all(c.direction == 1 and c.offset_rad == 0.0 for c in hand.joints.values())
     assert str(out) in capsys.readouterr().out
+
+
+def test_keepalive_feeds_the_bus_but_leaves_the_ramp_to_the_commands(emulator: ServoBusEmulator) -> None:
+    """A command-driven driver (lock-step HIL): a keep-alive between two commands re-sends the goals and runs
+    the safety timers, but the next command still moves the full rate-limited step, so how many keep-alives
+    the host had time for cannot change the goals."""
+    drv = make_driver(emulator)
+    drv.configure()
+    drv.heartbeat(0.0)
+    start = drv.activate(0.0).position.copy()
+    k = IDS.index(1)
+    target = start.copy()
+    target[k] += 1.0
+    drv.heartbeat(0.05)
+    first = drv.step(target, 0.05).command
+    assert first is not None
+    time.sleep(0.05)
+    writes = len(emulator.instructions(p.INST_SYNC_WRITE))
+    for _ in range(3):  # the clock already shows the next step; its command has not arrived yet
+        drv.keepalive(0.1)
+    assert wait_until(lambda: len(emulator.instructions(p.INST_SYNC_WRITE)) == writes + 3)
+    assert np.array_equal(drv.filter.last_output, first)
+    second = drv.step(target, 0.1).command
+    assert second is not None and second[k] == pytest.approx(first[k] + 8.0 * 0.05)
+    # the timers still run: without heartbeats the e-stop latches and the keep-alive turns torque off
+    drv.keepalive(10.0)
+    assert drv.filter.state.value == "estop"
+    assert wait_until(lambda: all(s.get("torque_enable") == 0 for s in emulator.servos.values()))
+    drv.shutdown()
+
+
+def test_emulator_watchdog_runs_on_its_clock_and_wait_idle_sees_pending_bytes() -> None:
+    sim_now = [0.0]
+    with ServoBusEmulator([1], watchdog_clock=lambda: sim_now[0]) as emu:
+        bus = DynamixelBus(emu.port, BUS.baudrate, timeout_s=0.2)
+        bus.connect()
+        bus.write(1, "bus_watchdog", 5)  # 100 ms
+        bus.write(1, "torque_enable", 1)
+        time.sleep(0.3)  # wall-clock silence: the servo's clock did not move
+        assert emu.watchdog_trips == 0
+        sim_now[0] = 0.2  # simulated silence past the watchdog
+        assert wait_until(lambda: emu.watchdog_trips == 1)
+        # idle() holds only once every byte sent has been handled: a slow reply keeps it busy
+        bus.write(1, "bus_watchdog", 0)
+        emu.delay_next_reply(0.3)
+        raw = p.encode_packet(1, p.INST_WRITE, (116).to_bytes(2, "little") + (2100).to_bytes(4, "little"))
+        os.write(bus._serial.fileno(), raw)  # noqa: SLF001 - sent without waiting for the status packet
+        time.sleep(0.1)
+        assert not emu.idle()
+        assert emu.wait_idle(2.0)
+        assert emu.servos[1].get("goal_position") == 2100
+        bus.disconnect(disable_torque=False)
+    assert emu.error is None

@@ -37,6 +37,7 @@ def test_hil_graph_plays_like_pure_sim(tmp_path: Path) -> None:
 
     assert hil["mode"] == "hil" and hil["steps"] == sim["steps"] and hil["steps_missing"] == 0
     assert hil["lockstep_timeouts"] == 0, "a step waited for a driver that never reported"
+    assert hil["idle_timeouts"] == 0, "a step ran before an emulated bus had handled its driver's goals"
     assert abs(hil["f1"] - sim["f1"]) <= 0.05, (hil["f1"], sim["f1"])
     assert hil["out_of_limits"] == 0
     for side in ("left", "right"):

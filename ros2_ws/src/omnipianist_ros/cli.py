@@ -225,6 +225,7 @@ def play(piece: str, *, policy: str = "prior", embodiment: str | None = None, te
                                                                        mock.hil_channels[g.nodes[n].params.side])
                                    for n in HIL_DRIVERS}
                 result["out_of_limits"] = sum(b["out_of_limits"] for b in result["buses"].values())
+                result["idle_timeouts"] = mock.idle_timeouts
             if record:
                 result["recording"] = g.nodes["recorder"].path
     return result

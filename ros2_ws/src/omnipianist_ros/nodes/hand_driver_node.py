@@ -7,7 +7,8 @@ Transitions (the driver core does the work; this node is only plumbing):
 * activate: goal := present, torque on, bus watchdog armed (``HandDriver.activate``); then, with
   ``trigger: timer``, the control timer runs one driver cycle per period (absolute I/O deadlines inside the
   driver); with ``trigger: command`` (lock-step HIL) each received command runs one cycle at once, and a
-  steady-clock hold cycle (publishing nothing) keeps the servos' bus watchdog fed while no command comes.
+  steady-clock keep-alive (``HandDriver.keepalive``: last goals again, safety timers, no ramp, publishing
+  nothing) keeps the servos' bus watchdog fed while no command comes.
 * deactivate / cleanup / shutdown / error: torque off (shutdown and cleanup also close the port).
 
 Topics: subscribes ``topics.commands(side)`` (std_msgs/Float64MultiArray, actuator ctrl units in
@@ -253,12 +254,13 @@ class HandDriverNode(LifecycleNode):
             self.driver.estop(now, "/estop is true")
 
     def _keepalive(self) -> None:
-        """command mode: a hold cycle (no new command, nothing published) when the bus has been idle a period."""
+        """command mode: a keep-alive (no new command, nothing published; the filter's ramp does not move,
+        see HandDriver.keepalive) when the bus has been idle a period."""
         driver = self.driver
         if driver is None or time.monotonic() - self._last_cycle_s < driver.period_s:
             return
         self._last_cycle_s = time.monotonic()
-        driver.step(None, self._now())
+        driver.keepalive(self._now())
 
     def _cycle(self) -> None:
         driver = self.driver

@@ -20,7 +20,11 @@ policy's observation stays simulated); the drivers publish their servo readings 
 ``/<side>_hand/servo_states``. Start: once every servo has been torqued on (the drivers are active) and,
 in lock-step, the servo_states publishers exist. Lock-step: after publishing step k the mock waits for
 one ``servo_states`` from each driver (a driver with ``trigger: command`` publishes once per command
-cycle, after its Sync Write of goals and Fast Sync Read), then steps.
+cycle, after its Sync Write of goals and Fast Sync Read) and until both emulated buses have handled every
+byte their drivers sent (a read that timed out under load must not let the physics run ahead of the goals;
+counted in ``idle_timeouts`` if it takes longer than ``lockstep_timeout_s``), then steps. In lock-step the
+servos' Bus Watchdog measures silence in simulated time: a slow host trips it no more than the real-time
+rig would at the same step rate.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class MockNode(Node):
         self._pending: dict[str, np.ndarray | None] = {s: None for s in HAND_SIDES}
         self.sustain = 0.0
         self.lockstep_timeouts = 0
+        self.idle_timeouts = 0
+        """HIL lock-step: steps taken before an emulated bus had handled all its driver sent (after lockstep_timeout_s)."""
         self.bad_commands = 0
         self.started = False
         self._ready_since: float | None = None
@@ -118,9 +124,12 @@ class MockNode(Node):
         try:
             for side in HAND_SIDES:
                 self.hil_channels[side] = channels[side]
+                # lock-step: the servos live in simulated time (a step's goals always come within it, so
+                # their Bus Watchdog trips only if a driver really went silent, not when the host is slow)
+                clock = self._sim_time_s if p.mode == "lockstep" else time.monotonic
                 self.backends[side], self.emulators[side] = start_sim_bus(
                     self.piano.model, self.piano.data, channels[side], bus_configs[side], self.lock,
-                    byte_timing=cfg.byte_timing)
+                    byte_timing=cfg.byte_timing, watchdog_clock=clock)
                 link = hil_port(port_dir, side)
                 if os.path.lexists(link):
                     os.unlink(link)
@@ -130,6 +139,9 @@ class MockNode(Node):
             self.close()
             raise
         self.get_logger().info("mujoco_mock: HIL buses " + ", ".join(f"{s} {link}" for s, link in self.ports.items()))
+
+    def _sim_time_s(self) -> float:
+        return float(self.piano.data.time)
 
     def close(self) -> None:
         """Stop the emulated buses and remove their links (idempotent; the bringup calls it)."""
@@ -228,6 +240,12 @@ class MockNode(Node):
             if cmd is not None:
                 self.piano.apply(side, cmd)
         self._pending = {s: None for s in HAND_SIDES}
+        if self.params.mode == "lockstep":
+            # HIL: a driver publishes servo_states after writing this step's goals, but its read may have timed
+            # out before the emulator handled them; step only once every byte sent has been handled
+            for emu in self.emulators.values():
+                if not emu.wait_idle(self.params.lockstep_timeout_s):
+                    self.idle_timeouts += 1
         with self.lock:
             for backend in self.backends.values():  # HIL: the goals the emulated servos hold
                 backend.apply(self.piano.data.ctrl)
