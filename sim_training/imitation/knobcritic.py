@@ -15,6 +15,9 @@ window's first step predict *which* candidates win?
 * :func:`pick_quality`: on held-out windows, the horizon F1 of the critic's pick among the window's own
   candidates minus the default knobs' F1, next to a random pick's (the candidates' mean) and the planner's
   (the best: an oracle with the simulator).
+* :func:`neighbour_pick_quality`: the same pick by a predictor that has seen half of the window's
+  candidates' outcomes (kernel regression onto the other half): how smooth the landscape is where the
+  planner samples it.
 * ``omnipianist bench knob-critic``: k folds over pieces, a critic with the observation and one without
   (knobs only: what is good everywhere); the target is a held-out pick that recovers at least half of
   the oracle's margin over a random pick. A critic that met it could run in an ONNX student (argmax over
@@ -225,13 +228,45 @@ def pick_quality(net: KnobCritic, data: CandidateWindows, windows: Sequence[int]
                        float(np.mean(beats)))
 
 
-# ----------------------------------------------------------------------------------- the benchmark
+def neighbour_pick_quality(data: CandidateWindows, bandwidth: float, seed: int = 0) -> PickQuality:
+    """The pick of a predictor that has seen other candidates' outcomes *in the same state*: each window's
+    candidates are split at random in halves; every candidate of the second half is scored by the
+    Gaussian-kernel mean (``bandwidth`` in unit knob coordinates) of the first half's F1, and the pick,
+    the random pick and the oracle are taken within the second half. A bound for any critic that relies
+    on the landscape being smooth within a state at the planner's sampling density (the halves are
+    independent, so an unstructured landscape gives a pick no better than random)."""
+    rng = np.random.default_rng(seed)
+    picks, rand, best, beats = [], [], [], []
+    for w in range(data.n_windows):
+        r = rng.permutation(data.rows(w))
+        if len(r) < 4:
+            continue
+        seen, scored = r[: len(r) // 2], r[len(r) // 2:]
+        f = data.f1[scored].astype(np.float64)
+        d = np.linalg.norm(data.u[scored][:, None] - data.u[seen][None], axis=2)
+        k = np.exp(-((d / bandwidth) ** 2))
+        tot = k.sum(1)
+        pred = np.where(tot > 1e-12, (k @ data.f1[seen].astype(np.float64)) / np.maximum(tot, 1e-12), 0.0)
+        b = float(data.base[w])
+        picks.append(float(f[int(np.argmax(pred))]) - b)
+        rand.append(float(f.mean()) - b)
+        best.append(float(f.max()) - b)
+        beats.append(picks[-1] > rand[-1])
+    return PickQuality(len(picks), float(np.mean(picks)), float(np.mean(rand)), float(np.mean(best)),
+                       float(np.mean(beats)))
+
+
+NEIGHBOUR_BANDWIDTHS = (0.05, 0.1, 0.2, 0.5)
+"""Kernel bandwidths [unit knob coordinates] of the neighbour bound (0.05: only near-duplicates count)."""
+
+
 @dataclass(frozen=True)
 class KnobCriticBenchConfig:
     plans: str
     """folder of planner experts (<piece>/plan.json with candidates.npz), one embodiment"""
     samples: str = ""
-    """cache of the plans' replayed samples (.npz, what `train-knob-head --samples` writes): read if present, else written"""
+    """cache of the plans' replayed samples (.npz, what `train-knob-head --samples` writes): read if present (plans
+    missing from it are replayed and added), else written"""
     folds: int = 5
     """folds over pieces (each held out once)"""
     steps: int = CriticConfig.steps
@@ -258,6 +293,9 @@ class KnobCriticBenchResult:
     """Per fold: held-out pieces, and for ``with_obs`` / ``knobs_only`` the held-out and training PickQuality."""
     held_out: dict[str, dict[str, float]]
     """Per critic, the held-out PickQuality pooled over folds (window-weighted) and its ``recovered``."""
+    neighbours: dict[str, dict[str, float]]
+    """Per kernel bandwidth, :func:`neighbour_pick_quality` over every window (no training: a bound; its oracle
+    and random are those of the scored half, ~15 candidates)."""
     target_recovered: float
     ok: bool
     wall_s: float = 0.0
@@ -279,9 +317,11 @@ def run_knob_critic_bench(cfg: KnobCriticBenchConfig) -> KnobCriticBenchResult:
     cache = Path(cfg.samples) if cfg.samples else None
     if cache is not None and cache.is_file():
         samples = KnobSamples.load(cache)
-        missing = sorted({json.loads((d / "plan.json").read_text())["piece"] for d in dirs} - set(samples.pieces))
-        if missing:
-            raise ConfigError(f"{cache}: no replay of {len(missing)} plan(s), e.g. {missing[0]}; delete it to rebuild")
+        known = set(samples.pieces)
+        new = [d for d in dirs if json.loads((d / "plan.json").read_text())["piece"] not in known]
+        if new:  # plans finished since the cache was written: replay those and add them
+            samples = KnobSamples.concat([samples, plan_samples(new)])
+            samples.save(cache)
     else:
         samples = plan_samples(dirs)
         if cache is not None:
@@ -312,9 +352,10 @@ def run_knob_critic_bench(cfg: KnobCriticBenchConfig) -> KnobCriticBenchResult:
                 for f in ("critic", "random", "oracle", "critic_beats_random")}
         held_out[name] = _quality_dict(PickQuality(n, mean["critic"], mean["random"], mean["oracle"],
                                                    mean["critic_beats_random"]))
+    neighbours = {f"{bw:g}": _quality_dict(neighbour_pick_quality(data, bw)) for bw in NEIGHBOUR_BANDWIDTHS}
     ok = bool(held_out["with_obs"]["recovered"] >= cfg.target_recovered)
     res = KnobCriticBenchResult("knob-critic", len(dirs), len(pieces), data.n_windows, int(data.f1.shape[0]), folds,
-                                held_out, cfg.target_recovered, ok, time.perf_counter() - t0)
+                                held_out, neighbours, cfg.target_recovered, ok, time.perf_counter() - t0)
     if cfg.out:
         from dataclasses import asdict
 
@@ -330,6 +371,9 @@ def format_knob_critic_bench(res: KnobCriticBenchResult) -> str:
     for name, q in res.held_out.items():
         lines.append(f"  {name:10s}: critic {q['critic']:+.4f}  random {q['random']:+.4f}  oracle (planner) "
                      f"{q['oracle']:+.4f}  recovered {q['recovered']:.2f}  beats random in {q['critic_beats_random']:.0%}")
+    for bw, q in res.neighbours.items():
+        lines.append(f"  half the window's candidates seen, kernel {bw}: pick {q['critic']:+.4f}  random {q['random']:+.4f}  "
+                     f"oracle {q['oracle']:+.4f}  recovered {q['recovered']:.2f}")
     lines.append(f"target: recovered >= {res.target_recovered:g} with the observation -> {'met' if res.ok else 'MISSED'}")
     return "\n".join(lines)
 

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from sim_training.experts.planner import PlannerConfig, plan_piece
-from sim_training.imitation.knobcritic import CandidateWindows, CriticConfig, candidate_windows, fit_critic, pick_quality
+from sim_training.imitation.knobcritic import (
+    CandidateWindows,
+    CriticConfig,
+    candidate_windows,
+    fit_critic,
+    neighbour_pick_quality,
+    pick_quality,
+)
 from sim_training.imitation.knobhead import plan_samples
 
 
@@ -54,3 +61,12 @@ def test_candidate_windows_join_a_plan_with_its_replay(tmp_path: Path) -> None:
         rows = data.rows(k)
         assert data.f1[rows].max() == pytest.approx(w["horizon_f1"], abs=1e-6)  # the planner kept the best
         assert data.base[k] == pytest.approx(w["default_horizon_f1"], abs=1e-6)
+
+
+def test_neighbour_bound_sees_a_smooth_landscape_and_not_noise() -> None:
+    smooth = _planted(40, 1)
+    rng = np.random.default_rng(2)
+    noise = CandidateWindows(smooth.obs, smooth.piece, smooth.step, smooth.base, smooth.group, smooth.u,
+                             rng.uniform(size=smooth.f1.shape).astype(np.float32))
+    assert neighbour_pick_quality(smooth, 0.2).recovered > 0.6
+    assert abs(neighbour_pick_quality(noise, 0.2).recovered) < 0.3
