@@ -70,6 +70,8 @@ COMMANDS: tuple[Entry, ...] = (
         LazyCommand("loop", "real-time ROS control loop: period jitter, score->command latency, misses",
                     "omnipianist_ros.loopbench:BENCH_LOOP"),
         BENCH_INFERENCE,
+        LazyCommand("plan-noise", "how much of the planner's gain over the prior survives action noise",
+                    "sim_training.experts.plan_noise:BENCH_PLAN_NOISE"),
         LazyCommand("knob-critic", "can a critic tell which of the planner's knob candidates win, from the observation?",
                     "sim_training.imitation.knobcritic:BENCH_KNOB_CRITIC"),
     ), metavar="BENCH"),
