@@ -26,6 +26,10 @@ Properties the tests hold it to:
   is the prior's action under them. On the planner's own trajectory the labels are the committed
   actions, bit for bit.
 
+Robust scoring (``noisy_plays`` > 0): each candidate is also played with Gaussian action noise (the
+same draws for every candidate of a window) and scored by its mean F1, so that a window keeps knobs that
+are good around the planned trajectory, not only on it; the committed steps stay the noise-free play's.
+
 Knobs: :data:`PLANNER_SPACE` (the per-piece search's table, :data:`~sim_training.experts.search.SEARCH_SPACE`,
 plus the press lead in steps). The output is a :class:`Plan`: per-window knobs and F1 (next to the
 default prior's on the same steps), the committed actions and the whole-piece metrics; ``save``
@@ -105,6 +109,9 @@ SPACES: dict[str, tuple[Knob, ...]] = {"prior": PLANNER_SPACE, "reach": REACH_SP
 SHARED_KNOBS = ("plan_steps", "lead_steps")
 """Knobs both hands share (the rows of the score the prior looks at); the rest can differ per hand."""
 
+Noise = tuple[float, tuple[int, ...]]
+"""Action noise of a play: (std in normalised action units, the seed of its draws)."""
+
 Knobs = tuple[PriorConfig, "PriorConfig | None"]
 """What a candidate plays: the prior's config and, when planning per hand, the right hand's."""
 
@@ -148,6 +155,14 @@ class PlannerConfig:
     per hand as well (keys left / right of the midpoint between the carriages), the CEM update of
     each hand's knobs uses that hand's score, and each round also plays the best left half with the
     best right half."""
+    noisy_plays: int = 0
+    """Robust scoring: each candidate is also played this many times with Gaussian action noise of std
+    ``play_noise`` (the same draws for every candidate of a window) and scored by its mean F1 over the
+    noise-free play and these; the committed steps are the noise-free play's. Measured: half of the
+    noise-free planner's gain over the prior is gone under action noise of std 0.02 (``bench
+    plan-noise``). CPU x (1 + noisy_plays)."""
+    play_noise: float = 0.02
+    """Std of the noisy plays' action noise (normalised action units)."""
     seed: int = 0
     workers: int = 0
     """Processes playing candidates (0: in this process, what a one-CPU Ray task wants)."""
@@ -171,6 +186,10 @@ class PlannerConfig:
             raise PlannerError(f"space must be one of {sorted(SPACES)}, got {self.space!r}")
         if self.workers < 0:
             raise PlannerError(f"workers must be >= 0, got {self.workers}")
+        if self.noisy_plays < 0:
+            raise PlannerError(f"noisy_plays must be >= 0, got {self.noisy_plays}")
+        if self.noisy_plays and not (math.isfinite(self.play_noise) and self.play_noise > 0):
+            raise PlannerError(f"play_noise must be a positive number with noisy_plays, got {self.play_noise}")
         for name in ("init_std", "std_decay", "mppi_temperature"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -231,10 +250,11 @@ class RolloutEngine:
         return Snapshot(self.env.get_state(), self.prior.state())
 
     def play(self, snap: Snapshot, config: PriorConfig, steps: int, keep: int,
-             right: PriorConfig | None = None) -> Rollout:
+             right: PriorConfig | None = None, noise: Noise | None = None) -> Rollout:
         """Play ``config`` (``right`` for the right hand, if given) for ``steps`` steps (fewer at the
-        piece's end) from ``snap``."""
+        piece's end) from ``snap``; ``noise`` (std, seed): Gaussian noise added to every action (clipped)."""
         env, prior = self.env, self.prior
+        rng = np.random.default_rng(list(noise[1])) if noise is not None else None
         obs = env.set_state(snap.env)
         prior.restore(snap.prior)
         prior.configure(config, right)
@@ -249,6 +269,8 @@ class RolloutEngine:
         press, n_goal = 0.0, 0
         for i in range(steps):
             a = prior.act(obs)
+            if rng is not None and noise is not None:
+                a = np.clip(a + rng.normal(0.0, noise[0], a.shape), -1.0, 1.0)
             if i < keep:
                 actions.append(a)
             obs, _, term, trunc, _ = env.step(a)
@@ -286,9 +308,10 @@ def _init_worker(piece: str, emb: tuple[str, ActionSet, bool], stretch: float, b
                             base=prior_config_from_dict(base))
 
 
-def _play_in_worker(snap: Snapshot, configs: list[Knobs], steps: int, keep: int) -> list[Rollout]:
+def _play_in_worker(snap: Snapshot, configs: list[Knobs], steps: int, keep: int,
+                    noise: Noise | None = None) -> list[Rollout]:
     assert _ENGINE is not None, "planner worker not initialised"
-    return [_ENGINE.play(snap, c, steps, keep, r) for c, r in configs]
+    return [_ENGINE.play(snap, c, steps, keep, r, noise) for c, r in configs]
 
 
 class _Players:
@@ -310,12 +333,14 @@ class _Players:
                 # start them now (lazily they would inherit the parent's thread settings)
                 list(self.pool.map(int, range(workers)))
 
-    def play(self, snap: Snapshot, configs: list[Knobs], steps: int, keep: int) -> list[Rollout]:
+    def play(self, snap: Snapshot, configs: list[Knobs], steps: int, keep: int,
+             noise: Noise | None = None) -> list[Rollout]:
         if self.pool is None or len(configs) < 2:
-            return [self.engine.play(snap, c, steps, keep, r) for c, r in configs]
+            return [self.engine.play(snap, c, steps, keep, r, noise) for c, r in configs]
         chunks = np.array_split(np.arange(len(configs)), min(self.workers, len(configs)))
         futures: list[Future[list[Rollout]]] = [
-            self.pool.submit(_play_in_worker, snap, [configs[i] for i in idx], steps, keep) for idx in chunks if idx.size]
+            self.pool.submit(_play_in_worker, snap, [configs[i] for i in idx], steps, keep, noise)
+            for idx in chunks if idx.size]
         return [r for f in futures for r in f.result()]
 
     def close(self) -> None:
@@ -353,6 +378,9 @@ class WindowChoice:
     """Which candidate is the default knobs."""
     chosen_index: int = 0
     """Which candidate was committed (``u``)."""
+    candidate_f1_clean: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """With ``noisy_plays``: each candidate's noise-free horizon F1 (``candidate_f1`` is then the mean over
+    the noise-free and the noisy plays); empty otherwise."""
 
 
 class Planner:
@@ -418,10 +446,8 @@ class Planner:
         if warm_u is not None and not any(np.array_equal(self._snap_u(warm_u), u) for u in us):
             us.insert(0, self._snap_u(warm_u))
             configs.insert(0, self._decode(us[0]))
-        rolls = self._players.play(snap, configs, steps, keep)
+        rolls, scores, ties = self._play(snap, configs, steps, keep, step)
         i_def = len(us) - 1 - len(self.seeds)
-        scores = [r.f1 for r in rolls]
-        ties = [r.press for r in rolls]
         best = _best(scores, ties)  # first of the maxima: warm start, then default
         budget = cfg.budget
         searched = False
@@ -444,12 +470,12 @@ class Planner:
                 if self.right_space and len(new_u) > 1:  # the best left half with the best right half
                     new_u[-1] = self._crossover(us, rolls)
                 new_cfg = [self._decode(u) for u in new_u]
-                new_rolls = self._players.play(snap, new_cfg, steps, keep)
+                new_rolls, new_scores, new_ties = self._play(snap, new_cfg, steps, keep, step)
                 us += new_u
                 configs += new_cfg
                 rolls += new_rolls
-                scores += [r.f1 for r in new_rolls]
-                ties += [r.press for r in new_rolls]
+                scores += new_scores
+                ties += new_ties
                 best = _best(scores, ties)
                 if self.right_space:
                     k = len(self.space)
@@ -463,7 +489,23 @@ class Planner:
         self.plays += len(us)
         return WindowChoice(step, us[best], configs[best][0], configs[best][1], scores[best], scores[i_def], len(us),
                             searched, rolls[best], candidates=np.stack(us), candidate_f1=np.asarray(scores),
-                            candidate_press=np.asarray(ties), default_index=i_def, chosen_index=best)
+                            candidate_press=np.asarray(ties), default_index=i_def, chosen_index=best,
+                            candidate_f1_clean=np.asarray([r.f1 for r in rolls]) if cfg.noisy_plays else np.zeros(0))
+
+    def _play(self, snap: Snapshot, configs: list[Knobs], steps: int, keep: int,
+              step: int) -> tuple[list[Rollout], list[float], list[float]]:
+        """Play ``configs`` from ``snap``: the noise-free rollouts and each candidate's score and tie-breaker
+        (with ``noisy_plays``: the means over the noise-free play and the noisy ones, whose draws depend on
+        the window and the play's number only, so every candidate of a window meets the same noise)."""
+        rolls = self._players.play(snap, configs, steps, keep)
+        f1 = np.array([r.f1 for r in rolls])
+        press = np.array([r.press for r in rolls])
+        for k in range(1, self.cfg.noisy_plays + 1):
+            noisy = self._players.play(snap, configs, steps, keep, (self.cfg.play_noise, (self.cfg.seed, step, k)))
+            f1 += [r.f1 for r in noisy]
+            press += [r.press for r in noisy]
+        n = 1 + self.cfg.noisy_plays
+        return rolls, (f1 / n).tolist(), (press / n).tolist()
 
     def _crossover(self, us: list[np.ndarray], rolls: list[Rollout]) -> np.ndarray:
         k = len(self.space)
@@ -532,7 +574,8 @@ class Planner:
 def candidate_table(windows: Sequence[WindowChoice]) -> dict[str, np.ndarray]:
     """Every candidate of every window as flat columns (what ``candidates.npz`` holds): ``window``
     (index), ``step`` (the window's first piece step), ``u`` (unit knob coordinates), ``f1`` (horizon
-    F1), ``press`` (tie-breaker), ``default`` (the default knobs), ``chosen`` (the committed one)."""
+    F1; with ``noisy_plays`` the robust score, and ``f1_clean`` the noise-free play's), ``press``
+    (tie-breaker), ``default`` (the default knobs), ``chosen`` (the committed one)."""
     if not windows:
         return {}
     rows = [len(w.candidate_f1) for w in windows]
@@ -550,6 +593,9 @@ def candidate_table(windows: Sequence[WindowChoice]) -> dict[str, np.ndarray]:
         "f1": np.concatenate([w.candidate_f1 for w in windows]).astype(np.float32),
         "press": np.concatenate([w.candidate_press for w in windows]).astype(np.float32),
         "default": default, "chosen": chosen,
+        **({"f1_clean": np.concatenate([w.candidate_f1_clean for w in windows]).astype(np.float32)}
+           if all(w.candidate_f1_clean.size == len(w.candidate_f1) for w in windows) and windows[0].candidate_f1.size
+           and windows[0].candidate_f1_clean.size else {}),
     }
 
 

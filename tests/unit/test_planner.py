@@ -124,6 +124,31 @@ def test_same_seed_same_plan_with_one_and_two_workers(small_plan) -> None:
         assert plan.metrics == small_plan.metrics
 
 
+def test_robust_scoring_averages_noisy_plays_and_commits_the_noise_free_one(small_plan) -> None:
+    """noisy_plays: a candidate's score is the mean F1 over its noise-free play and noisy ones (the same draws
+    for every candidate of a window); the committed steps stay the noise-free play's, so the plan replays."""
+    cfg = PlannerConfig(**{**SMALL.__dict__, "noisy_plays": 2, "play_noise": 0.2})
+    with Planner("c_major_scale", "shadow", cfg) as planner:
+        snap = planner.engine.start(60)
+        w = planner.plan_window(snap)
+        again = planner.plan_window(snap)
+        clean = planner._players.play(snap, [(planner.base, None)], cfg.horizon, cfg.window)[0]
+        noisy = [planner._players.play(snap, [(planner.base, None)], cfg.horizon, cfg.window,
+                                       (cfg.play_noise, (cfg.seed, 60, k)))[0] for k in (1, 2)]
+        plan = planner.run()
+    assert np.array_equal(w.candidate_f1, again.candidate_f1)  # deterministic
+    assert w.candidate_f1_clean[w.default_index] == pytest.approx(clean.f1)
+    assert w.default_f1 == pytest.approx((clean.f1 + noisy[0].f1 + noisy[1].f1) / 3)
+    assert noisy[0].f1 != clean.f1 or noisy[1].f1 != clean.f1  # the noise reaches the play
+    assert "f1_clean" in plan.candidates
+    env = PianoEnv("c_major_scale", "shadow", EnvConfig(clip_steps=None, random_start=False))
+    obs, _ = env.reset(options={"start_step": 0})
+    for a in plan.actions:  # the committed actions are the noise-free plays': they replay the plan's F1
+        obs, *_ = env.step(a)
+    assert env.episode_metrics()["f1"] == pytest.approx(plan.metrics["f1"], abs=1e-12)
+    env.close()
+
+
 def test_another_seed_searches_differently() -> None:
     cfg = PlannerConfig(**{**SMALL.__dict__, "seed": 7, "adaptive": False})
     with Planner("c_major_scale", "shadow", cfg) as planner:
@@ -200,6 +225,8 @@ def test_plan_folder_plays_back_as_an_expert(tmp_path: Path, small_plan) -> None
     (PlannerConfig(window=20, horizon=10), "horizon"),
     (PlannerConfig(iterations=0), "iterations"),
     (PlannerConfig(method="pso"), "method"),  # type: ignore[arg-type]
+    (PlannerConfig(noisy_plays=-1), "noisy_plays"),
+    (PlannerConfig(noisy_plays=1, play_noise=0.0), "play_noise"),
 ])
 def test_bad_settings_get_clear_errors(cfg: PlannerConfig, match: str) -> None:
     with pytest.raises(PlannerError, match=match):
