@@ -157,7 +157,8 @@ MIDI_SUFFIXES: tuple[str, ...] = (".mid", ".midi")
 
 
 def get_score(name_or_path: str | Path) -> Score:
-    """A built-in piece by name, or a MIDI file (.mid/.midi, or any existing file) by path.
+    """A built-in piece by name, a MIDI file (.mid/.midi, or any existing file) by path, or a clip of the
+    shipped corpus by its id (``omnipianist corpus list``).
 
     Raises ScoreError for an unknown name (listing the built-ins) or an unreadable file.
     """
@@ -167,7 +168,15 @@ def get_score(name_or_path: str | Path) -> Score:
     path = Path(text)
     if path.suffix.lower() in MIDI_SUFFIXES or path.is_file():
         return load_midi(path)
+    from sim_training.music.corpus.manifest import corpus_path
+
+    try:
+        clip = corpus_path(text)
+    except (ScoreError, OSError, ValueError):
+        clip = None
+    if clip is not None and clip.is_file():
+        return load_midi(clip)
     raise ScoreError(
-        f"unknown piece {text!r}: not a built-in ({', '.join(sorted(BUILTIN_PIECES))}) "
-        "and not a .mid/.midi file"
+        f"unknown piece {text!r}: not a built-in ({', '.join(sorted(BUILTIN_PIECES))}), "
+        "not a corpus clip id (omnipianist corpus list) and not a .mid/.midi file"
     )

@@ -568,3 +568,14 @@ def test_single_note_and_get_score_errors(tmp_path: Path) -> None:
         assert name in str(info.value)
     with pytest.raises(ScoreError, match=r"missing\.mid"):
         get_score(str(tmp_path / "missing.mid"))
+
+
+def test_a_corpus_clip_id_names_a_piece_and_an_unknown_name_says_what_is_accepted() -> None:
+    from sim_training.music.builtin import get_score
+    from sim_training.music.corpus.manifest import load_manifest
+
+    clip = load_manifest().entries[0]
+    score = get_score(clip.id)
+    assert score.name == clip.id and len(score.notes) > 0
+    with pytest.raises(ScoreError, match="corpus clip id"):
+        get_score("no_such_piece")
