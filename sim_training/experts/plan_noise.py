@@ -4,7 +4,9 @@ The planner chooses each window's knobs by playing candidates in the simulator f
 plan reached, so part of what it buys may exist only on that exact trajectory. Here every plan
 (:class:`~sim_training.experts.planner.PlanExpert`: its knob schedule open loop, the prior closed loop)
 and the default prior play the same clip with Gaussian noise of std ``sigma`` added to every action
-(normalised units, clipped to [-1, 1]; the same draws for both), for each ``sigma``.
+(normalised units, clipped to [-1, 1]; the same draws for both), for each ``sigma``; so does the prior
+with the plan's mean knobs held for the whole clip (one knob setting per piece: what of the plan is
+about the piece rather than the window).
 
 A student that imitates the planner never reproduces its exact states, so the gain at a small sigma
 bounds what it can inherit. Target (exit 1 on a miss): the planner's mean gain over the prior at the
@@ -50,9 +52,11 @@ class PlanNoiseResult:
     pieces: list[str]
     sigmas: list[float]
     rows: list[dict[str, Any]]
-    """Per clip: piece, and ``plan_<sigma>`` / ``prior_<sigma>`` F1."""
+    """Per clip: piece, and ``plan_<sigma>`` / ``prior_<sigma>`` / ``plan_mean_<sigma>`` F1."""
     summary: list[dict[str, float]]
-    """Per sigma: plan and prior mean F1, the mean gain and the fraction of clips where the plan is above."""
+    """Per sigma: plan and prior mean F1, the mean gain, the fraction of clips where the plan is above, and
+    the same for the plan's mean knobs held for the whole clip (``plan_mean_*``: what one knob setting per
+    piece keeps of the plan)."""
     target: float
     measured: float
     """the mean gain at the smallest non-zero sigma"""
@@ -82,7 +86,8 @@ def run_plan_noise(cfg: PlanNoiseConfig) -> PlanNoiseResult:
     from sim_training.dataset.labellers import resolve_piece
     from sim_training.env.piano_env import EnvConfig, PianoEnv
     from sim_training.env.rollout import rollout
-    from sim_training.experts.planner import load_plan_expert
+    from sim_training.experts.planner import SPACES, load_plan_expert
+    from sim_training.fingering.knobs import KnobPrior, encode
     from sim_training.fingering.prior import OTIKPrior, PriorConfig
 
     t0 = time.perf_counter()
@@ -106,10 +111,17 @@ def run_plan_noise(cfg: PlanNoiseConfig) -> PlanNoiseResult:
                        EnvConfig(clip_steps=None, random_start=False, stretch=float(doc.get("stretch", 1.0))),
                        scene=scene)
         prior = OTIKPrior(scene, PriorConfig())
+        space = SPACES[doc["planner"].get("space", "prior")]
+        u_mean = np.stack([encode(c, space) for _, c, _ in expert.schedule]).mean(axis=0)
+        def constant(_obs: np.ndarray, u: np.ndarray = u_mean) -> np.ndarray:
+            return u
+
+        mean_knobs = KnobPrior(OTIKPrior(scene, expert.base), expert.base, space, int(doc["planner"]["window"]),
+                               constant)
         row: dict[str, Any] = {"piece": str(doc["piece"])}
         try:
             for sigma in sigmas:
-                for name, policy in (("plan", expert), ("prior", prior)):
+                for name, policy in (("plan", expert), ("prior", prior), ("plan_mean", mean_knobs)):
                     policy.reset()
                     rng = np.random.default_rng([cfg.seed, len(rows)])
                     ep = rollout(env, _noisy(policy, sigma, rng), seed=cfg.seed, start_step=int(doc["start_step"]))
@@ -121,8 +133,10 @@ def run_plan_noise(cfg: PlanNoiseConfig) -> PlanNoiseResult:
     for sigma in sigmas:
         plan = np.array([r[f"plan_{sigma:g}"] for r in rows])
         prior_f1 = np.array([r[f"prior_{sigma:g}"] for r in rows])
+        mean_f1 = np.array([r[f"plan_mean_{sigma:g}"] for r in rows])
         summary.append({"sigma": sigma, "plan_f1": float(plan.mean()), "prior_f1": float(prior_f1.mean()),
-                        "gain": float((plan - prior_f1).mean()), "plan_above_prior": float(np.mean(plan > prior_f1))})
+                        "gain": float((plan - prior_f1).mean()), "plan_above_prior": float(np.mean(plan > prior_f1)),
+                        "plan_mean_f1": float(mean_f1.mean()), "plan_mean_gain": float((mean_f1 - prior_f1).mean())})
     measured = next(s["gain"] for s in summary if s["sigma"] > 0)
     res = PlanNoiseResult("plan-noise", embodiment, [r["piece"] for r in rows], sigmas, rows, summary,
                           STUDENT_MARGIN_TARGET, measured, bool(measured >= STUDENT_MARGIN_TARGET),
@@ -137,7 +151,8 @@ def format_plan_noise(res: PlanNoiseResult) -> str:
     lines = [f"planner vs prior under action noise: {len(res.pieces)} {res.embodiment} clips ({res.wall_s:.0f} s)"]
     for s in res.summary:
         lines.append(f"  sigma {s['sigma']:<5g} plan {s['plan_f1']:.3f}  prior {s['prior_f1']:.3f}  "
-                     f"gain {s['gain']:+.3f}  plan above on {s['plan_above_prior']:.0%}")
+                     f"gain {s['gain']:+.3f}  plan above on {s['plan_above_prior']:.0%}  "
+                     f"(the plan's mean knobs held all clip: {s['plan_mean_gain']:+.3f})")
     lines.append(f"target: gain at the smallest noise >= {res.target:g} -> {'met' if res.ok else 'MISSED'}")
     return "\n".join(lines)
 

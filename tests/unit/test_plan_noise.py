@@ -22,6 +22,7 @@ def test_noise_free_row_is_the_plan_and_noise_changes_the_play(tmp_path: Path) -
     assert row["plan_0.3"] != row["plan_0"] and row["prior_0.3"] != row["prior_0"]
     assert res.measured == pytest.approx(row["plan_0.3"] - row["prior_0.3"])
     assert res.ok is (res.measured >= res.target)
+    assert {"plan_mean_0", "plan_mean_0.3"} <= set(row) and "plan_mean_gain" in res.summary[0]
 
 
 def test_bad_inputs_are_named(tmp_path: Path) -> None:
