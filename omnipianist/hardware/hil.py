@@ -31,20 +31,19 @@ import mujoco
 import numpy as np
 
 from omnipianist.errors import ConfigError
-from omnipianist.hardware.channels import ServoChannel, channels_from_hand
+from omnipianist.hardware.channels import ServoChannel
 from omnipianist.hardware.config import (
     HARDWARE_CONFIG_DIR,
     BusConfig,
     SafetyConfig,
     load_bus_config,
-    load_hand_config,
     load_safety_config,
 )
 from omnipianist.hardware.driver import IO_BUDGET_FRACTION, HandDriver, HandReading
 from omnipianist.hardware.dynamixel import protocol as p
 from omnipianist.hardware.dynamixel import tables as t
 from omnipianist.hardware.emulator import ServoBusEmulator
-from omnipianist.hardware.hil_config import HIL_CONFIG_DIR, load_virtual_hand, with_safety
+from omnipianist.hardware.hil_config import HIL_CONFIG_DIR, load_channels
 from omnipianist.hardware.sim_servos import SimServoBackend
 from sim_training.constants import CONTROL_DT_S, HAND_SIDES
 from sim_training.env.piano_env import EnvConfig, PianoEnv
@@ -106,15 +105,6 @@ class HilConfig:
         if self.safety_file is not None:
             return self.safety_file
         return HIL_CONFIG_DIR / "safety.yaml" if self.embodiment == "shadow" else HARDWARE_CONFIG_DIR / "safety.yaml"
-
-
-def load_channels(path: Path, embodiment: str, safety: SafetyConfig) -> tuple[list[ServoChannel], str]:
-    """Channels and bus name of one hand file (virtual or real)."""
-    if embodiment == "shadow" or path.parent.name == "hil":
-        virtual = load_virtual_hand(path)
-        return with_safety(virtual.channels, safety), virtual.bus
-    hand = load_hand_config(path)
-    return channels_from_hand(hand, safety), hand.bus
 
 
 def load_sim_buses(config: HilConfig) -> tuple[dict[str, list[ServoChannel]], dict[str, BusConfig], SafetyConfig]:

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from omnipianist.hardware.channels import ServoChannel, check_channels
-from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, SafetyConfig
+from omnipianist.hardware.channels import ServoChannel, channels_from_hand, check_channels
+from omnipianist.hardware.config import HARDWARE_CONFIG_DIR, SafetyConfig, load_hand_config
 from omnipianist.hardware.dynamixel.protocol import MAX_ID
 from omnipianist.hardware.dynamixel.tables import CENTER_TICKS, MODELS_BY_NAME, RAD_PER_TICK, X_SERIES
 from omnipianist.hardware.joints import PositionGains
@@ -235,3 +235,13 @@ def write_virtual_hands(directory: Path = HIL_CONFIG_DIR) -> list[Path]:
 if __name__ == "__main__":  # pragma: no cover - regeneration helper
     for p in write_virtual_hands(Path(sys.argv[1]) if len(sys.argv) > 1 else HIL_CONFIG_DIR):
         print(p)
+
+
+def load_channels(path: Path, embodiment: str, safety: SafetyConfig) -> tuple[list[ServoChannel], str]:
+    """Channels and bus name of one hand file: a virtual hand (Shadow, or any file in a ``hil`` folder) or a
+    real hand file. Needs no MuJoCo (the real hand-driver node reads its hand file with it)."""
+    if embodiment == "shadow" or path.parent.name == "hil":
+        virtual = load_virtual_hand(path)
+        return with_safety(virtual.channels, safety), virtual.bus
+    hand = load_hand_config(path)
+    return channels_from_hand(hand, safety), hand.bus

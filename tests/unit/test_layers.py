@@ -68,12 +68,23 @@ def test_planner_runs_without_torch() -> None:
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
+def test_the_real_hand_driver_node_imports_without_mujoco() -> None:
+    r = _run("mujoco", """
+        import omnipianist_ros.nodes.hand_driver_node
+        import sys
+        assert "mujoco" not in sys.modules and "omnipianist.hardware.hil" not in sys.modules
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
 def test_hardware_driver_and_safety_import_without_mujoco() -> None:
     r = _run("mujoco", """
         import omnipianist.hardware.calibration, omnipianist.hardware.channels, omnipianist.hardware.config
         import omnipianist.hardware.joints
         import omnipianist.hardware.driver, omnipianist.hardware.dynamixel.bus, omnipianist.safety.filter
         import omnipianist.safety.rail
+        import omnipianist.hardware.hil_config  # the hand files, virtual or real (the driver node reads them)
         from sim_training.models.embodiment import get_embodiment
         emb = get_embodiment("leap")
         assert emb.all_joint_names  # joint order facts need no simulator

@@ -51,7 +51,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from omnipianist.errors import OmnipianistError
 from omnipianist.hardware.config import load_bus_config, load_safety_config
 from omnipianist.hardware.driver import DriverState, HandDriver
-from omnipianist.hardware.hil import load_channels
+from omnipianist.hardware.hil_config import load_channels
 from omnipianist_ros import topics
 from omnipianist_ros.params import HandDriverParams, declare_and_read
 from sim_training.models.embodiment import get_embodiment
