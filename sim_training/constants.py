@@ -10,6 +10,9 @@ import math
 CONTROL_DT_S: float = 0.05
 """Control period (20 Hz)."""
 
+CONTROL_RATE_HZ: float = 1.0 / CONTROL_DT_S
+"""Control rate [Hz] (the policy's, the hand drivers' default)."""
+
 PHYSICS_DT_S: float = 0.005
 """Physics time step (200 Hz)."""
 

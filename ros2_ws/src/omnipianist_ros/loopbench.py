@@ -56,6 +56,7 @@ from omnipianist_ros.bringup import Graph, ProcessGraph
 from omnipianist_ros.config import config_path, load_bringup_config
 from omnipianist_ros.nodes.main import CPUS_ENV, RT_PRIORITY_ENV, apply_cpu_affinity, apply_rt_priority
 from omnipianist_ros.spinning import Spinner
+from sim_training.constants import CONTROL_RATE_HZ
 
 ISOLATED_ENV = "OMNIPIANIST_NETNS"
 TARGETS_20HZ = {"period_jitter_ms_p99": 2.0, "latency_ms_p99": 10.0, "missed_deadlines": 0}
@@ -63,7 +64,7 @@ TARGETS_20HZ = {"period_jitter_ms_p99": 2.0, "latency_ms_p99": 10.0, "missed_dea
 
 @dataclass(frozen=True)
 class BenchLoopConfig:
-    rate: float = 20.0
+    rate: float = CONTROL_RATE_HZ
     """loop rate [Hz] (20 = the control rate; 100 = stress)"""
     cycles: int = 5000
     """control cycles to time (>= 5000 for the record)"""
@@ -318,7 +319,7 @@ def judge(r: dict[str, Any]) -> list[str]:
         misses.append(f"real-time priority refused for {r['rt_refused']} (run with CAP_SYS_NICE or --rt-priority 0)")
     if r["cycles"] < r["cycles_asked"]:
         misses.append(f"only {r['cycles']} of {r['cycles_asked']} cycles completed")
-    if abs(r["rate_hz"] - 20.0) < 1e-9:
+    if abs(r["rate_hz"] - CONTROL_RATE_HZ) < 1e-9:
         for key in ("period_jitter_ms_p99", "latency_ms_p99"):
             if r[key] > TARGETS_20HZ[key]:
                 misses.append(f"{key} {r[key]:.2f} > {TARGETS_20HZ[key]}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from omnipianist.errors import ConfigError
-from sim_training.constants import LOOKAHEAD_STEPS
+from sim_training.constants import CONTROL_RATE_HZ, LOOKAHEAD_STEPS
 from sim_training.models.embodiment import ACTION_SETS
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class HandDriverParams:
     hand_config: str = _p("", "hand YAML ('' = <hardware_config>/<embodiment>_<side>.yaml)")
     bus_config: str = _p("", "bus YAML ('' = <hardware_config>/bus.yaml)")
     safety_config: str = _p("", "safety YAML ('' = <hardware_config>/safety.yaml)")
-    rate_hz: float = _p(20.0, "control rate [Hz] (one bus cycle per period)")
+    rate_hz: float = _p(CONTROL_RATE_HZ, "control rate [Hz] (one bus cycle per period)")
     port: str = _p("", "serial port override ('' = the bus file's port)")
     autostart: bool = _p(False, "configure on start-up and activate as soon as the /estop heartbeat is live "
                                 "(otherwise via lifecycle transitions); a failed configure (e.g. the port does "
