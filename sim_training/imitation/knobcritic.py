@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from omnipianist.command import Command, ok_or_1
 from omnipianist.errors import ConfigError
 from sim_training.experts.planner import PLAN_CANDIDATES
-from sim_training.imitation.knobhead import KnobSamples, plan_samples
+from sim_training.imitation.knobhead import KnobSamples, cached_plan_samples, plan_samples
 
 
 # ----------------------------------------------------------------------------------- data
@@ -314,19 +314,7 @@ def run_knob_critic_bench(cfg: KnobCriticBenchConfig) -> KnobCriticBenchResult:
     dirs = sorted(p.parent for p in plans.glob(f"*/{PLAN_CANDIDATES}") if (p.parent / "plan.json").is_file())
     if not dirs:
         raise ConfigError(f"{plans}: no plan folder with plan.json and {PLAN_CANDIDATES}")
-    cache = Path(cfg.samples) if cfg.samples else None
-    if cache is not None and cache.is_file():
-        samples = KnobSamples.load(cache)
-        known = set(samples.pieces)
-        new = [d for d in dirs if json.loads((d / "plan.json").read_text())["piece"] not in known]
-        if new:  # plans finished since the cache was written: replay those and add them
-            samples = KnobSamples.concat([samples, plan_samples(new)])
-            samples.save(cache)
-    else:
-        samples = plan_samples(dirs)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            samples.save(cache)
+    samples = cached_plan_samples(dirs, cfg.samples or None)
     data = candidate_windows(dirs, samples)
     pieces = np.asarray(data.pieces)
     if cfg.folds < 2 or cfg.folds > len(pieces):

@@ -211,6 +211,29 @@ def plan_samples(plan_dirs: Sequence[str | Path], progress: Callable[[str], None
                        np.asarray(start_l), np.asarray(gain_l), space, window, emb_key, plan_f1, prior_f1, layout)
 
 
+def cached_plan_samples(plan_dirs: Sequence[str | Path], cache: str | Path | None = None) -> KnobSamples:
+    """:func:`plan_samples` of ``plan_dirs`` through the cache file ``cache`` (.npz): plans it does not
+    hold yet are replayed and added (the cache is rewritten), and only the pieces of ``plan_dirs`` are
+    returned, so a cache follows a plans folder that grows between runs."""
+    dirs = [Path(d) for d in plan_dirs]
+    names = [str(json.loads((d / "plan.json").read_text())["piece"]) for d in dirs]
+    if cache is None:
+        return plan_samples(dirs)
+    path = Path(cache)
+    if not path.is_file():
+        samples = plan_samples(dirs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        samples.save(path)
+        return samples
+    samples = KnobSamples.load(path)
+    known = set(samples.pieces)
+    new = [d for d, n in zip(dirs, names, strict=True) if n not in known]
+    if new:
+        samples = KnobSamples.concat([samples, plan_samples(new)])
+        samples.save(path)
+    return samples.select(names)
+
+
 # ----------------------------------------------------------------------------------- relabelling
 class _PlannerRelabel:
     """Acts as the student; at each window start the planner chooses knobs from the student's state

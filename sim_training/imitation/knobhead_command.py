@@ -10,9 +10,8 @@ from typing import Any
 from omnipianist.errors import ConfigError
 from sim_training.imitation.knobhead import (
     KnobHeadConfig,
-    KnobSamples,
     KnobTrainConfig,
-    plan_samples,
+    cached_plan_samples,
     relabel_rounds,
     train_knob_head,
 )
@@ -24,7 +23,7 @@ class TrainKnobHeadConfig:
     """folder of planner experts (<piece>/plan.json + expert.json), one embodiment"""
     out: str = field(metadata={"help": "output folder (knobhead.pt, result.json, loss.png)"})
     samples: str = ""
-    """cache of the replayed samples (.npz): read if present, else written"""
+    """cache of the replayed samples (.npz): read if present (plans it lacks are replayed and added), else written"""
     relabel_rounds: int = 0
     """RP1M++ rounds: the student plays, the planner labels its states, retrain"""
     relabel_pieces: int = 8
@@ -51,14 +50,7 @@ def run_train_knob_head(cfg: TrainKnobHeadConfig) -> TrainKnobHeadResult:
     if not dirs:
         raise ConfigError(f"{plans}: no finished plans (<piece>/plan.json with expert.json) in this folder")
     train = replace(cfg.train, model=cfg.knob)
-    cache = Path(cfg.samples) if cfg.samples else None
-    if cache is not None and cache.is_file():
-        samples = KnobSamples.load(cache)
-    else:
-        samples = plan_samples(dirs)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            samples.save(cache)
+    samples = cached_plan_samples(dirs, cfg.samples or None)
     if cfg.relabel_rounds > 0:
         from sim_training.experts.planner import PlannerConfig
 

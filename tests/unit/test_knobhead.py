@@ -18,6 +18,7 @@ from sim_training.imitation.knobhead import (
     KnobHeadPolicy,
     KnobSamples,
     KnobTrainConfig,
+    cached_plan_samples,
     plan_samples,
     relabel_rounds,
     train_knob_head,
@@ -60,6 +61,19 @@ def test_saved_samples_load_and_join_fresh_ones(planned: tuple[Path, KnobSamples
     other = dataclasses.replace(s, window=5)
     with pytest.raises(ValueError, match="cannot be joined"):
         KnobSamples.concat([s, other])
+
+
+def test_the_samples_cache_follows_a_growing_plans_folder(planned: tuple[Path, KnobSamples], tmp_path: Path) -> None:
+    d, s = planned
+    cache = tmp_path / "cache.npz"
+    other = s.select([])  # a cache that holds no replay of this plan yet
+    other.save(cache)
+    got = cached_plan_samples([d], cache)
+    np.testing.assert_array_equal(got.obs, s.obs)  # the missing plan was replayed ...
+    assert KnobSamples.load(cache).pieces == ["c_major_scale"]  # ... and added to the cache
+    again = cached_plan_samples([d], cache)  # now read from the cache, bit for bit
+    np.testing.assert_array_equal(again.obs, s.obs)
+    np.testing.assert_array_equal(again.u, s.u)
 
 
 def test_knob_prior_with_the_default_knobs_is_the_prior() -> None:
