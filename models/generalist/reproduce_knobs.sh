@@ -39,3 +39,24 @@ wait
 $OMNI bench generalist --policy knobs=models/generalist/shadow.onnx --policy fmtres=runs/gen/fmtres_plans \
     --policy bcres=runs/gen/bcres1500 --unseen-pieces 20 --seen-pieces 20 --plans models/experts/plans/shadow \
     --out models/generalist/bench_side_by_side.json || true
+
+# 6. F1 vs number of planned clips (Shadow): the head on the first N planned clips of the train split in
+#    manifest order (a folder of links per N), exported, 20 unseen test clips and 10 of its own clips
+for N in 10 30 60 99 233; do
+  rm -rf runs/curve/plans_$N && mkdir -p runs/curve/plans_$N
+  .venv/bin/python - "$N" <<'PY'
+import sys
+from pathlib import Path
+from sim_training.experts.fanout import resolve_pieces
+n = int(sys.argv[1])
+plans = Path("models/experts/plans/shadow")
+done = [j.id for j in resolve_pieces("sim_training/music/corpus_data/manifest.json", "train")
+        if (plans / j.id / "plan.json").is_file()][:n]
+for piece in done:
+    (Path(f"runs/curve/plans_{n}") / piece).symlink_to((plans / piece).resolve())
+PY
+  $OMNI train-knob-head runs/curve/plans_$N --out runs/curve/knob_$N --samples runs/knob/shadow_samples.npz
+  $OMNI export runs/curve/knob_$N --out runs/curve/knob_$N.onnx
+  $OMNI bench generalist --policy knobs=runs/curve/knob_$N.onnx --unseen-pieces 20 --seen-pieces 10 \
+      --out runs/curve/bench_$N.json || true
+done
