@@ -69,6 +69,7 @@ import math
 import os
 import select
 import shutil
+import sys
 import tempfile
 import termios
 import threading
@@ -590,7 +591,7 @@ class ServoBusEmulator:
             buf = fcntl.ioctl(master, termios.FIONREAD, b"\0\0\0\0")
         except OSError:
             return 0
-        return int.from_bytes(buf, "little")
+        return int.from_bytes(buf, sys.byteorder)  # a C int in the host's byte order
 
     def idle(self) -> bool:
         """Every byte written to the port so far has been handled (replies sent, goals applied).
